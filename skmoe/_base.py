@@ -1,0 +1,427 @@
+"""Base class of the mixture-of-experts estimators: parameters and the EM loop.
+
+The loop follows :mod:`sklearn.mixture._base`: validate, then ``n_init`` restarts,
+each alternating M-steps and E-steps until the objective changes by less than
+``tol``, keep the best, warn if it did not converge. Subclasses supply the
+expert likelihood (Gaussian noise or class probabilities) through small hooks.
+"""
+
+import copy
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+from time import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context, clone, is_classifier
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._math import exp_floored, logsumexp_rows
+from .experts import EstimatorExperts
+from .experts._estimators import set_random_states
+from .gates import SoftmaxGate
+
+_DEFAULT_N_EXPERTS = 4
+
+# An expert whose share of the total responsibility mass falls under this is
+# restarted on the rows the mixture fits worst; at most _MAX_RESTARTS_PER_EXPERT
+# times per expert and initialisation, so that the loop always ends.
+_MIN_EXPERT_MASS = 1e-3
+_MAX_RESTARTS_PER_EXPERT = 2
+
+
+def _e_step(log_gate, log_lik):
+    """Log responsibilities and per-row log-likelihood, both from log space."""
+    log_joint = log_gate + log_lik
+    row_log_lik = logsumexp_rows(log_joint)
+    return log_joint - row_log_lik[:, None], row_log_lik
+
+
+def _check_init_resp(init, n_samples, n_experts):
+    """Validate user-given initial responsibilities and normalise their rows."""
+    resp = np.asarray(init, dtype=np.float64)
+    if resp.shape != (n_samples, n_experts):
+        raise ValueError(
+            f"init must have shape (n_samples, n_experts) = ({n_samples}, {n_experts}), "
+            f"got {resp.shape}."
+        )
+    if not np.all(np.isfinite(resp)) or np.any(resp < 0):
+        raise ValueError("init must hold finite, non-negative responsibilities.")
+    row_sums = resp.sum(axis=1, keepdims=True)
+    if np.any(row_sums <= 0):
+        raise ValueError("Every row of init must have a positive sum.")
+    return resp / row_sums
+
+
+def _restart_dead_experts(resp, sample_weight, row_log_lik, restarts, rng):
+    """Hand the worst-fitted rows to experts that lost (nearly) all their mass.
+
+    Returns the new responsibilities and the indices of the restarted experts.
+    Before the first E-step there is no fit to judge, so random rows are used.
+    """
+    mass = sample_weight @ resp / sample_weight.sum()
+    dead = np.flatnonzero((mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT))
+    if dead.size == 0:
+        return resp, dead
+    resp = resp.copy()
+    candidates = np.flatnonzero(sample_weight > 0)
+    n_take = max(1, candidates.size // resp.shape[1])
+    if row_log_lik is None:
+        order = rng.permutation(candidates)
+    else:
+        order = candidates[np.argsort(row_log_lik[candidates], kind="stable")]
+    for i, k in enumerate(dead):
+        rows = order[i * n_take : (i + 1) * n_take]
+        resp[rows] = 0.0
+        resp[rows, k] = 1.0
+    return resp, dead
+
+
+class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
+    """Shared parameters, EM fit and gate access of the mixture estimators.
+
+    Do not use directly: use :class:`MixtureOfExpertsRegressor` or
+    :class:`MixtureOfExpertsClassifier`.
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [list, None],  # subclasses add the methods an expert needs
+        "n_experts": [Interval(Integral, 1, None, closed="left"), None],
+        "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "expert_alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"kmeans", "random"}), "array-like"],
+        "warm_start": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        gate_alpha=1.0,
+        expert_alpha=1.0,
+        max_iter=100,
+        tol=1e-3,
+        n_init=1,
+        init="kmeans",
+        warm_start=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.estimator = estimator
+        self.n_experts = n_experts
+        self.gate_alpha = gate_alpha
+        self.expert_alpha = expert_alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init = init
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ hooks
+    _required_methods = ("fit", "predict")
+
+    @abstractmethod
+    def _prepare_target(self, y, sample_weight):
+        """Validate and encode ``y``; set target attributes such as ``classes_``."""
+
+    @abstractmethod
+    def _builtin_experts(self, n_experts):
+        """The vectorised expert set used when ``estimator`` is None."""
+
+    @abstractmethod
+    def _expert_outputs(self, experts, X):
+        """All experts' outputs on X: means (n, K) or probabilities (n, K, C)."""
+
+    def _update_params(self, experts, outputs, y, weights):
+        """M-step of parameters other than the experts' own (e.g. noise)."""
+        return None
+
+    @abstractmethod
+    def _log_lik(self, outputs, y, params):
+        """(n, K) log-likelihood of each row under each expert."""
+
+    def _expert_penalty(self, experts, params):
+        """Penalty of the experts' coefficients in the EM objective."""
+        return 0.0
+
+    def _set_params_attributes(self, params):
+        """Store what ``_update_params`` returned as fitted attributes."""
+
+    def _get_params_attributes(self):
+        """Inverse of ``_set_params_attributes``, for warm starts."""
+        return None
+
+    # ------------------------------------------------------------------ setup
+    def _estimator_list(self):
+        """The user's estimators as a list (empty for built-in experts)."""
+        if self.estimator is None:
+            return []
+        return self.estimator if isinstance(self.estimator, list) else [self.estimator]
+
+    def _check_estimator_list(self):
+        if isinstance(self.estimator, list) and not self.estimator:
+            raise ValueError("estimator is an empty list; give at least one expert.")
+        for i, est in enumerate(self._estimator_list()):
+            missing = [m for m in self._required_methods if not hasattr(est, m)]
+            if missing:
+                raise TypeError(
+                    f"estimator[{i}] ({est!r}) has no {' or '.join(missing)} method; every "
+                    f"expert must implement {', '.join(self._required_methods)}."
+                )
+
+    def _resolved_n_experts(self):
+        if isinstance(self.estimator, list):
+            if self.n_experts is not None and self.n_experts != len(self.estimator):
+                raise ValueError(
+                    f"n_experts={self.n_experts} does not match the {len(self.estimator)} "
+                    "estimators given; leave n_experts=None with a list of estimators."
+                )
+            return len(self.estimator)
+        return self.n_experts or _DEFAULT_N_EXPERTS
+
+    def _make_experts(self, n_experts, rng):
+        if self.estimator is None:
+            return self._builtin_experts(n_experts)
+        templates = self._estimator_list()
+        if len(templates) == 1:
+            templates = templates * n_experts
+        return EstimatorExperts(
+            [set_random_states(clone(t), rng) for t in templates],
+            n_classes=len(self.classes_) if is_classifier(self) else None,
+            n_jobs=self.n_jobs,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # the gate and the built-in experts take sparse input, never NaN;
+        # wrapped experts decide for themselves
+        expert_tags = [get_tags(est).input_tags for est in self._estimator_list()]
+        tags.input_tags.sparse = all(t.sparse for t in expert_tags)
+        tags.input_tags.allow_nan = bool(expert_tags) and all(t.allow_nan for t in expert_tags)
+        return tags
+
+    def _validate_X(self, X, reset, y=None):
+        kwargs = dict(
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan" if get_tags(self).input_tags.allow_nan else True,
+            reset=reset,
+        )
+        if y is None:
+            return validate_data(self, X, **kwargs)
+        return validate_data(self, X, y, y_numeric=False, **kwargs)
+
+    def _initial_resp(self, Z, sample_weight, n_experts, rng):
+        n_samples = Z.shape[0]
+        if isinstance(self.init, str) and self.init == "random":
+            resp = rng.uniform(size=(n_samples, n_experts))
+            return resp / resp.sum(axis=1, keepdims=True)
+        if isinstance(self.init, str):  # "kmeans" on the gate's standardised input
+            with warnings.catch_warnings():
+                # duplicated rows can leave clusters empty: they get restarted
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                labels = KMeans(n_experts, n_init=1, random_state=rng).fit_predict(
+                    Z, sample_weight=sample_weight
+                )
+            return np.eye(n_experts)[labels]
+        return _check_init_resp(self.init, n_samples, n_experts)
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights, not all zero; they multiply the
+            responsibilities given to each expert.
+
+        Returns
+        -------
+        self : object
+            The fitted mixture.
+        """
+        X, y = self._validate_X(X, reset=True, y=y)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if np.any(sample_weight < 0):
+            raise ValueError("sample_weight must be non-negative.")
+        if not sample_weight.sum() > 0:
+            raise ValueError("sample_weight must not be all zero.")
+        self._check_estimator_list()
+        y = self._prepare_target(y, sample_weight)
+        n_experts = self._resolved_n_experts()
+        if n_experts > X.shape[0]:
+            raise ValueError(
+                f"n_experts={n_experts} must be <= n_samples={X.shape[0]}: every expert "
+                "needs rows to fit."
+            )
+        self._fit_em(X, y, sample_weight, n_experts)
+        return self
+
+    def _fit_em(self, X, y, sample_weight, n_experts):
+        rng = check_random_state(self.random_state)
+        warm = self.warm_start and hasattr(self, "converged_")
+        best = None
+        for init in range(1 if warm else self.n_init):
+            if warm:
+                # continue from a copy, so a failing fit leaves the fitted state intact
+                gate, experts = copy.deepcopy((self.gate_, self._experts))
+                Z = gate.standardize(X)
+                log_lik = self._log_lik(
+                    self._expert_outputs(experts, X), y, self._get_params_attributes()
+                )
+                resp = exp_floored(_e_step(gate.log_proba_standardized(Z), log_lik)[0])
+            else:
+                gate = SoftmaxGate(alpha=self.gate_alpha).init_scaler(X, sample_weight)
+                experts = self._make_experts(n_experts, rng)
+                Z = gate.standardize(X)
+                resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+            self._print_init_start(init)
+            result = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
+            self._print_init_end(result["lower_bound"], result["converged"])
+            if best is None or result["lower_bound"] > best["lower_bound"]:
+                best = result
+        if not best["converged"]:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        if best["n_expert_restarts"]:
+            warnings.warn(
+                f"{best['n_expert_restarts']} expert restart(s): experts whose share of "
+                f"the responsibility fell under {_MIN_EXPERT_MASS} were re-initialised "
+                "on the worst-fitted rows.",
+                UserWarning,
+            )
+        self.gate_, self._experts = best["gate"], best["experts"]
+        self._set_params_attributes(best["params"])
+        self.estimators_ = self._experts.to_estimators()
+        self.n_iter_ = best["n_iter"]
+        self.converged_ = best["converged"]
+        self.lower_bound_ = best["lower_bound"]
+        self.lower_bounds_ = best["lower_bounds"]
+        self.n_expert_restarts_ = best["n_expert_restarts"]
+
+    def _em_loop(self, gate, experts, X, Z, y, sample_weight, resp, rng):
+        """One EM run from initial responsibilities. Each iteration is an M-step
+        then an E-step, so the objective recorded is that of the parameters kept."""
+        total_weight = sample_weight.sum()
+        restarts = np.zeros(resp.shape[1], dtype=int)
+        lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
+        for n_iter in range(1, self.max_iter + 1):
+            resp, restarted = _restart_dead_experts(
+                resp, sample_weight, row_log_lik, restarts, rng
+            )
+            restarts[restarted] += 1
+            weights = resp * sample_weight[:, None]
+            gate.fit_standardized(Z, weights)
+            experts.fit(X, y, weights, random_state=rng)
+            outputs = self._expert_outputs(experts, X)
+            params = self._update_params(experts, outputs, y, weights)
+            log_lik = self._log_lik(outputs, y, params)
+            log_resp, row_log_lik = _e_step(gate.log_proba_standardized(Z), log_lik)
+            resp = exp_floored(log_resp)
+            penalty = gate.penalty() + self._expert_penalty(experts, params)
+            previous, lower_bound = lower_bound, (sample_weight @ row_log_lik - penalty) / total_weight
+            lower_bounds.append(lower_bound)
+            self._print_iter_end(n_iter, lower_bound, lower_bound - previous)
+            if restarted.size == 0 and abs(lower_bound - previous) < self.tol:
+                converged = True
+                break
+        return dict(
+            gate=gate,
+            experts=experts,
+            params=params,
+            n_iter=n_iter,
+            converged=converged,
+            lower_bound=lower_bound,
+            lower_bounds=np.asarray(lower_bounds),
+            n_expert_restarts=int(restarts.sum()),
+        )
+
+    # ------------------------------------------------------------------ gate access
+    def gate_proba(self, X):
+        """Gate probabilities: how much each expert contributes to each row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_experts)
+            Non-negative, each row sums to 1.
+        """
+        check_is_fitted(self)
+        return self.gate_.predict_proba(self._validate_X(X, reset=False))
+
+    def predict_expert(self, X):
+        """Index of the expert with the largest gate probability for each row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        expert : ndarray of shape (n_samples,)
+        """
+        return self.gate_proba(X).argmax(axis=1)
+
+    def _gate_and_X(self, X):
+        """Validated X and its gate probabilities, for the predict methods."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return X, self.gate_.predict_proba(X)
+
+    # ------------------------------------------------------------------ verbose
+    def _print_init_start(self, init):
+        if self.verbose:
+            print(f"Initialization {init}")
+            self._init_prev_time = self._iter_prev_time = time()
+
+    def _print_iter_end(self, n_iter, lower_bound, change):
+        if self.verbose and n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            else:
+                now = time()
+                print(
+                    f"  Iteration {n_iter}\t time lapse {now - self._iter_prev_time:.5f}s"
+                    f"\t log-likelihood {lower_bound:.5f}\t change {change:.5f}"
+                )
+                self._iter_prev_time = now
+
+    def _print_init_end(self, lower_bound, converged):
+        if self.verbose:
+            status = "converged" if converged else "did not converge"
+            elapsed = time() - self._init_prev_time
+            print(
+                f"Initialization {status}. time lapse {elapsed:.5f}s\t "
+                f"lower bound {lower_bound:.5f}."
+            )

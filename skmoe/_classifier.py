@@ -1,0 +1,206 @@
+"""Mixture-of-experts classification."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseMixtureOfExperts
+from .experts import LogisticExperts
+
+# Probabilities are clipped here before the log, so an expert that gives the
+# true class probability 0 makes the row unlikely under it, not impossible.
+_PROBA_FLOOR = 1e-10
+
+
+class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+    """Mixture of experts for classification, trained by EM.
+
+    The model is ``P(y | x) = sum_k g_k(x) P_k(y | x)``: a softmax gate ``g``
+    chooses, per row, how much each expert classifier ``P_k`` answers. EM
+    alternates an E-step (each row's responsibilities: the posterior over
+    experts given its true class) and an M-step that refits the gate to the
+    responsibilities and each expert with them as sample weights.
+
+    Parameters
+    ----------
+    estimator : classifier, list of classifiers or None, default=None
+        The experts; each must have ``fit`` and ``predict_proba``. None:
+        built-in logistic-regression experts, all K solved in one batched
+        call. One classifier: cloned ``n_experts`` times, each clone with its
+        own ``random_state``. A list: one expert per element. Classifiers whose
+        ``fit`` takes no ``sample_weight`` are fitted on a weighted bootstrap
+        of their rows; an expert routed rows of a single class predicts that
+        class (a :class:`~sklearn.dummy.DummyClassifier` stands in for it).
+    n_experts : int, default=None
+        Number of experts, K. None means 4, or the length of ``estimator``
+        when it is a list.
+    gate_alpha : float, default=1.0
+        L2 penalty of the softmax gate (on standardised features).
+    expert_alpha : float, default=1.0
+        L2 penalty of the built-in logistic experts: each is
+        ``LogisticRegression(C=1 / expert_alpha)``. Ignored when
+        ``estimator`` is given.
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+    tol : float, default=1e-3
+        EM stops when the objective (mean log-likelihood less the penalties
+        per unit of sample weight) changes by less than ``tol``.
+    n_init : int, default=1
+        Number of initialisations; the one with the best objective is kept.
+    init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
+            default="kmeans"
+        Initial responsibilities: one-hot k-means clusters of the standardised
+        X, random rows, or given (rows are normalised to sum to 1).
+    warm_start : bool, default=False
+        If True, ``fit`` continues from the previous solution (``n_init`` is
+        then ignored).
+    n_jobs : int, default=None
+        Number of jobs fitting the K estimators of each M-step in parallel
+        (joblib). Unused by the built-in experts.
+    random_state : int, RandomState instance or None, default=None
+        Controls the initialisation, the experts' seeds and the weighted
+        bootstrap. Pass an int for reproducible fits.
+    verbose : int, default=0
+        1 prints each initialisation, 2 also the objective every
+        ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    gate_ : SoftmaxGate
+        The fitted gate.
+    estimators_ : list of classifiers
+        The K fitted experts, trained on class indices ``0 .. n_classes - 1``.
+        For the built-in experts, :class:`~sklearn.linear_model.LogisticRegression`
+        objects that carry the coefficients of the batched solve.
+    n_iter_ : int
+        EM iterations of the kept initialisation.
+    converged_ : bool
+    lower_bound_ : float
+        Objective of the kept initialisation: weighted mean log-likelihood less
+        the gate's and the built-in experts' L2 penalties per unit weight.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The objective after each iteration.
+    n_expert_restarts_ : int
+        Experts re-initialised because their responsibility mass vanished.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+
+    See Also
+    --------
+    MixtureOfExpertsRegressor : The regression counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skmoe import MixtureOfExpertsClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    >>> clf.score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "estimator": [HasMethods(["fit", "predict_proba"]), list, None],
+    }
+    _required_methods = ("fit", "predict_proba")
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        gate_alpha=1.0,
+        expert_alpha=1.0,
+        max_iter=100,
+        tol=1e-3,
+        n_init=1,
+        init="kmeans",
+        warm_start=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        super().__init__(
+            estimator,
+            n_experts=n_experts,
+            gate_alpha=gate_alpha,
+            expert_alpha=expert_alpha,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            init=init,
+            warm_start=warm_start,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
+        )
+
+    def _prepare_target(self, y, sample_weight):
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if self.warm_start and hasattr(self, "classes_"):
+            if not np.array_equal(encoder.classes_, self.classes_):
+                raise ValueError(
+                    f"warm_start needs the classes of the previous fit, {self.classes_}, "
+                    f"got {encoder.classes_}."
+                )
+        self.classes_ = encoder.classes_
+        if self.classes_.size < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but the "
+                f"data contains only one class: {self.classes_[0]!r}"
+            )
+        return encoder.transform(y)
+
+    def _builtin_experts(self, n_experts):
+        return LogisticExperts(n_experts, len(self.classes_), alpha=self.expert_alpha)
+
+    def _expert_outputs(self, experts, X):
+        return experts.predict_proba(X)
+
+    def _log_lik(self, proba, y, params):
+        return np.log(np.maximum(proba[np.arange(len(y)), :, y], _PROBA_FLOOR))
+
+    def _expert_penalty(self, experts, params):
+        if self.estimator is not None:
+            return 0.0
+        return 0.5 * self.expert_alpha * experts.squared_norms().sum()
+
+    def predict_proba(self, X):
+        """Class probabilities of the mixture, ``sum_k g_k(x) P_k(y | x)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; rows sum to 1.
+        """
+        X, gate = self._gate_and_X(X)
+        return np.einsum("nk,nkc->nc", gate, self._experts.predict_proba(X))
+
+    def predict(self, X):
+        """Most probable class of each row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

@@ -1,0 +1,213 @@
+"""Mixture-of-experts regression with Gaussian expert noise."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import HasMethods, Interval
+
+from ._base import BaseMixtureOfExperts
+from .experts import LinearExperts
+
+
+class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
+    """Mixture of experts for regression, trained by EM.
+
+    The model is ``p(y | x) = sum_k g_k(x) N(y; f_k(x), sigma_k^2)``: a softmax
+    gate ``g`` chooses, per row, how much each expert ``f_k`` answers, and each
+    expert has its own noise variance. EM alternates an E-step (each row's
+    responsibilities, the posterior over experts) and an M-step that refits the
+    gate to the responsibilities and each expert with them as sample weights.
+
+    Parameters
+    ----------
+    estimator : estimator, list of estimators or None, default=None
+        The experts. None: built-in ridge experts, all K solved in one batched
+        call. One estimator: cloned ``n_experts`` times, each clone with its own
+        ``random_state``. A list: one expert per element (``n_experts`` then
+        defaults to its length). Estimators whose ``fit`` takes no
+        ``sample_weight`` are fitted on a weighted bootstrap of their rows.
+    n_experts : int, default=None
+        Number of experts, K. None means 4, or the length of ``estimator``
+        when it is a list.
+    gate_alpha : float, default=1.0
+        L2 penalty of the softmax gate (on standardised features).
+    expert_alpha : float, default=1.0
+        L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``.
+        Ignored when ``estimator`` is given.
+    noise_floor : float, default=1e-3
+        Lower bound on each expert's noise variance, as a fraction of the
+        variance of ``y``, so that no expert collapses onto a few rows.
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+    tol : float, default=1e-3
+        EM stops when the objective (mean log-likelihood less the penalties
+        per unit of sample weight) changes by less than ``tol``.
+    n_init : int, default=1
+        Number of initialisations; the one with the best objective is kept.
+    init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
+            default="kmeans"
+        Initial responsibilities: one-hot k-means clusters of the standardised
+        X, random rows, or given (rows are normalised to sum to 1).
+    warm_start : bool, default=False
+        If True, ``fit`` continues from the previous solution (``n_init`` is
+        then ignored).
+    n_jobs : int, default=None
+        Number of jobs fitting the K estimators of each M-step in parallel
+        (joblib). Unused by the built-in experts.
+    random_state : int, RandomState instance or None, default=None
+        Controls the initialisation, the experts' seeds and the weighted
+        bootstrap. Pass an int for reproducible fits.
+    verbose : int, default=0
+        1 prints each initialisation, 2 also the objective every
+        ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+
+    Attributes
+    ----------
+    gate_ : SoftmaxGate
+        The fitted gate.
+    estimators_ : list of estimators
+        The K fitted experts. For the built-in experts, :class:`~sklearn.linear_model.Ridge`
+        objects that carry the coefficients of the batched solve.
+    noise_variance_ : ndarray of shape (n_experts,)
+        Each expert's Gaussian noise variance.
+    n_iter_ : int
+        EM iterations of the kept initialisation.
+    converged_ : bool
+    lower_bound_ : float
+        Objective of the kept initialisation: weighted mean log-likelihood less
+        the gate's and the built-in experts' L2 penalties per unit weight. EM
+        never lowers it.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The objective after each iteration.
+    n_expert_restarts_ : int
+        Experts re-initialised because their responsibility mass vanished.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+
+    See Also
+    --------
+    MixtureOfExpertsClassifier : The classification counterpart.
+    sklearn.mixture.GaussianMixture : EM for unsupervised mixtures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, size=(400, 1))
+    >>> y = np.where(X[:, 0] < 0, -2 * X[:, 0], 3 * X[:, 0]) + 0.1 * rng.randn(400)
+    >>> reg = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    >>> mean, std = reg.predict(X[:3], return_std=True)
+    >>> reg.gate_proba(X[:3]).sum(axis=1)
+    array([1., 1., 1.])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "estimator": [HasMethods(["fit", "predict"]), list, None],
+        "noise_floor": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        gate_alpha=1.0,
+        expert_alpha=1.0,
+        noise_floor=1e-3,
+        max_iter=100,
+        tol=1e-3,
+        n_init=1,
+        init="kmeans",
+        warm_start=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        super().__init__(
+            estimator,
+            n_experts=n_experts,
+            gate_alpha=gate_alpha,
+            expert_alpha=expert_alpha,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            init=init,
+            warm_start=warm_start,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
+        )
+        self.noise_floor = noise_floor
+
+    def _prepare_target(self, y, sample_weight):
+        y = np.asarray(y, dtype=np.float64)
+        mean = np.average(y, weights=sample_weight)
+        y_var = np.average((y - mean) ** 2, weights=sample_weight)
+        # a constant target has no scale of its own: floor in absolute terms
+        self._variance_floor = self.noise_floor * (y_var if y_var > 0 else 1.0)
+        return y
+
+    def _builtin_experts(self, n_experts):
+        return LinearExperts(n_experts, alpha=self.expert_alpha)
+
+    def _expert_outputs(self, experts, X):
+        return experts.predict(X)
+
+    def _update_params(self, experts, outputs, y, weights):
+        # Gaussian M-step. For ridge experts the penalty alpha*||w||^2 / (2 sigma^2)
+        # is part of the objective, so it enters the variance that maximises it.
+        residual_ss = np.einsum("nk,nk->k", weights, (y[:, None] - outputs) ** 2)
+        residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
+        mass = weights.sum(axis=0)
+        variance = np.divide(residual_ss, mass, out=np.zeros_like(mass), where=mass > 0)
+        return np.maximum(variance, self._variance_floor)
+
+    def _builtin_penalty_scale(self):
+        return self.expert_alpha if self.estimator is None else 0.0
+
+    def _log_lik(self, outputs, y, noise_variance):
+        return -0.5 * (
+            np.log(2 * np.pi * noise_variance) + (y[:, None] - outputs) ** 2 / noise_variance
+        )
+
+    def _expert_penalty(self, experts, noise_variance):
+        return 0.5 * self._builtin_penalty_scale() * np.sum(experts.squared_norms() / noise_variance)
+
+    def _set_params_attributes(self, noise_variance):
+        self.noise_variance_ = noise_variance
+
+    def _get_params_attributes(self):
+        return self.noise_variance_
+
+    def predict(self, X, return_std=False):
+        """Mixture mean of y, and optionally its standard deviation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the standard deviation of the predictive mixture,
+            which adds the experts' disagreement to their noise.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,)
+            Only when ``return_std`` is True.
+        """
+        X, gate = self._gate_and_X(X)
+        means = self._experts.predict(X)
+        y_mean = np.einsum("nk,nk->n", gate, means)
+        if not return_std:
+            return y_mean
+        spread = self.noise_variance_ + (means - y_mean[:, None]) ** 2
+        return y_mean, np.sqrt(np.einsum("nk,nk->n", gate, spread))

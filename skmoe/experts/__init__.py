@@ -1,0 +1,15 @@
+"""Experts: the K models the gate chooses between.
+
+Each expert set fits all K experts from one weight matrix (responsibilities
+times sample weights) and evaluates all K at once:
+
+- :class:`LinearExperts` and :class:`LogisticExperts` are the built-in,
+  vectorised experts (batched ridge / logistic regressions);
+- :class:`EstimatorExperts` wraps arbitrary scikit-learn estimators.
+"""
+
+from ._estimators import EstimatorExperts
+from ._linear import LinearExperts
+from ._logistic import LogisticExperts
+
+__all__ = ["EstimatorExperts", "LinearExperts", "LogisticExperts"]

@@ -1,0 +1,94 @@
+"""Experts that are arbitrary scikit-learn estimators, refitted with row weights."""
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone, is_classifier
+from sklearn.dummy import DummyClassifier
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.validation import has_fit_parameter
+
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+def set_random_states(estimator, random_state):
+    """Give every ``random_state`` parameter of ``estimator`` its own fixed seed."""
+    rng = check_random_state(random_state)
+    seeds = {
+        key: rng.randint(_MAX_SEED)
+        for key in sorted(estimator.get_params(deep=True))
+        if key == "random_state" or key.endswith("__random_state")
+    }
+    if seeds:
+        estimator.set_params(**seeds)
+    return estimator
+
+
+def _fit_expert(template, X, y, weight, seed):
+    """Fit a clone of ``template`` to the rows that carry weight.
+
+    Module-level so that any joblib backend can ship it to a worker. Estimators
+    whose ``fit`` takes no ``sample_weight`` get a weighted bootstrap instead:
+    as many rows as carry weight, drawn with probability proportional to it.
+    """
+    # weights under the largest one's rounding error cannot move a weighted fit
+    rows = np.flatnonzero(weight > weight.max() * np.finfo(weight.dtype).eps)
+    X, y, weight = _safe_indexing(X, rows), y[rows], weight[rows]
+    estimator = clone(template)
+    fit_params = {}
+    if has_fit_parameter(estimator, "sample_weight"):
+        fit_params["sample_weight"] = weight
+    else:
+        rng = np.random.RandomState(seed)
+        drawn = rng.choice(len(rows), size=len(rows), p=weight / weight.sum())
+        X, y = _safe_indexing(X, drawn), y[drawn]
+    if is_classifier(estimator) and np.unique(y).size < 2:
+        # An expert routed rows of one class only: it predicts that class,
+        # where most classifiers would refuse to fit.
+        estimator, fit_params = DummyClassifier(strategy="prior"), {}
+    return estimator.fit(X, y, **fit_params)
+
+
+class EstimatorExperts:
+    """K scikit-learn estimators refitted each M-step with their own row weights.
+
+    Expert ``k`` is a clone of ``templates[k]`` fitted on the rows whose weight
+    ``weights[:, k]`` is positive. Classifiers are fitted on class indices
+    ``0 .. n_classes - 1`` and their probabilities are aligned to those indices,
+    so an expert that saw only some classes gives 0 to the others.
+    """
+
+    def __init__(self, templates, *, n_classes=None, n_jobs=None):
+        self.templates = templates
+        self.n_classes = n_classes
+        self.n_jobs = n_jobs
+
+    @property
+    def n_experts(self):
+        return len(self.templates)
+
+    def fit(self, X, y, weights, random_state=None):
+        """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
+        seeds = check_random_state(random_state).randint(_MAX_SEED, size=self.n_experts)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_expert)(template, X, y, weights[:, k], seeds[k])
+            for k, template in enumerate(self.templates)
+        )
+        return self
+
+    def predict(self, X):
+        """Every expert's prediction, shape (n_samples, n_experts)."""
+        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.float64)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_experts, n_classes)."""
+        proba = np.zeros((X.shape[0], self.n_experts, self.n_classes))
+        for k, est in enumerate(self.estimators_):
+            proba[:, k, est.classes_] = est.predict_proba(X)
+        return proba
+
+    def squared_norms(self):
+        """No penalty is known for arbitrary estimators."""
+        return np.zeros(self.n_experts)
+
+    def to_estimators(self):
+        return list(self.estimators_)

@@ -1,0 +1,143 @@
+"""The softmax gate: a multinomial logistic model of which expert answers a row."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
+from .._optim import fit_linear_lbfgs
+
+
+class SoftmaxGate(BaseEstimator):
+    """Softmax gate fitted to soft targets (responsibilities).
+
+    ``g(x) = softmax(z(x) @ coef_ + intercept_)`` where ``z`` is ``x`` standardised
+    with the training rows' weighted mean and scale (scale only for sparse input;
+    missing values become 0, i.e. the feature casts no vote). Fitting minimises
+    the cross-entropy against soft targets plus ``alpha / 2 * ||coef_||^2`` by
+    L-BFGS, warm-started from the previous fit, which is what an EM M-step needs.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        L2 penalty on the coefficients of the standardised features. The
+        intercept is not penalised.
+    max_iter : int, default=100
+        Maximum number of L-BFGS iterations per fit.
+    tol : float, default=1e-6
+        L-BFGS tolerance on the gradient of the per-row objective.
+
+    Attributes
+    ----------
+    scaler_ : StandardScaler
+        Standardisation of the gate's input, fitted on the first call to ``fit``.
+    coef_ : ndarray of shape (n_features, n_experts)
+    intercept_ : ndarray of shape (n_experts,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.gates import SoftmaxGate
+    >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    >>> resp = np.array([[1.0, 0.0], [0.9, 0.1], [0.1, 0.9], [0.0, 1.0]])
+    >>> gate = SoftmaxGate(alpha=0.1).fit(X, resp)
+    >>> gate.predict_proba(X).argmax(axis=1)
+    array([0, 0, 1, 1])
+    """
+
+    _parameter_constraints: dict = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, alpha=1.0, *, max_iter=100, tol=1e-6):
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, X, resp, sample_weight=None):
+        """Fit the gate to responsibilities, warm-starting from a previous fit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        resp : array-like of shape (n_samples, n_experts)
+            Non-negative soft targets; each row is normalised to sum to 1.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : SoftmaxGate
+        """
+        self._validate_params()
+        resp = np.asarray(resp, dtype=np.float64)
+        resp = resp / resp.sum(axis=1, keepdims=True)
+        sample_weight = _check_sample_weight(sample_weight, X)
+        if not hasattr(self, "scaler_"):
+            self.init_scaler(X, sample_weight)
+        return self.fit_standardized(self.standardize(X), resp * sample_weight[:, None])
+
+    def init_scaler(self, X, sample_weight):
+        """Fit the input standardisation; done once, before the first M-step."""
+        self.scaler_ = StandardScaler(with_mean=not sp.issparse(X))
+        self.scaler_.fit(X, sample_weight=sample_weight)
+        return self
+
+    def standardize(self, X):
+        """Standardised float64 copy of X, missing values set to 0."""
+        Z = self.scaler_.transform(X)
+        if sp.issparse(Z):
+            Z = sp.csr_matrix(Z, dtype=np.float64)
+            Z.data[np.isnan(Z.data)] = 0.0
+            return Z
+        Z = np.asarray(Z, dtype=np.float64)
+        Z[np.isnan(Z)] = 0.0
+        return Z
+
+    def fit_standardized(self, Z, targets):
+        """M-step on standardised input ``Z`` and weighted soft ``targets``.
+
+        ``targets[i, k]`` is ``sample_weight[i] * resp[i, k]``.
+        """
+        n_experts = targets.shape[1]
+        if not hasattr(self, "coef_") or self.coef_.shape[1] != n_experts:
+            self.coef_ = np.zeros((Z.shape[1], n_experts))
+            self.intercept_ = np.zeros(n_experts)
+        self.coef_, intercept = fit_linear_lbfgs(
+            Z,
+            lambda logits: softmax_cross_entropy(logits, targets),
+            self.coef_,
+            self.intercept_,
+            alpha=self.alpha,
+            scale=targets.sum(),
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        # softmax ignores a shift shared by all logits; keep the unpenalised
+        # intercept centred so it cannot drift across warm starts.
+        self.intercept_ = intercept - intercept.mean()
+        return self
+
+    def log_proba_standardized(self, Z):
+        """Log gate probabilities of standardised rows."""
+        return log_softmax_rows(safe_sparse_dot(Z, self.coef_) + self.intercept_)
+
+    def penalty(self):
+        """The L2 term of the objective, ``alpha / 2 * ||coef_||^2``."""
+        return 0.5 * self.alpha * np.vdot(self.coef_, self.coef_)
+
+    def predict_log_proba(self, X):
+        """Log gate probabilities, shape (n_samples, n_experts)."""
+        check_is_fitted(self)
+        return self.log_proba_standardized(self.standardize(X))
+
+    def predict_proba(self, X):
+        """Gate probabilities, shape (n_samples, n_experts); rows sum to 1."""
+        return exp_floored(self.predict_log_proba(X))
