@@ -7,6 +7,7 @@ expert likelihood (Gaussian noise or class probabilities) through small hooks.
 """
 
 import copy
+import itertools
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -29,9 +30,15 @@ _DEFAULT_N_EXPERTS = 4
 
 # An expert whose share of the total responsibility mass falls under this is
 # restarted on the rows the mixture fits worst; at most _MAX_RESTARTS_PER_EXPERT
-# times per expert and initialisation, so that the loop always ends.
+# times per expert and EM run, so that the loop always ends.
 _MIN_EXPERT_MASS = 1e-3
 _MAX_RESTARTS_PER_EXPERT = 2
+
+# Two experts whose predictive distributions are this close (mean total-variation
+# distance over their rows) model the same thing: EM has fallen into a local
+# optimum where some other expert must cover several regimes. A merge-and-split
+# move then frees one of the two for the worst-fitted rows.
+_REDUNDANT_DISTANCE = 0.3
 
 
 def _e_step(log_gate, log_lik):
@@ -57,16 +64,13 @@ def _check_init_resp(init, n_samples, n_experts):
     return resp / row_sums
 
 
-def _restart_dead_experts(resp, sample_weight, row_log_lik, restarts, rng):
-    """Hand the worst-fitted rows to experts that lost (nearly) all their mass.
+def _restart_experts(resp, experts, sample_weight, row_log_lik, rng):
+    """Hand each expert in ``experts`` its own share of the worst-fitted rows.
 
-    Returns the new responsibilities and the indices of the restarted experts.
-    Before the first E-step there is no fit to judge, so random rows are used.
+    Each gets ``1 / n_experts`` of the weighted rows, taken off the other
+    experts. Before the first E-step there is no fit to judge, so the rows are
+    drawn at random.
     """
-    mass = sample_weight @ resp / sample_weight.sum()
-    dead = np.flatnonzero((mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT))
-    if dead.size == 0:
-        return resp, dead
     resp = resp.copy()
     candidates = np.flatnonzero(sample_weight > 0)
     n_take = max(1, candidates.size // resp.shape[1])
@@ -74,11 +78,28 @@ def _restart_dead_experts(resp, sample_weight, row_log_lik, restarts, rng):
         order = rng.permutation(candidates)
     else:
         order = candidates[np.argsort(row_log_lik[candidates], kind="stable")]
-    for i, k in enumerate(dead):
+    for i, k in enumerate(experts):
         rows = order[i * n_take : (i + 1) * n_take]
         resp[rows] = 0.0
         resp[rows, k] = 1.0
-    return resp, dead
+    return resp
+
+
+def _redundant_pair(distance, resp, sample_weight):
+    """The pair of experts whose predictive distributions differ least, as
+    ``(keep, free)``, if they are closer than ``_REDUNDANT_DISTANCE``.
+
+    ``distance(a, b)`` gives per-row total-variation distances; they are
+    averaged over the rows either expert is responsible for.
+    """
+    best, pair = _REDUNDANT_DISTANCE, None
+    for a, b in itertools.combinations(range(resp.shape[1]), 2):
+        weight = sample_weight * (resp[:, a] + resp[:, b])
+        if weight.sum() > 0:
+            d = np.average(distance(a, b), weights=weight)
+            if d < best:
+                best, pair = d, (a, b)
+    return pair
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -110,7 +131,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         estimator=None,
         *,
         n_experts=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         expert_alpha=1.0,
         max_iter=100,
         tol=1e-3,
@@ -162,6 +183,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _expert_penalty(self, experts, params):
         """Penalty of the experts' coefficients in the EM objective."""
         return 0.0
+
+    @abstractmethod
+    def _expert_distance(self, outputs, params, a, b):
+        """Per-row total-variation distance between experts a and b's predictive
+        distributions, in [0, 1]."""
 
     def _set_params_attributes(self, params):
         """Store what ``_update_params`` returned as fitted attributes."""
@@ -321,23 +347,55 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.gate_, self._experts = best["gate"], best["experts"]
         self._set_params_attributes(best["params"])
         self.estimators_ = self._experts.to_estimators()
-        self.n_iter_ = best["n_iter"]
+        self.n_iter_ = len(best["lower_bounds"])
         self.converged_ = best["converged"]
         self.lower_bound_ = best["lower_bound"]
         self.lower_bounds_ = best["lower_bounds"]
         self.n_expert_restarts_ = best["n_expert_restarts"]
+        self.n_merges_ = best["n_merges"]
 
     def _em_loop(self, gate, experts, X, Z, y, sample_weight, resp, rng):
-        """One EM run from initial responsibilities. Each iteration is an M-step
+        """EM from initial responsibilities, then merge-and-split moves.
+
+        A move (after Ueda et al., 2000, "SMEM algorithm for mixture models")
+        merges the more redundant of two near-identical experts into the other,
+        restarts it on the worst-fitted rows and runs EM again; it is kept only
+        if the objective rises. Each accepted move frees one expert, so at most
+        ``n_experts`` are tried.
+        """
+        run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
+        for _ in range(resp.shape[1]):
+            pair = _redundant_pair(run["distance"], run["resp"], sample_weight)
+            if pair is None:
+                break
+            keep, free = pair
+            resp = run["resp"].copy()
+            resp[:, keep] += resp[:, free]
+            resp = _restart_experts(resp, [free], sample_weight, run["row_log_lik"], rng)
+            trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
+            trial = self._em_run(trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng)
+            if not trial["lower_bound"] > run["lower_bound"]:
+                break
+            trial["lower_bounds"] = np.concatenate([run["lower_bounds"], trial["lower_bounds"]])
+            trial["n_expert_restarts"] += run["n_expert_restarts"]
+            trial["n_merges"] = run["n_merges"] + 1
+            run = trial
+        return run
+
+    def _em_run(self, gate, experts, X, Z, y, sample_weight, resp, rng):
+        """EM iterations until the objective settles. Each iteration is an M-step
         then an E-step, so the objective recorded is that of the parameters kept."""
         total_weight = sample_weight.sum()
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
         for n_iter in range(1, self.max_iter + 1):
-            resp, restarted = _restart_dead_experts(
-                resp, sample_weight, row_log_lik, restarts, rng
+            mass = sample_weight @ resp / total_weight
+            dead = np.flatnonzero(
+                (mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT)
             )
-            restarts[restarted] += 1
+            if dead.size:
+                resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
+                restarts[dead] += 1
             weights = resp * sample_weight[:, None]
             gate.fit_standardized(Z, weights)
             experts.fit(X, y, weights, random_state=rng)
@@ -347,21 +405,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             log_resp, row_log_lik = _e_step(gate.log_proba_standardized(Z), log_lik)
             resp = exp_floored(log_resp)
             penalty = gate.penalty() + self._expert_penalty(experts, params)
-            previous, lower_bound = lower_bound, (sample_weight @ row_log_lik - penalty) / total_weight
+            previous = lower_bound
+            lower_bound = (sample_weight @ row_log_lik - penalty) / total_weight
             lower_bounds.append(lower_bound)
             self._print_iter_end(n_iter, lower_bound, lower_bound - previous)
-            if restarted.size == 0 and abs(lower_bound - previous) < self.tol:
+            if dead.size == 0 and abs(lower_bound - previous) < self.tol:
                 converged = True
                 break
         return dict(
             gate=gate,
             experts=experts,
             params=params,
+            resp=resp,
+            row_log_lik=row_log_lik,
+            distance=lambda a, b: self._expert_distance(outputs, params, a, b),
             n_iter=n_iter,
             converged=converged,
             lower_bound=lower_bound,
             lower_bounds=np.asarray(lower_bounds),
             n_expert_restarts=int(restarts.sum()),
+            n_merges=0,
         )
 
     # ------------------------------------------------------------------ gate access

@@ -36,8 +36,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     n_experts : int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
         when it is a list.
-    gate_alpha : float, default=1.0
-        L2 penalty of the softmax gate (on standardised features).
+    gate_alpha : float, default=0.01
+        L2 penalty of the softmax gate (on standardised features). Small values
+        let the gate draw sharp boundaries between regimes.
     expert_alpha : float, default=1.0
         L2 penalty of the built-in logistic experts: each is
         ``LogisticRegression(C=1 / expert_alpha)``. Ignored when
@@ -78,15 +79,20 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         For the built-in experts, :class:`~sklearn.linear_model.LogisticRegression`
         objects that carry the coefficients of the batched solve.
     n_iter_ : int
-        EM iterations of the kept initialisation.
+        EM iterations of the kept initialisation, merge-and-split runs included.
     converged_ : bool
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
         the gate's and the built-in experts' L2 penalties per unit weight.
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The objective after each iteration.
+        The objective after each EM iteration. It falls only where an expert
+        was restarted (see the two attributes below).
     n_expert_restarts_ : int
         Experts re-initialised because their responsibility mass vanished.
+    n_merges_ : int
+        Accepted merge-and-split moves: two experts that predicted alike were
+        merged and one of them restarted on the worst-fitted rows, which
+        raised the objective.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -118,7 +124,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         estimator=None,
         *,
         n_experts=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         expert_alpha=1.0,
         max_iter=100,
         tol=1e-3,
@@ -171,6 +177,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
     def _log_lik(self, proba, y, params):
         return np.log(np.maximum(proba[np.arange(len(y)), :, y], _PROBA_FLOOR))
+
+    def _expert_distance(self, proba, params, a, b):
+        return 0.5 * np.abs(proba[:, a] - proba[:, b]).sum(axis=1)
 
     def _expert_penalty(self, experts, params):
         if self.estimator is not None:

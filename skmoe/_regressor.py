@@ -3,6 +3,7 @@
 from numbers import Real
 
 import numpy as np
+from scipy.special import erf
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import HasMethods, Interval
 
@@ -30,8 +31,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     n_experts : int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
         when it is a list.
-    gate_alpha : float, default=1.0
-        L2 penalty of the softmax gate (on standardised features).
+    gate_alpha : float, default=0.01
+        L2 penalty of the softmax gate (on standardised features). Small values
+        let the gate draw sharp boundaries between regimes.
     expert_alpha : float, default=1.0
         L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``.
         Ignored when ``estimator`` is given.
@@ -73,16 +75,21 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     noise_variance_ : ndarray of shape (n_experts,)
         Each expert's Gaussian noise variance.
     n_iter_ : int
-        EM iterations of the kept initialisation.
+        EM iterations of the kept initialisation, merge-and-split runs included.
     converged_ : bool
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
         the gate's and the built-in experts' L2 penalties per unit weight. EM
         never lowers it.
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The objective after each iteration.
+        The objective after each EM iteration. It falls only where an expert
+        was restarted (see the two attributes below).
     n_expert_restarts_ : int
         Experts re-initialised because their responsibility mass vanished.
+    n_merges_ : int
+        Accepted merge-and-split moves: two experts that predicted alike were
+        merged and one of them restarted on the worst-fitted rows, which
+        raised the objective.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -95,6 +102,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     Examples
     --------
     >>> import numpy as np
+from scipy.special import erf
     >>> from skmoe import MixtureOfExpertsRegressor
     >>> rng = np.random.RandomState(0)
     >>> X = rng.uniform(-3, 3, size=(400, 1))
@@ -118,7 +126,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         estimator=None,
         *,
         n_experts=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         expert_alpha=1.0,
         noise_floor=1e-3,
         max_iter=100,
@@ -178,6 +186,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return -0.5 * (
             np.log(2 * np.pi * noise_variance) + (y[:, None] - outputs) ** 2 / noise_variance
         )
+
+    def _expert_distance(self, means, noise_variance, a, b):
+        # total variation between N(mu_a, s^2) and N(mu_b, s^2) with the pooled
+        # variance s^2: erf(|mu_a - mu_b| / (2 sqrt(2) s))
+        pooled = 0.5 * (noise_variance[a] + noise_variance[b])
+        return erf(np.abs(means[:, a] - means[:, b]) / np.sqrt(8 * pooled))
 
     def _expert_penalty(self, experts, noise_variance):
         return 0.5 * self._builtin_penalty_scale() * np.sum(experts.squared_norms() / noise_variance)

@@ -11,7 +11,11 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import fit_linear_lbfgs
+from .._optim import fit_linear_lbfgs, fit_softmax_newton
+
+# Newton's Hessian has (n_experts * n_features)^2 entries, each a pass over the
+# rows; beyond this many coefficients L-BFGS's cheaper steps win.
+_NEWTON_MAX_PARAMS = 256
 
 
 class SoftmaxGate(BaseEstimator):
@@ -110,16 +114,22 @@ class SoftmaxGate(BaseEstimator):
         if not hasattr(self, "coef_") or self.coef_.shape[1] != n_experts:
             self.coef_ = np.zeros((Z.shape[1], n_experts))
             self.intercept_ = np.zeros(n_experts)
-        self.coef_, intercept = fit_linear_lbfgs(
-            Z,
-            lambda logits: softmax_cross_entropy(logits, targets),
-            self.coef_,
-            self.intercept_,
-            alpha=self.alpha,
-            scale=targets.sum(),
-            max_iter=self.max_iter,
-            tol=self.tol,
-        )
+        if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
+            self.coef_, intercept = fit_softmax_newton(
+                Z, targets, self.coef_, self.intercept_,
+                alpha=self.alpha, max_iter=self.max_iter, tol=self.tol,
+            )
+        else:
+            self.coef_, intercept = fit_linear_lbfgs(
+                Z,
+                lambda logits: softmax_cross_entropy(logits, targets),
+                self.coef_,
+                self.intercept_,
+                alpha=self.alpha,
+                scale=targets.sum(),
+                max_iter=self.max_iter,
+                tol=self.tol,
+            )
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
