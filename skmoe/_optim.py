@@ -89,6 +89,11 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
     return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()
 
 
+# The Hessian costs several gradients; reusing it for a few steps (a chord
+# method) keeps each step a descent direction, and the line search guards it.
+_HESSIAN_EVERY = 3
+
+
 def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
     """Minimise the soft-target softmax cross-entropy plus ``alpha/2 ||coef||^2``
     by Newton's method with a backtracking line search.
@@ -115,16 +120,18 @@ def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, grad_logits = value_grad(theta)
-        for _ in range(max_iter):
+        for n_iter in range(max_iter):
             if np.max(np.abs(grad)) <= tol:
                 break
-            # softmax probabilities, recovered from the gradient on the logits
-            proba = (grad_logits + targets) / np.maximum(row_weight, np.finfo(float).tiny)[:, None]
-            hessian = _softmax_hessian(Z1, proba, row_weight) / scale
-            hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
-            # softmax is blind to a shift shared by all experts: damp that null space
-            hessian[np.diag_indices_from(hessian)] += 1e-10 * np.trace(hessian) / len(hessian)
-            step = scipy.linalg.solve(hessian, grad.T.ravel(), assume_a="pos")
+            if n_iter % _HESSIAN_EVERY == 0:
+                # softmax probabilities, recovered from the gradient on the logits
+                proba = (grad_logits + targets) / np.maximum(row_weight, np.finfo(float).tiny)[:, None]
+                hessian = _softmax_hessian(Z1, proba, row_weight) / scale
+                hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
+                # softmax is blind to a shift shared by all experts: damp that null space
+                hessian[np.diag_indices_from(hessian)] += 1e-10 * np.trace(hessian) / len(hessian)
+                factor = scipy.linalg.cho_factor(hessian)
+            step = scipy.linalg.cho_solve(factor, grad.T.ravel())
             step = step.reshape(n_experts, n_params).T
             slope = np.vdot(grad, step)
             for _ in range(30):
