@@ -276,16 +276,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.allow_nan = bool(expert_tags) and all(t.allow_nan for t in expert_tags)
         return tags
 
-    def _validate_X(self, X, reset, y=None):
-        kwargs = dict(
+    def _validate_data(self, X, y="no_validation", *, reset):
+        """validate_data with what the gate and the experts accept."""
+        return validate_data(
+            self,
+            X,
+            y,
             accept_sparse=["csr", "csc"],
             dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan" if get_tags(self).input_tags.allow_nan else True,
             reset=reset,
         )
-        if y is None:
-            return validate_data(self, X, **kwargs)
-        return validate_data(self, X, y, y_numeric=False, **kwargs)
 
     def _initial_resp(self, Z, sample_weight, n_experts, rng):
         n_samples = Z.shape[0]
@@ -322,7 +323,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted mixture.
         """
-        X, y = self._validate_X(X, reset=True, y=y)
+        X, y = self._validate_data(X, y, reset=True)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if np.any(sample_weight < 0):
             raise ValueError("sample_weight must be non-negative.")
@@ -482,7 +483,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Non-negative, each row sums to 1.
         """
         check_is_fitted(self)
-        return self.gate_.predict_proba(self._validate_X(X, reset=False))
+        return self.gate_.predict_proba(self._validate_data(X, reset=False))
 
     def predict_expert(self, X):
         """Index of the expert with the largest gate probability for each row.
@@ -500,7 +501,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _gate_and_X(self, X):
         """Validated X and its gate probabilities, for the predict methods."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_data(X, reset=False)
         return X, self.gate_.predict_proba(X)
 
     # ------------------------------------------------------------------ verbose

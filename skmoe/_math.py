@@ -37,8 +37,11 @@ def exp_floored(a, out=None):
 def logsumexp_rows(a):
     """``log(sum(exp(a), axis=-1))`` without overflow."""
     top = row_max(a)
-    top[~np.isfinite(top)] = 0.0  # rows of -inf stay -inf; no inf - inf
-    return np.log(row_sum(exp_floored(a - top[..., None]))) + top
+    infinite = ~np.isfinite(top)
+    shift = np.where(infinite, 0.0, top)  # no inf - inf
+    out = np.log(row_sum(exp_floored(a - shift[..., None]))) + shift
+    out[infinite] = top[infinite]  # a row of -inf sums to 0: its log is -inf
+    return out
 
 
 def log_softmax_rows(a):

@@ -102,7 +102,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     Examples
     --------
     >>> import numpy as np
-from scipy.special import erf
     >>> from skmoe import MixtureOfExpertsRegressor
     >>> rng = np.random.RandomState(0)
     >>> X = rng.uniform(-3, 3, size=(400, 1))
