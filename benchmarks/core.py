@@ -4,8 +4,9 @@ Regression: the piecewise-linear regime data (n=20000, d=8, 4 regimes), held-out
 R^2 and fit time of the default MixtureOfExpertsRegressor next to Ridge,
 HistGradientBoosting and stacking, timed side by side (median of --repeats,
 models interleaved so machine noise hits all alike); then the spread of the
-mixture's R^2 over seeds and data draws, next to each draw's ceiling. Classification: 5-fold CV accuracy of
-the default MixtureOfExpertsClassifier against LogisticRegression.
+mixture's R^2 over seeds and data draws, next to each draw's ceiling.
+Classification: 5-fold CV accuracy of the default MixtureOfExpertsClassifier
+against LogisticRegression.
 
     python benchmarks/core.py [--repeats 3] [--out benchmarks/results]
 

@@ -42,7 +42,7 @@ _MAX_RESTARTS_PER_EXPERT = 2
 # Two experts whose predictive distributions are this close (mean total-variation
 # distance over their rows) model the same thing: EM has fallen into a local
 # optimum where some other expert must cover several regimes. A merge-and-split
-# move then frees one of the two for the worst-fitted rows.
+# move then frees one of the two to take over part of the worst expert's rows.
 _REDUNDANT_DISTANCE = 0.3
 
 
@@ -100,8 +100,10 @@ def _split_worst_expert(resp, free, Z, log_lik, sample_weight, rng):
     owner = resp.argmax(axis=1)
     mass = sample_weight @ resp
     fit = np.divide(
-        (sample_weight[:, None] * resp * log_lik).sum(axis=0), mass,
-        out=np.full_like(mass, np.inf), where=mass > 0,
+        (sample_weight[:, None] * resp * log_lik).sum(axis=0),
+        mass,
+        out=np.full_like(mass, np.inf),
+        where=mass > 0,
     )
     rows = np.flatnonzero((owner == np.argmin(fit)) & (sample_weight > 0))
     if rows.size < 2:
@@ -343,6 +345,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _fit_em(self, X, y, sample_weight, n_experts):
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
+        if warm and len(self.estimators_) != n_experts:
+            raise ValueError(
+                f"warm_start continues the previous fit's {len(self.estimators_)} experts; "
+                f"got n_experts={n_experts}. Set warm_start=False to start anew."
+            )
         best = None
         for init in range(1 if warm else self.n_init):
             if warm:
@@ -369,6 +376,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
         if best["n_expert_restarts"]:
             warnings.warn(
@@ -376,6 +384,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"the responsibility fell under {_MIN_EXPERT_MASS} were re-initialised "
                 "on the worst-fitted rows.",
                 UserWarning,
+                stacklevel=2,
             )
         self.gate_, self._experts = best["gate"], best["experts"]
         self._set_params_attributes(best["params"])
@@ -410,9 +419,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 _restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng),
             ):
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
-                trial = self._em_run(
-                    trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng
-                )
+                trial = self._em_run(trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng)
                 if trial["lower_bound"] > run["lower_bound"]:
                     break
             else:
@@ -431,9 +438,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
         for n_iter in range(1, self.max_iter + 1):
             mass = sample_weight @ resp / total_weight
-            dead = np.flatnonzero(
-                (mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT)
-            )
+            dead = np.flatnonzero((mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT))
             if dead.size:
                 resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
                 restarts[dead] += 1

@@ -127,7 +127,9 @@ def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
                 break
             if n_iter % _HESSIAN_EVERY == 0:
                 # softmax probabilities, recovered from the gradient on the logits
-                proba = (grad_logits + targets) / np.maximum(row_weight, np.finfo(float).tiny)[:, None]
+                proba = (grad_logits + targets) / np.maximum(row_weight, np.finfo(float).tiny)[
+                    :, None
+                ]
                 hessian = _softmax_hessian(Z1, proba, row_weight) / scale
                 hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
                 # softmax is blind to a shift shared by all experts: damp that null space
@@ -155,9 +157,9 @@ def _softmax_hessian(Z1, proba, row_weight):
     hessian = np.empty((n_experts, n_params, n_experts, n_params))
     weighted = proba * row_weight[:, None]
     for k in range(n_experts):
-        for l in range(k, n_experts):
-            c = weighted[:, k] * ((k == l) - proba[:, l])
+        for j in range(k, n_experts):
+            c = weighted[:, k] * ((k == j) - proba[:, j])
             block = Z1.T @ (Z1 * c[:, None])
-            hessian[k, :, l, :] = block
-            hessian[l, :, k, :] = block.T
+            hessian[k, :, j, :] = block
+            hessian[j, :, k, :] = block.T
     return hessian.reshape(n_experts * n_params, n_experts * n_params)

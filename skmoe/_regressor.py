@@ -193,7 +193,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return erf(np.abs(means[:, a] - means[:, b]) / np.sqrt(8 * pooled))
 
     def _expert_penalty(self, experts, noise_variance):
-        return 0.5 * self._builtin_penalty_scale() * np.sum(experts.squared_norms() / noise_variance)
+        return (
+            0.5 * self._builtin_penalty_scale() * np.sum(experts.squared_norms() / noise_variance)
+        )
 
     def _set_params_attributes(self, noise_variance):
         self.noise_variance_ = noise_variance

@@ -27,18 +27,24 @@ def test_softmax_cross_entropy_and_gradient(rng, shape):
     targets = rng.uniform(size=shape)
     loss, grad = softmax_cross_entropy(logits, targets)
     assert loss == pytest.approx(-np.sum(targets * log_softmax(logits, axis=-1)))
-    numeric = approx_fprime(logits.ravel(), lambda z: softmax_cross_entropy(z.reshape(shape), targets)[0], 1e-6)
+    numeric = approx_fprime(
+        logits.ravel(), lambda z: softmax_cross_entropy(z.reshape(shape), targets)[0], 1e-6
+    )
     np.testing.assert_allclose(grad.ravel(), numeric, rtol=1e-4, atol=1e-5)
 
 
 def test_sigmoid_cross_entropy_and_gradient(rng):
     logits = rng.normal(size=(30, 3)) * 3
-    positive = (rng.uniform(size=(30, 1)) > 0.5)
+    positive = rng.uniform(size=(30, 1)) > 0.5
     weights = rng.uniform(size=(30, 3))
     loss, grad = sigmoid_cross_entropy(logits, positive, weights)
     p = 1 / (1 + np.exp(-logits))
     assert loss == pytest.approx(-np.sum(weights * np.where(positive, np.log(p), np.log1p(-p))))
-    numeric = approx_fprime(logits.ravel(), lambda z: sigmoid_cross_entropy(z.reshape(30, 3), positive, weights)[0], 1e-6)
+    numeric = approx_fprime(
+        logits.ravel(),
+        lambda z: sigmoid_cross_entropy(z.reshape(30, 3), positive, weights)[0],
+        1e-6,
+    )
     np.testing.assert_allclose(grad.ravel(), numeric, rtol=1e-4, atol=1e-5)
 
 
@@ -85,7 +91,9 @@ def test_logistic_experts_are_weighted_logistic_regressions(rng, n_classes):
     experts = LogisticExperts(2, n_classes, alpha=0.5, tol=1e-10).fit(X, y, weights)
     proba = experts.predict_proba(X)
     for k in range(2):
-        ref = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(X, y, sample_weight=weights[:, k])
+        ref = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(
+            X, y, sample_weight=weights[:, k]
+        )
         np.testing.assert_allclose(proba[:, k], ref.predict_proba(X), atol=1e-6)
         np.testing.assert_allclose(experts.to_estimators()[k].predict_proba(X), proba[:, k])
 

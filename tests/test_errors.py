@@ -74,7 +74,11 @@ def test_wrong_shapes(data):
 
 @pytest.mark.parametrize(
     "sample_weight, match",
-    [(-np.ones(40), "non-negative"), (np.zeros(40), "non-zero|not be all zero"), (np.ones(39), "shape")],
+    [
+        (-np.ones(40), "non-negative"),
+        (np.zeros(40), "non-zero|not be all zero"),
+        (np.ones(39), "shape"),
+    ],
 )
 def test_bad_sample_weight(data, sample_weight, match):
     X, y, _ = data
@@ -92,6 +96,13 @@ def test_continuous_target_for_the_classifier(data):
     X, y, _ = data
     with pytest.raises(ValueError, match="Unknown label type"):
         MixtureOfExpertsClassifier().fit(X, y)
+
+
+def test_warm_start_with_other_n_experts(data):
+    X, y, _ = data
+    reg = MixtureOfExpertsRegressor(n_experts=2, warm_start=True, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="previous fit's 2 experts; got n_experts=3"):
+        reg.set_params(n_experts=3).fit(X, y)
 
 
 def test_warm_start_with_other_classes(data):

@@ -84,7 +84,7 @@ def test_inputs_are_never_modified(regime_data, estimator):
     MixtureOfExpertsRegressor(estimator, n_experts=3, init=init, max_iter=3).fit(
         X, y, sample_weight=sample_weight
     )
-    for original, copy in zip((X, y, sample_weight, init), copies):
+    for original, copy in zip((X, y, sample_weight, init), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
 
 

@@ -86,9 +86,9 @@ def test_weighted_bootstrap_for_experts_without_sample_weight(regime_data):
 def test_sklearn_workflow(regime_data):
     X, y, X_test, _ = regime_data
     pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(random_state=0))
-    search = GridSearchCV(
-        pipe, {"mixtureofexpertsregressor__n_experts": [1, 4]}, cv=KFold(3)
-    ).fit(X[:1500], y[:1500])
+    search = GridSearchCV(pipe, {"mixtureofexpertsregressor__n_experts": [1, 4]}, cv=KFold(3)).fit(
+        X[:1500], y[:1500]
+    )
     assert search.best_params_["mixtureofexpertsregressor__n_experts"] == 4
     scores = cross_val_score(clone(pipe), X[:1500], y[:1500], cv=3)
     assert scores.min() > 0.9
@@ -127,7 +127,9 @@ def test_sparse_input_matches_dense(regime_data):
     X, y, X_test, _ = regime_data
     dense = MixtureOfExpertsRegressor(n_experts=1).fit(X, y)
     sparse = MixtureOfExpertsRegressor(n_experts=1).fit(sp.csr_matrix(X), y)
-    np.testing.assert_allclose(sparse.predict(sp.csr_matrix(X_test)), dense.predict(X_test), rtol=1e-8)
+    np.testing.assert_allclose(
+        sparse.predict(sp.csr_matrix(X_test)), dense.predict(X_test), rtol=1e-8
+    )
 
 
 def test_warm_start_continues(regime_data):
@@ -139,3 +141,25 @@ def test_warm_start_continues(regime_data):
     with pytest.warns(Warning):
         reg.fit(X, y)
     assert reg.lower_bound_ >= first - 1e-9
+
+
+def test_verbose_prints_progress(regime_data, capsys):
+    X, y, _, _ = regime_data
+    MixtureOfExpertsRegressor(random_state=0, verbose=2, verbose_interval=1, max_iter=3).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out
+    assert out.count("Iteration") >= 3 and "log-likelihood" in out
+
+
+def test_parallel_expert_fits_equal_sequential(regime_data):
+    X, y, X_test, _ = regime_data
+    fit = (
+        lambda n_jobs: MixtureOfExpertsRegressor(  # noqa: E731
+            DecisionTreeRegressor(max_depth=3),
+            n_experts=3,
+            n_jobs=n_jobs,
+            random_state=0,
+            max_iter=3,
+        ).fit(X[:1000], y[:1000])
+    )
+    np.testing.assert_array_equal(fit(1).predict(X_test), fit(2).predict(X_test))

@@ -64,7 +64,7 @@ class LinearExperts:
     def to_estimators(self):
         """One fitted :class:`~sklearn.linear_model.Ridge` per expert."""
         estimators = []
-        for coef, intercept in zip(self.coef_, self.intercept_):
+        for coef, intercept in zip(self.coef_, self.intercept_, strict=True):
             ridge = Ridge(alpha=self.alpha)
             ridge.coef_, ridge.intercept_ = coef.copy(), float(intercept)
             ridge.n_features_in_ = coef.shape[0]

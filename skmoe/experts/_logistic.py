@@ -82,7 +82,7 @@ class LogisticExperts:
     def to_estimators(self):
         """One fitted :class:`~sklearn.linear_model.LogisticRegression` per expert."""
         estimators = []
-        for coef, intercept in zip(self.coef_, self.intercept_):
+        for coef, intercept in zip(self.coef_, self.intercept_, strict=True):
             logreg = LogisticRegression(C=1.0 / self.alpha if self.alpha else np.inf)
             logreg.coef_, logreg.intercept_ = coef.copy(), intercept.copy()
             logreg.classes_ = np.arange(self.n_classes)

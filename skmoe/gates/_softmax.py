@@ -119,8 +119,13 @@ class SoftmaxGate(BaseEstimator):
             self.intercept_ = np.zeros(n_experts)
         if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
             self.coef_, intercept = fit_softmax_newton(
-                Z, targets, self.coef_, self.intercept_,
-                alpha=self.alpha, max_iter=self.max_iter, tol=self.tol,
+                Z,
+                targets,
+                self.coef_,
+                self.intercept_,
+                alpha=self.alpha,
+                max_iter=self.max_iter,
+                tol=self.tol,
             )
         else:
             self.coef_, intercept = fit_linear_lbfgs(
