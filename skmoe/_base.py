@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._math import exp_floored, logsumexp_rows
+from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 from .experts import EstimatorExperts
 from .experts._estimators import set_random_states
 from .gates import SoftmaxGate
@@ -51,6 +51,25 @@ def _e_step(log_gate, log_lik):
     log_joint = log_gate + log_lik
     row_log_lik = logsumexp_rows(log_joint)
     return log_joint - row_log_lik[:, None], row_log_lik
+
+
+def _posteriors(gate, Z, log_lik):
+    """E-step: responsibilities for the experts, targets for the gate, and the
+    per-row log-likelihood.
+
+    Under a top-k gate the experts' responsibilities (and the likelihood) are
+    those of the sparse model, so each expert is fitted on its routed rows
+    only. The gate is fitted to the dense posterior over all experts: with the
+    sparse one it would only learn its own choices back (with top_k=1 the
+    posterior is the choice), never which other expert fits a row better.
+    """
+    logits = gate.logits_standardized(Z)
+    log_resp, row_log_lik = _e_step(gate.log_proba_from_logits(logits), log_lik)
+    resp = exp_floored(log_resp)
+    if gate.top_k is None or gate.top_k >= log_lik.shape[1]:
+        return resp, resp, row_log_lik
+    dense_log_resp, _ = _e_step(log_softmax_rows(logits), log_lik)
+    return resp, exp_floored(dense_log_resp), row_log_lik
 
 
 def _check_init_resp(init, n_samples, n_experts):
@@ -118,6 +137,23 @@ def _split_worst_expert(resp, free, Z, log_lik, sample_weight, rng):
     return resp
 
 
+def _routing_shares(log_gate, sample_weight):
+    """Each expert's share of the rows routed (load) and of the gate mass
+    (importance), weighted by ``sample_weight``; each sums to 1.
+
+    A row is routed to its selected experts (top-k), or to its most probable
+    one under a dense gate, and counts ``1 / n_selected`` towards each.
+    """
+    gate = exp_floored(log_gate)
+    if np.all(gate > 0):  # dense gate: route to the most probable expert
+        routed = np.zeros_like(gate)
+        routed[np.arange(len(gate)), gate.argmax(axis=1)] = 1.0
+    else:
+        routed = (gate > 0) / np.count_nonzero(gate, axis=1, keepdims=True)
+    total = sample_weight.sum()
+    return sample_weight @ routed / total, sample_weight @ gate / total
+
+
 def _redundant_pair(distance, resp, sample_weight):
     """The pair of experts whose predictive distributions differ least, as
     ``(keep, free)``, if they are closer than ``_REDUNDANT_DISTANCE``.
@@ -145,6 +181,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: dict = {
         "estimator": [list, None],  # subclasses add the methods an expert needs
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "expert_alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -164,6 +201,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         estimator=None,
         *,
         n_experts=None,
+        top_k=None,
         gate_alpha=0.01,
         expert_alpha=1.0,
         max_iter=100,
@@ -178,6 +216,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     ):
         self.estimator = estimator
         self.n_experts = n_experts
+        self.top_k = top_k
         self.gate_alpha = gate_alpha
         self.expert_alpha = expert_alpha
         self.max_iter = max_iter
@@ -339,6 +378,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"n_experts={n_experts} must be <= n_samples={X.shape[0]}: every expert "
                 "needs rows to fit."
             )
+        if self.top_k is not None and self.top_k > n_experts:
+            raise ValueError(f"top_k={self.top_k} must be <= n_experts={n_experts}.")
         self._fit_em(X, y, sample_weight, n_experts)
         return self
 
@@ -355,13 +396,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if warm:
                 # continue from a copy, so a failing fit leaves the fitted state intact
                 gate, experts = copy.deepcopy((self.gate_, self._experts))
+                gate.top_k = self.top_k
                 Z = gate.standardize(X)
                 log_lik = self._log_lik(
                     self._expert_outputs(experts, X), y, self._get_params_attributes()
                 )
-                resp = exp_floored(_e_step(gate.log_proba_standardized(Z), log_lik)[0])
+                resp = _posteriors(gate, Z, log_lik)[0]
             else:
-                gate = SoftmaxGate(alpha=self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP)
+                gate = SoftmaxGate(
+                    alpha=self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP, top_k=self.top_k
+                )
                 gate.init_scaler(X, sample_weight)
                 experts = self._make_experts(n_experts, rng)
                 Z = gate.standardize(X)
@@ -395,6 +439,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.lower_bounds_ = best["lower_bounds"]
         self.n_expert_restarts_ = best["n_expert_restarts"]
         self.n_merges_ = best["n_merges"]
+        self.expert_load_, self.expert_importance_ = _routing_shares(
+            self.gate_.log_proba_standardized(Z), sample_weight
+        )
 
     def _em_loop(self, gate, experts, X, Z, y, sample_weight, resp, rng):
         """EM from initial responsibilities, then merge-and-split moves.
@@ -412,6 +459,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             keep, free = pair
             merged = run["resp"].copy()
             merged[:, keep] += merged[:, free]
+            merged[:, free] = 0.0
             # two ways to re-use the freed expert: on half of the worst expert's
             # rows, else on the worst-fitted rows of the whole mixture
             for resp in (
@@ -436,20 +484,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         total_weight = sample_weight.sum()
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
+        gate_resp = resp
         for n_iter in range(1, self.max_iter + 1):
             mass = sample_weight @ resp / total_weight
             dead = np.flatnonzero((mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT))
             if dead.size:
-                resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
+                resp = gate_resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
                 restarts[dead] += 1
+            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
             weights = resp * sample_weight[:, None]
-            gate.fit_standardized(Z, weights)
             experts.fit(X, y, weights, random_state=rng)
             outputs = self._expert_outputs(experts, X)
             params = self._update_params(experts, outputs, y, weights)
             log_lik = self._log_lik(outputs, y, params)
-            log_resp, row_log_lik = _e_step(gate.log_proba_standardized(Z), log_lik)
-            resp = exp_floored(log_resp)
+            resp, gate_resp, row_log_lik = _posteriors(gate, Z, log_lik)
             penalty = gate.penalty() + self._expert_penalty(experts, params)
             previous = lower_bound
             lower_bound = (sample_weight @ row_log_lik - penalty) / total_weight

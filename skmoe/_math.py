@@ -30,8 +30,14 @@ def row_sum(a):
 
 
 def exp_floored(a, out=None):
-    """``exp(a)`` of log-probabilities, with arguments raised to at least -500."""
-    return np.exp(np.maximum(a, _LOG_FLOOR, out=out), out=out)
+    """``exp(a)`` of log-probabilities, with arguments raised to at least -500.
+
+    ``-inf`` (an expert a sparse gate did not select) still gives exactly 0.
+    """
+    zero = np.isneginf(a)
+    result = np.exp(np.maximum(a, _LOG_FLOOR, out=out), out=out)
+    result[zero] = 0.0
+    return result
 
 
 def logsumexp_rows(a):

@@ -31,6 +31,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     n_experts : int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
         when it is a list.
+    top_k : int, default=None
+        Sparse routing: each row is answered by its ``top_k`` most probable
+        experts only, with their gate probabilities renormalised. In training
+        a row's responsibilities live on those experts alone, so each expert
+        is fitted only on the rows routed to it. None: all experts answer.
     gate_alpha : float, default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
         let the gate draw sharp boundaries between regimes.
@@ -90,6 +95,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Accepted merge-and-split moves: two experts that predicted alike were
         merged and one of them restarted on the worst-fitted rows, which
         raised the objective.
+    expert_load_ : ndarray of shape (n_experts,)
+        Share of the training rows routed to each expert (a row counts
+        ``1 / top_k`` towards each expert it is routed to; under a dense gate,
+        1 towards its most probable expert). Sums to 1.
+    expert_importance_ : ndarray of shape (n_experts,)
+        Share of the training rows' gate probability mass held by each
+        expert. Sums to 1.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -125,6 +137,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         estimator=None,
         *,
         n_experts=None,
+        top_k=None,
         gate_alpha=0.01,
         expert_alpha=1.0,
         noise_floor=1e-3,
@@ -141,6 +154,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         super().__init__(
             estimator,
             n_experts=n_experts,
+            top_k=top_k,
             gate_alpha=gate_alpha,
             expert_alpha=expert_alpha,
             max_iter=max_iter,

@@ -7,6 +7,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 import skmoe._base
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.experts import LinearExperts
 
 
 def _fit(kind, X, y, **params):
@@ -115,10 +116,18 @@ def test_dead_expert_is_restarted_and_counted(regime_data):
     assert reg.gate_proba(X).mean(axis=0)[2] > 0.01
 
 
-def test_merge_and_split_escapes_a_shared_regime(regime_data):
+def test_merge_and_split_escapes_a_shared_regime(regime_data, monkeypatch):
     # start two experts on the same half of the data, a third on the rest: EM
     # alone would keep two experts on one side; a merge-and-split move fixes it
     X, y, X_test, y_test = regime_data
+    original = LinearExperts.fit
+
+    def check_weights(self, X, y, weights, random_state=None):
+        # responsibilities stay a distribution over experts through every move
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+        return original(self, X, y, weights, random_state)
+
+    monkeypatch.setattr(LinearExperts, "fit", check_weights)
     init = np.zeros((len(X), 4))
     side = X[:, 0] > 0
     init[side, 0] = init[side, 1] = 0.5

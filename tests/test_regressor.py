@@ -76,9 +76,11 @@ def test_tree_experts_get_their_own_seeds(regime_data):
 
 def test_weighted_bootstrap_for_experts_without_sample_weight(regime_data):
     X, y, X_test, _ = regime_data
-    make = lambda seed: MixtureOfExpertsRegressor(  # noqa: E731
-        KNeighborsRegressor(n_neighbors=10), n_experts=2, random_state=seed, max_iter=3
-    ).fit(X, y)
+
+    def make(seed):
+        knn = KNeighborsRegressor(n_neighbors=10)
+        return MixtureOfExpertsRegressor(knn, n_experts=2, random_state=seed, max_iter=3).fit(X, y)
+
     np.testing.assert_array_equal(make(0).predict(X_test), make(0).predict(X_test))
     assert not np.array_equal(make(0).predict(X_test), make(1).predict(X_test))
 
@@ -153,13 +155,12 @@ def test_verbose_prints_progress(regime_data, capsys):
 
 def test_parallel_expert_fits_equal_sequential(regime_data):
     X, y, X_test, _ = regime_data
-    fit = (
-        lambda n_jobs: MixtureOfExpertsRegressor(  # noqa: E731
-            DecisionTreeRegressor(max_depth=3),
-            n_experts=3,
-            n_jobs=n_jobs,
-            random_state=0,
-            max_iter=3,
-        ).fit(X[:1000], y[:1000])
-    )
+
+    def fit(n_jobs):
+        tree = DecisionTreeRegressor(max_depth=3)
+        model = MixtureOfExpertsRegressor(
+            tree, n_experts=3, n_jobs=n_jobs, random_state=0, max_iter=3
+        )
+        return model.fit(X[:1000], y[:1000])
+
     np.testing.assert_array_equal(fit(1).predict(X_test), fit(2).predict(X_test))

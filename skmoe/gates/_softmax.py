@@ -18,6 +18,17 @@ from .._optim import fit_linear_lbfgs, fit_softmax_newton
 _NEWTON_MAX_PARAMS = 256
 
 
+def _keep_top_k(logits, k):
+    """Logits with all but the ``k`` largest of each row set to -inf.
+
+    Exactly ``k`` survive per row, ties broken by position.
+    """
+    dropped = np.argpartition(-logits, k, axis=1)[:, k:]
+    logits = logits.copy()
+    np.put_along_axis(logits, dropped, -np.inf, axis=1)
+    return logits
+
+
 class SoftmaxGate(BaseEstimator):
     """Softmax gate fitted to soft targets (responsibilities).
 
@@ -38,7 +49,11 @@ class SoftmaxGate(BaseEstimator):
         coefficients, or sparse input, are fitted by L-BFGS instead, which is
         given ten times as many of its cheaper, shorter steps.
     tol : float, default=1e-6
-        L-BFGS tolerance on the gradient of the per-row objective.
+        Tolerance on the largest gradient entry of the per-row objective.
+    top_k : int, default=None
+        If set, each row keeps only its ``top_k`` largest gate probabilities,
+        renormalised to sum to 1; the others are exactly 0. Fitting is not
+        affected: the gate is always fitted as a full softmax.
 
     Attributes
     ----------
@@ -62,12 +77,14 @@ class SoftmaxGate(BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, alpha=1.0, *, max_iter=100, tol=1e-6):
+    def __init__(self, alpha=1.0, *, max_iter=100, tol=1e-6, top_k=None):
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
+        self.top_k = top_k
 
     def fit(self, X, resp, sample_weight=None):
         """Fit the gate to responsibilities, warm-starting from a previous fit.
@@ -143,9 +160,19 @@ class SoftmaxGate(BaseEstimator):
         self.intercept_ = intercept - intercept.mean()
         return self
 
+    def logits_standardized(self, Z):
+        """Gate logits of standardised rows, before any top-k selection."""
+        return safe_sparse_dot(Z, self.coef_) + self.intercept_
+
+    def log_proba_from_logits(self, logits):
+        """Log gate probabilities (-inf for experts that top-k drops)."""
+        if self.top_k is not None and self.top_k < logits.shape[1]:
+            logits = _keep_top_k(logits, self.top_k)
+        return log_softmax_rows(logits)
+
     def log_proba_standardized(self, Z):
-        """Log gate probabilities of standardised rows."""
-        return log_softmax_rows(safe_sparse_dot(Z, self.coef_) + self.intercept_)
+        """Log gate probabilities of standardised rows (-inf where top-k drops)."""
+        return self.log_proba_from_logits(self.logits_standardized(Z))
 
     def penalty(self):
         """The L2 term of the objective, ``alpha / 2 * ||coef_||^2``."""
