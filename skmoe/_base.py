@@ -261,6 +261,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Per-row total-variation distance between experts a and b's predictive
         distributions, in [0, 1]."""
 
+    @abstractmethod
+    def _encode_target(self, y):
+        """``y`` in the form the likelihood takes (float targets, class indices)."""
+
+    @abstractmethod
+    def _n_expert_parameters(self, n_experts, n_features):
+        """Free parameters of the built-in experts (and their noise)."""
+
     def _set_params_attributes(self, params):
         """Store what ``_update_params`` returned as fitted attributes."""
 
@@ -550,6 +558,64 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         expert : ndarray of shape (n_samples,)
         """
         return self.gate_proba(X).argmax(axis=1)
+
+    def _row_log_likelihood(self, X, y):
+        """``log P(y_i | x_i)`` of each row under the fitted mixture."""
+        check_is_fitted(self)
+        X, y = self._validate_data(X, y, reset=False)
+        log_lik = self._log_lik(
+            self._expert_outputs(self._experts, X),
+            self._encode_target(y),
+            self._get_params_attributes(),
+        )
+        return _e_step(self.gate_.predict_log_proba(X), log_lik)[1]
+
+    def _n_parameters(self):
+        if self.estimator is not None:
+            raise ValueError(
+                "bic and aic need the built-in experts (estimator=None), whose number "
+                "of parameters is known; it is not for arbitrary estimators."
+            )
+        n_experts, n_features = len(self.estimators_), self.n_features_in_
+        # softmax logits are free up to one shared shift: K - 1 experts' worth
+        gate = (n_experts - 1) * (n_features + 1)
+        return gate + self._n_expert_parameters(n_experts, n_features)
+
+    def bic(self, X, y):
+        """Bayesian information criterion of the fitted mixture on (X, y).
+
+        ``-2 log L + p log n``, where ``L`` is the likelihood of ``y`` given
+        ``X`` and ``p`` the number of free parameters of the gate and the
+        built-in experts. Lower is better. Only for ``estimator=None``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        bic : float
+        """
+        log_lik = self._row_log_likelihood(X, y)
+        return -2 * log_lik.sum() + self._n_parameters() * np.log(len(log_lik))
+
+    def aic(self, X, y):
+        """Akaike information criterion of the fitted mixture on (X, y).
+
+        ``-2 log L + 2 p``; see :meth:`bic`. Lower is better. Only for
+        ``estimator=None``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self._row_log_likelihood(X, y).sum() + 2 * self._n_parameters()
 
     def _gate_and_X(self, X):
         """Validated X and its gate probabilities, for the predict methods."""

@@ -183,6 +183,16 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             )
         return encoder.transform(y)
 
+    def _encode_target(self, y):
+        unknown = ~np.isin(y, self.classes_)
+        if np.any(unknown):
+            raise ValueError(f"y contains labels not seen in fit: {np.unique(y[unknown])}")
+        return np.searchsorted(self.classes_, y)
+
+    def _n_expert_parameters(self, n_experts, n_features):
+        # a softmax over C classes has C - 1 free rows of (coefficients, intercept)
+        return n_experts * (len(self.classes_) - 1) * (n_features + 1)
+
     def _builtin_experts(self, n_experts):
         return LogisticExperts(n_experts, len(self.classes_), alpha=self.expert_alpha)
 

@@ -170,12 +170,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self.noise_floor = noise_floor
 
     def _prepare_target(self, y, sample_weight):
-        y = np.asarray(y, dtype=np.float64)
+        y = self._encode_target(y)
         mean = np.average(y, weights=sample_weight)
         y_var = np.average((y - mean) ** 2, weights=sample_weight)
         # a constant target has no scale of its own: floor in absolute terms
         self._variance_floor = self.noise_floor * (y_var if y_var > 0 else 1.0)
         return y
+
+    def _encode_target(self, y):
+        return np.asarray(y, dtype=np.float64)
+
+    def _n_expert_parameters(self, n_experts, n_features):
+        # coefficients and intercept, plus a noise variance, per expert
+        return n_experts * (n_features + 2)
 
     def _builtin_experts(self, n_experts):
         return LinearExperts(n_experts, alpha=self.expert_alpha)
