@@ -183,6 +183,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "balance_loss": [StrOptions({"switch", "cv"}), None],
+        "balance_coef": [Interval(Real, 0, None, closed="left")],
         "expert_alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -203,6 +205,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_experts=None,
         top_k=None,
         gate_alpha=0.01,
+        balance_loss=None,
+        balance_coef=0.01,
         expert_alpha=1.0,
         max_iter=100,
         tol=1e-3,
@@ -218,6 +222,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.n_experts = n_experts
         self.top_k = top_k
         self.gate_alpha = gate_alpha
+        self.balance_loss = balance_loss
+        self.balance_coef = balance_coef
         self.expert_alpha = expert_alpha
         self.max_iter = max_iter
         self.tol = tol
@@ -404,20 +410,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if warm:
                 # continue from a copy, so a failing fit leaves the fitted state intact
                 gate, experts = copy.deepcopy((self.gate_, self._experts))
-                gate.top_k = self.top_k
                 Z = gate.standardize(X)
                 log_lik = self._log_lik(
                     self._expert_outputs(experts, X), y, self._get_params_attributes()
                 )
                 resp = _posteriors(gate, Z, log_lik)[0]
             else:
-                gate = SoftmaxGate(
-                    alpha=self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP, top_k=self.top_k
-                )
+                gate = SoftmaxGate(self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP)
                 gate.init_scaler(X, sample_weight)
                 experts = self._make_experts(n_experts, rng)
                 Z = gate.standardize(X)
                 resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+            gate.set_params(
+                top_k=self.top_k, balance_loss=self.balance_loss, balance_coef=self.balance_coef
+            )
             self._print_init_start(init)
             result = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
             self._print_init_end(result["lower_bound"], result["converged"])

@@ -70,10 +70,12 @@ def softmax_cross_entropy(logits, targets):
         ``-sum(targets * log_softmax(logits))``.
     grad : ndarray of the shape of ``logits``
         Derivative of ``loss`` with respect to ``logits``.
+    proba : ndarray of the shape of ``logits``
+        ``softmax(logits)``.
     """
     log_p = log_softmax_rows(logits)
     loss = -np.vdot(targets, log_p)
     proba = exp_floored(log_p, out=log_p)
-    proba *= row_sum(targets)[..., None]
-    proba -= targets
-    return loss, proba
+    grad = proba * row_sum(targets)[..., None]
+    grad -= targets
+    return loss, grad, proba

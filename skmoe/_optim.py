@@ -15,8 +15,6 @@ from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
-from ._math import row_sum, softmax_cross_entropy
-
 
 @cache
 def _threadpool_controller():
@@ -96,9 +94,14 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
 _HESSIAN_EVERY = 3
 
 
-def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
-    """Minimise the soft-target softmax cross-entropy plus ``alpha/2 ||coef||^2``
-    by Newton's method with a backtracking line search.
+def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
+    """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
+    softmax gate, by Newton's method with a backtracking line search.
+
+    ``logit_loss(logits)`` returns ``(value, grad, proba)``: a soft-target
+    softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
+    other terms. The Hessian is the cross-entropy's; for the other terms the
+    step is a quasi-Newton one, which the line search still guards.
 
     For gates with few parameters (``n_experts * (n_features + 1)`` up to a few
     hundred) the Hessian costs a handful of thin products and each step lands
@@ -106,30 +109,25 @@ def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
     the gate must grow sharp, are where this matters most. Every accepted step
     lowers the objective, so EM stays monotone. ``Z`` must be dense.
     """
-    n_samples, n_experts = targets.shape
+    n_samples, n_experts = Z.shape[0], coef.shape[1]
     Z1 = np.hstack([Z, np.ones((n_samples, 1))])
     n_params = Z1.shape[1]
     penalty = np.full(n_params, float(alpha))
     penalty[-1] = 0.0
-    row_weight = row_sum(targets)
     scale = row_weight.sum()
     theta = np.vstack([coef, intercept])  # (n_params, n_experts)
 
     def value_grad(theta):
-        loss, grad = softmax_cross_entropy(Z1 @ theta, targets)
+        loss, grad, proba = logit_loss(Z1 @ theta)
         value = (loss + 0.5 * np.vdot(penalty[:, None] * theta, theta)) / scale
-        return value, (Z1.T @ grad + penalty[:, None] * theta) / scale, grad
+        return value, (Z1.T @ grad + penalty[:, None] * theta) / scale, proba
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
-        value, grad, grad_logits = value_grad(theta)
+        value, grad, proba = value_grad(theta)
         for n_iter in range(max_iter):
             if np.max(np.abs(grad)) <= tol:
                 break
             if n_iter % _HESSIAN_EVERY == 0:
-                # softmax probabilities, recovered from the gradient on the logits
-                proba = (grad_logits + targets) / np.maximum(row_weight, np.finfo(float).tiny)[
-                    :, None
-                ]
                 hessian = _softmax_hessian(Z1, proba, row_weight) / scale
                 hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
                 # softmax is blind to a shift shared by all experts: damp that null space
@@ -147,7 +145,7 @@ def fit_softmax_newton(Z, targets, coef, intercept, *, alpha, max_iter, tol):
             else:
                 break  # no decrease left at working precision
             theta -= step
-            value, grad, grad_logits = new
+            value, grad, proba = new
     return theta[:-1].copy(), theta[-1].copy()
 
 

@@ -39,6 +39,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     gate_alpha : float, default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
         let the gate draw sharp boundaries between regimes.
+    balance_loss : {"switch", "cv"}, default=None
+        Load balancing: a term added to the gate's M-step (and to the EM
+        objective) that penalises experts taking an unequal share of the rows.
+        "switch" is Switch Transformer's ``K * sum_k f_k P_k`` (``f_k`` the
+        share of rows whose most probable expert is ``k``, ``P_k`` its mean
+        gate probability); "cv" the squared coefficient of variation of the
+        experts' summed gate probabilities (Shazeer et al., 2017).
+    balance_coef : float, default=0.01
+        Weight of ``balance_loss`` against the mean log-likelihood.
     expert_alpha : float, default=1.0
         L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``.
         Ignored when ``estimator`` is given.
@@ -139,6 +148,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         n_experts=None,
         top_k=None,
         gate_alpha=0.01,
+        balance_loss=None,
+        balance_coef=0.01,
         expert_alpha=1.0,
         noise_floor=1e-3,
         max_iter=100,
@@ -156,6 +167,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             n_experts=n_experts,
             top_k=top_k,
             gate_alpha=gate_alpha,
+            balance_loss=balance_loss,
+            balance_coef=balance_coef,
             expert_alpha=expert_alpha,
             max_iter=max_iter,
             tol=tol,

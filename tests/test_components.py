@@ -11,6 +11,7 @@ from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import sigmoid_cross_entropy
 from skmoe.experts import EstimatorExperts, LinearExperts, LogisticExperts
 from skmoe.gates import SoftmaxGate
+from skmoe.gates._balance import importance_cv_loss, switch_loss
 
 
 def test_row_helpers_match_numpy(rng):
@@ -25,12 +26,58 @@ def test_row_helpers_match_numpy(rng):
 def test_softmax_cross_entropy_and_gradient(rng, shape):
     logits = rng.normal(size=shape)
     targets = rng.uniform(size=shape)
-    loss, grad = softmax_cross_entropy(logits, targets)
+    loss, grad, proba = softmax_cross_entropy(logits, targets)
     assert loss == pytest.approx(-np.sum(targets * log_softmax(logits, axis=-1)))
+    np.testing.assert_allclose(proba, np.exp(log_softmax(logits, axis=-1)))
     numeric = approx_fprime(
         logits.ravel(), lambda z: softmax_cross_entropy(z.reshape(shape), targets)[0], 1e-6
     )
     np.testing.assert_allclose(grad.ravel(), numeric, rtol=1e-4, atol=1e-5)
+
+
+def test_switch_loss_by_hand():
+    proba = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1]])
+    # tops: 0, 0, 2, 0 -> f = (3/4, 0, 1/4); P = mean rows = (0.475, 0.25, 0.275)
+    value, _ = switch_loss(proba, np.ones(4))
+    assert value == pytest.approx(3 * (0.75 * 0.475 + 0.25 * 0.275))
+    uniform = np.full((3, 3), 1 / 3)
+    assert switch_loss(np.eye(3), np.ones(3))[0] == pytest.approx(1.0)
+    assert switch_loss(uniform + 1e-9 * np.eye(3), np.ones(3))[0] == pytest.approx(1.0)
+
+
+def test_importance_cv_loss_by_hand():
+    proba = np.array([[0.7, 0.3], [0.9, 0.1]])
+    weights = np.array([1.0, 3.0])
+    # importance = (0.7 + 2.7, 0.3 + 0.3) = (3.4, 0.6); mean 2, std 1.4
+    value, _ = importance_cv_loss(proba, weights)
+    assert value == pytest.approx((1.4 / 2) ** 2)
+    assert importance_cv_loss(np.full((4, 2), 0.5), np.ones(4))[0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("loss", [switch_loss, importance_cv_loss])
+def test_balance_loss_gradients(rng, loss):
+    logits = rng.normal(size=(25, 4))
+    weights = rng.uniform(0.5, 2.0, size=25)
+
+    def value(z):
+        return loss(np.exp(log_softmax(z.reshape(25, 4), axis=1)), weights)[0]
+
+    _, grad = loss(np.exp(log_softmax(logits, axis=1)), weights)
+    # f in the switch loss is piecewise constant: the step must not move any argmax
+    numeric = approx_fprime(logits.ravel(), value, 1e-7)
+    np.testing.assert_allclose(grad.ravel(), numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_balanced_gate_spreads_its_mass(rng):
+    X = rng.normal(size=(500, 2))
+    resp = np.zeros((500, 3))
+    resp[:, 0] = X[:, 0] < 1.0  # one expert takes ~84% of the rows
+    resp[:, 1] = (X[:, 0] >= 1.0) & (X[:, 1] < 0)
+    resp[:, 2] = (X[:, 0] >= 1.0) & (X[:, 1] >= 0)
+    plain = SoftmaxGate(alpha=0.1).fit(X, resp)
+    balanced = SoftmaxGate(alpha=0.1, balance_loss="cv", balance_coef=1.0).fit(X, resp)
+    cv = [importance_cv_loss(g.predict_proba(X), np.ones(500))[0] for g in (plain, balanced)]
+    assert cv[1] < 0.5 * cv[0]
 
 
 def test_sigmoid_cross_entropy_and_gradient(rng):

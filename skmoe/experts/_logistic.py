@@ -47,7 +47,7 @@ class LogisticExperts:
             targets = weights[:, :, None] * (y[:, None, None] == np.arange(m))
 
             def loss(logits):
-                value, grad = softmax_cross_entropy(logits.reshape(n, K, m), targets)
+                value, grad, _ = softmax_cross_entropy(logits.reshape(n, K, m), targets)
                 return value, grad.reshape(n, K * m)
 
         # parameters laid out as (n_features, K * m) so all logits come from one GEMM

@@ -6,12 +6,13 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_linear_lbfgs, fit_softmax_newton
+from ._balance import BALANCE_LOSSES
 
 # Newton's Hessian has (n_experts * n_features)^2 entries, each a pass over the
 # rows; beyond this many coefficients L-BFGS's cheaper steps win.
@@ -54,6 +55,15 @@ class SoftmaxGate(BaseEstimator):
         If set, each row keeps only its ``top_k`` largest gate probabilities,
         renormalised to sum to 1; the others are exactly 0. Fitting is not
         affected: the gate is always fitted as a full softmax.
+    balance_loss : {"switch", "cv"}, default=None
+        Load-balancing term added to the fitting objective: Switch
+        Transformer's ``K * sum_k f_k P_k`` or the squared coefficient of
+        variation of the experts' importance (Shazeer et al.); see
+        :mod:`skmoe.gates._balance`. Both are per-row means, scaled by the
+        total weight, so ``balance_coef`` weighs them against the mean
+        cross-entropy.
+    balance_coef : float, default=0.01
+        Weight of ``balance_loss``.
 
     Attributes
     ----------
@@ -78,13 +88,26 @@ class SoftmaxGate(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
+        "balance_coef": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, alpha=1.0, *, max_iter=100, tol=1e-6, top_k=None):
+    def __init__(
+        self,
+        alpha=1.0,
+        *,
+        max_iter=100,
+        tol=1e-6,
+        top_k=None,
+        balance_loss=None,
+        balance_coef=0.01,
+    ):
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
         self.top_k = top_k
+        self.balance_loss = balance_loss
+        self.balance_coef = balance_coef
 
     def fit(self, X, resp, sample_weight=None):
         """Fit the gate to responsibilities, warm-starting from a previous fit.
@@ -134,10 +157,13 @@ class SoftmaxGate(BaseEstimator):
         if not hasattr(self, "coef_") or self.coef_.shape[1] != n_experts:
             self.coef_ = np.zeros((Z.shape[1], n_experts))
             self.intercept_ = np.zeros(n_experts)
+        row_weight = targets.sum(axis=1)
+        loss = self._logit_loss(targets, row_weight)
         if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
             self.coef_, intercept = fit_softmax_newton(
                 Z,
-                targets,
+                loss,
+                row_weight,
                 self.coef_,
                 self.intercept_,
                 alpha=self.alpha,
@@ -147,7 +173,7 @@ class SoftmaxGate(BaseEstimator):
         else:
             self.coef_, intercept = fit_linear_lbfgs(
                 Z,
-                lambda logits: softmax_cross_entropy(logits, targets),
+                lambda logits: loss(logits)[:2],
                 self.coef_,
                 self.intercept_,
                 alpha=self.alpha,
@@ -158,7 +184,26 @@ class SoftmaxGate(BaseEstimator):
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
+        self._balance_penalty = 0.0
+        if self.balance_loss is not None:
+            proba = exp_floored(log_softmax_rows(self.logits_standardized(Z)))
+            value = BALANCE_LOSSES[self.balance_loss](proba, row_weight)[0]
+            self._balance_penalty = self.balance_coef * row_weight.sum() * value
         return self
+
+    def _logit_loss(self, targets, row_weight):
+        """The fitting objective on logits: cross-entropy plus any balance term."""
+        if self.balance_loss is None:
+            return lambda logits: softmax_cross_entropy(logits, targets)
+        balance = BALANCE_LOSSES[self.balance_loss]
+        scale = self.balance_coef * row_weight.sum()
+
+        def loss(logits):
+            value, grad, proba = softmax_cross_entropy(logits, targets)
+            balance_value, balance_grad = balance(proba, row_weight)
+            return value + scale * balance_value, grad + scale * balance_grad, proba
+
+        return loss
 
     def logits_standardized(self, Z):
         """Gate logits of standardised rows, before any top-k selection."""
@@ -175,8 +220,9 @@ class SoftmaxGate(BaseEstimator):
         return self.log_proba_from_logits(self.logits_standardized(Z))
 
     def penalty(self):
-        """The L2 term of the objective, ``alpha / 2 * ||coef_||^2``."""
-        return 0.5 * self.alpha * np.vdot(self.coef_, self.coef_)
+        """The objective's terms beyond the cross-entropy, at the last fit:
+        ``alpha / 2 * ||coef_||^2`` and the weighted balance loss."""
+        return 0.5 * self.alpha * np.vdot(self.coef_, self.coef_) + self._balance_penalty
 
     def predict_log_proba(self, X):
         """Log gate probabilities, shape (n_samples, n_experts)."""
