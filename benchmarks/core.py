@@ -14,7 +14,6 @@ Writes core.json and core.md under --out.
 """
 
 import argparse
-import json
 import platform
 import time
 import warnings
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from _report import write_report  # beside this script
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.ensemble import HistGradientBoostingRegressor, StackingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
@@ -196,10 +196,7 @@ def main():
         "classification": classification_table(),
     }
     markdown = to_markdown(result)
-    print(markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "core.json").write_text(json.dumps(result, indent=2))
-    (args.out / "core.md").write_text(markdown)
+    write_report(args.out, "core", result, markdown)
 
 
 if __name__ == "__main__":

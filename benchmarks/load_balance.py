@@ -13,11 +13,11 @@ Writes load_balance.json and load_balance.md under --out.
 """
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _report import write_report  # beside this script
 from sklearn.model_selection import train_test_split
 
 import skmoe
@@ -78,12 +78,8 @@ def main():
             f"{row['r2']:.4f} | {row['load']} |"
         )
     markdown = "\n".join(lines) + "\n"
-    print(markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "load_balance.json").write_text(
-        json.dumps({"shares": shares.tolist(), "coef": args.coef, "rows": rows}, indent=2)
-    )
-    (args.out / "load_balance.md").write_text(markdown)
+    result = {"shares": shares.tolist(), "coef": args.coef, "rows": rows}
+    write_report(args.out, "load_balance", result, markdown)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ Writes sparse_routing.json and sparse_routing.md under --out.
 """
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _report import write_report  # beside this script
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeRegressor
 
@@ -121,10 +121,7 @@ def main():
         )
     lines += ["", f"Expert-fitting speed-up of top_k=2: {speedup:.1f}x."]
     markdown = "\n".join(lines) + "\n"
-    print(markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sparse_routing.json").write_text(json.dumps(result, indent=2))
-    (args.out / "sparse_routing.md").write_text(markdown)
+    write_report(args.out, "sparse_routing", result, markdown)
 
 
 if __name__ == "__main__":
