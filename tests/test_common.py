@@ -14,6 +14,8 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3)),
     MixtureOfExpertsRegressor([Ridge(), DecisionTreeRegressor(max_depth=3)]),
     MixtureOfExpertsClassifier([LogisticRegression(), GaussianNB()]),
+    MixtureOfExpertsRegressor(top_k=2),
+    MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), top_k=2),
 ]
 
 _WEIGHTS_VS_REPEATS = (
