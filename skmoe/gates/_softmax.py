@@ -177,7 +177,7 @@ class SoftmaxGate(BaseEstimator):
                 self.coef_,
                 self.intercept_,
                 alpha=self.alpha,
-                scale=targets.sum(),
+                scale=row_weight.sum(),
                 max_iter=10 * self.max_iter,
                 tol=self.tol,
             )
