@@ -25,6 +25,7 @@ from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 from .experts import EstimatorExperts
 from .experts._estimators import set_random_states
 from .gates import SoftmaxGate
+from .gates._balance import BALANCE_LOSSES
 
 _DEFAULT_N_EXPERTS = 4
 
@@ -183,7 +184,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
-        "balance_loss": [StrOptions({"switch", "cv"}), None],
+        "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
         "balance_coef": [Interval(Real, 0, None, closed="left")],
         "expert_alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -528,7 +529,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             log_lik=log_lik,
             row_log_lik=row_log_lik,
             distance=lambda a, b: self._expert_distance(outputs, params, a, b),
-            n_iter=n_iter,
             converged=converged,
             lower_bound=lower_bound,
             lower_bounds=np.asarray(lower_bounds),
