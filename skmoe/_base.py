@@ -603,8 +603,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         bic : float
         """
+        n_parameters = self._n_parameters()  # refuses wrapped experts before any work
         log_lik = self._row_log_likelihood(X, y)
-        return -2 * log_lik.sum() + self._n_parameters() * np.log(len(log_lik))
+        return -2 * log_lik.sum() + n_parameters * np.log(len(log_lik))
 
     def aic(self, X, y):
         """Akaike information criterion of the fitted mixture on (X, y).
@@ -621,7 +622,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         aic : float
         """
-        return -2 * self._row_log_likelihood(X, y).sum() + 2 * self._n_parameters()
+        n_parameters = self._n_parameters()  # refuses wrapped experts before any work
+        return -2 * self._row_log_likelihood(X, y).sum() + 2 * n_parameters
 
     def _gate_and_X(self, X):
         """Validated X and its gate probabilities, for the predict methods."""
