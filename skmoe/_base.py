@@ -34,10 +34,9 @@ _DEFAULT_N_EXPERTS = 4
 # and the gate converges along with the experts (a generalised EM).
 _GATE_STEPS_PER_M_STEP = 3
 
-# An expert whose share of the total responsibility mass falls under this is
-# restarted on the rows the mixture fits worst; at most _MAX_RESTARTS_PER_EXPERT
-# times per expert and EM run, so that the loop always ends.
-_MIN_EXPERT_MASS = 1e-3
+# An expert whose load falls under min_expert_load is restarted on the rows the
+# mixture fits worst; at most this many times per expert and EM run, so that the
+# loop always ends.
 _MAX_RESTARTS_PER_EXPERT = 2
 
 # Two experts whose predictive distributions are this close (mean total-variation
@@ -186,6 +185,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
         "balance_coef": [Interval(Real, 0, None, closed="left")],
+        "min_expert_load": [Interval(Real, 0, 1, closed="left")],
         "expert_alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -208,6 +208,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate_alpha=0.01,
         balance_loss=None,
         balance_coef=0.01,
+        min_expert_load=1e-3,
         expert_alpha=1.0,
         max_iter=100,
         tol=1e-3,
@@ -225,6 +226,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.gate_alpha = gate_alpha
         self.balance_loss = balance_loss
         self.balance_coef = balance_coef
+        self.min_expert_load = min_expert_load
         self.expert_alpha = expert_alpha
         self.max_iter = max_iter
         self.tol = tol
@@ -440,7 +442,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if best["n_expert_restarts"]:
             warnings.warn(
                 f"{best['n_expert_restarts']} expert restart(s): experts whose share of "
-                f"the responsibility fell under {_MIN_EXPERT_MASS} were re-initialised "
+                f"the responsibility fell under min_expert_load={self.min_expert_load} were "
+                "re-initialised "
                 "on the worst-fitted rows.",
                 UserWarning,
                 stacklevel=2,
@@ -502,7 +505,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate_resp = resp
         for n_iter in range(1, self.max_iter + 1):
             mass = sample_weight @ resp / total_weight
-            dead = np.flatnonzero((mass < _MIN_EXPERT_MASS) & (restarts < _MAX_RESTARTS_PER_EXPERT))
+            dead = np.flatnonzero(
+                (mass < self.min_expert_load) & (restarts < _MAX_RESTARTS_PER_EXPERT)
+            )
             if dead.size:
                 resp = gate_resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
                 restarts[dead] += 1

@@ -53,6 +53,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         experts' summed gate probabilities (Shazeer et al., 2017).
     balance_coef : float, default=0.01
         Weight of ``balance_loss`` against the mean log-likelihood.
+    min_expert_load : float, default=1e-3
+        An expert whose share of the training rows' responsibility (its load)
+        falls under this is dead: it is restarted on the rows the mixture fits
+        worst, at most twice per expert and EM run, and counted in
+        ``n_expert_restarts_``. Experts are never dropped. 0 disables restarts.
     expert_alpha : float, default=1.0
         L2 penalty of the built-in logistic experts: each is
         ``LogisticRegression(C=1 / expert_alpha)``. Ignored when
@@ -102,7 +107,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         The objective after each EM iteration. It falls only where an expert
         was restarted (see the two attributes below).
     n_expert_restarts_ : int
-        Experts re-initialised because their responsibility mass vanished.
+        Experts restarted because their load fell under ``min_expert_load``.
     n_merges_ : int
         Accepted merge-and-split moves: two experts that predicted alike were
         merged and one of them restarted on the worst-fitted rows, which
@@ -149,6 +154,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gate_alpha=0.01,
         balance_loss=None,
         balance_coef=0.01,
+        min_expert_load=1e-3,
         expert_alpha=1.0,
         max_iter=100,
         tol=1e-3,
@@ -167,6 +173,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             gate_alpha=gate_alpha,
             balance_loss=balance_loss,
             balance_coef=balance_coef,
+            min_expert_load=min_expert_load,
             expert_alpha=expert_alpha,
             max_iter=max_iter,
             tol=tol,

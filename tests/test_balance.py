@@ -38,10 +38,14 @@ def test_balancing_spreads_the_load(dominant_data, balance_loss):
 def test_em_with_balancing_never_falls(dominant_data, balance_loss, monkeypatch):
     # the balance term is part of the objective each gate M-step lowers
     monkeypatch.setattr(skmoe._base, "_REDUNDANT_DISTANCE", 0.0)
-    monkeypatch.setattr(skmoe._base, "_MIN_EXPERT_MASS", 0.0)
     X, y = dominant_data
     model = MixtureOfExpertsRegressor(
-        n_experts=4, balance_loss=balance_loss, balance_coef=0.1, tol=1e-6, random_state=0
+        n_experts=4,
+        balance_loss=balance_loss,
+        balance_coef=0.1,
+        tol=1e-6,
+        min_expert_load=0.0,
+        random_state=0,
     ).fit(X, y)
     bounds = model.lower_bounds_
     assert np.all(np.diff(bounds) >= -1e-9 * np.abs(bounds[1:]))

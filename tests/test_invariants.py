@@ -1,5 +1,7 @@
 """Invariants of the model and of EM that hold for any data."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -46,11 +48,10 @@ def test_em_objective_never_falls(regime_data, monkeypatch, kind):
     # restarts of dead experts and merge-and-split moves re-initialise experts
     # (the objective may dip there); switch them off to see plain EM
     monkeypatch.setattr(skmoe._base, "_REDUNDANT_DISTANCE", 0.0)
-    monkeypatch.setattr(skmoe._base, "_MIN_EXPERT_MASS", 0.0)
     X, y, _, _ = regime_data
     if kind == "clf":
         y = y > np.median(y)
-    model = _fit(kind, X, y, n_experts=4, tol=1e-6)
+    model = _fit(kind, X, y, n_experts=4, tol=1e-6, min_expert_load=0.0)
     bounds = model.lower_bounds_
     assert model.n_expert_restarts_ == 0 and model.n_merges_ == 0
     assert len(bounds) == model.n_iter_ >= 2
@@ -114,6 +115,26 @@ def test_dead_expert_is_restarted_and_counted(regime_data):
         reg = _fit("reg", X, y, n_experts=3, init=init)
     assert reg.n_expert_restarts_ >= 1
     assert reg.gate_proba(X).mean(axis=0)[2] > 0.01
+
+
+def test_restarts_are_bounded_and_experts_kept(regime_data):
+    # a load floor above 1 / n_experts cannot be met by every expert: restarts
+    # stop after two per expert and run, and no expert is dropped
+    X, y, _, _ = regime_data
+    with pytest.warns(UserWarning, match="min_expert_load=0.3"):
+        reg = _fit("reg", X[:1000], y[:1000], n_experts=4, min_expert_load=0.3)
+    assert 1 <= reg.n_expert_restarts_ <= 2 * 4 * (reg.n_merges_ + 1)
+    assert len(reg.estimators_) == reg.gate_proba(X[:5]).shape[1] == 4
+
+
+def test_min_expert_load_zero_restarts_nothing(regime_data):
+    X, y, _, _ = regime_data
+    init = np.zeros((1000, 3))
+    init[:, :2] = np.eye(2)[np.arange(1000) % 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        reg = _fit("reg", X[:1000], y[:1000], n_experts=3, init=init, min_expert_load=0.0)
+    assert reg.n_expert_restarts_ == 0
 
 
 def test_merge_and_split_escapes_a_shared_regime(regime_data, monkeypatch):
