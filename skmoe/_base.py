@@ -7,7 +7,6 @@ expert likelihood (Gaussian noise or class probabilities) through small hooks.
 """
 
 import copy
-import itertools
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -17,11 +16,22 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone, is_classifier
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._math import exp_floored, log_softmax_rows, logsumexp_rows
+from ._em import (
+    MAX_RESTARTS_PER_EXPERT,
+    check_init_resp,
+    e_step,
+    posteriors,
+    redundant_pair,
+    restart_experts,
+    routing_shares,
+    split_worst_expert,
+)
+from ._gradient import gradient_run
 from .experts import EstimatorExperts
 from .experts._estimators import set_random_states
 from .gates import SoftmaxGate
@@ -33,142 +43,6 @@ _DEFAULT_N_EXPERTS = 4
 # not to solve it: a few warm-started steps do that at a fraction of the cost,
 # and the gate converges along with the experts (a generalised EM).
 _GATE_STEPS_PER_M_STEP = 3
-
-# An expert whose load falls under min_expert_load is restarted on the rows the
-# mixture fits worst; at most this many times per expert and EM run, so that the
-# loop always ends.
-_MAX_RESTARTS_PER_EXPERT = 2
-
-# Two experts whose predictive distributions are this close (mean total-variation
-# distance over their rows) model the same thing: EM has fallen into a local
-# optimum where some other expert must cover several regimes. A merge-and-split
-# move then frees one of the two to take over part of the worst expert's rows.
-_REDUNDANT_DISTANCE = 0.3
-
-
-def _e_step(log_gate, log_lik):
-    """Log responsibilities and per-row log-likelihood, both from log space."""
-    log_joint = log_gate + log_lik
-    row_log_lik = logsumexp_rows(log_joint)
-    return log_joint - row_log_lik[:, None], row_log_lik
-
-
-def _posteriors(gate, Z, log_lik):
-    """E-step: responsibilities for the experts, targets for the gate, and the
-    per-row log-likelihood.
-
-    Under a top-k gate the experts' responsibilities (and the likelihood) are
-    those of the sparse model, so each expert is fitted on its routed rows
-    only. The gate is fitted to the dense posterior over all experts: with the
-    sparse one it would only learn its own choices back (with top_k=1 the
-    posterior is the choice), never which other expert fits a row better.
-    """
-    logits = gate.logits_standardized(Z)
-    log_resp, row_log_lik = _e_step(gate.log_proba_from_logits(logits), log_lik)
-    resp = exp_floored(log_resp)
-    if gate.top_k is None or gate.top_k >= log_lik.shape[1]:
-        return resp, resp, row_log_lik
-    dense_log_resp, _ = _e_step(log_softmax_rows(logits), log_lik)
-    return resp, exp_floored(dense_log_resp), row_log_lik
-
-
-def _check_init_resp(init, n_samples, n_experts):
-    """Validate user-given initial responsibilities and normalise their rows."""
-    resp = np.asarray(init, dtype=np.float64)
-    if resp.shape != (n_samples, n_experts):
-        raise ValueError(
-            f"init must have shape (n_samples, n_experts) = ({n_samples}, {n_experts}), "
-            f"got {resp.shape}."
-        )
-    if not np.all(np.isfinite(resp)) or np.any(resp < 0):
-        raise ValueError("init must hold finite, non-negative responsibilities.")
-    row_sums = resp.sum(axis=1, keepdims=True)
-    if np.any(row_sums <= 0):
-        raise ValueError("Every row of init must have a positive sum.")
-    return resp / row_sums
-
-
-def _restart_experts(resp, experts, sample_weight, row_log_lik, rng):
-    """Hand each expert in ``experts`` its own share of the worst-fitted rows.
-
-    Each gets ``1 / n_experts`` of the weighted rows, taken off the other
-    experts. Before the first E-step there is no fit to judge, so the rows are
-    drawn at random.
-    """
-    resp = resp.copy()
-    candidates = np.flatnonzero(sample_weight > 0)
-    n_take = max(1, candidates.size // resp.shape[1])
-    if row_log_lik is None:
-        order = rng.permutation(candidates)
-    else:
-        order = candidates[np.argsort(row_log_lik[candidates], kind="stable")]
-    for i, k in enumerate(experts):
-        rows = order[i * n_take : (i + 1) * n_take]
-        resp[rows] = 0.0
-        resp[rows, k] = 1.0
-    return resp
-
-
-def _split_worst_expert(resp, free, Z, log_lik, sample_weight, rng):
-    """Give expert ``free`` one half of the rows of the expert that fits its
-    own rows worst; the halves are 2-means clusters of those rows in ``Z``.
-
-    An expert that straddles two regimes fits worst, and regimes are regions
-    of the input, so a split in space separates them well enough for EM.
-    """
-    owner = resp.argmax(axis=1)
-    mass = sample_weight @ resp
-    fit = np.divide(
-        (sample_weight[:, None] * resp * log_lik).sum(axis=0),
-        mass,
-        out=np.full_like(mass, np.inf),
-        where=mass > 0,
-    )
-    rows = np.flatnonzero((owner == np.argmin(fit)) & (sample_weight > 0))
-    if rows.size < 2:
-        return _restart_experts(resp, [free], sample_weight, None, rng)
-    halves = KMeans(2, n_init=1, random_state=rng).fit_predict(
-        Z[rows], sample_weight=sample_weight[rows]
-    )
-    rows = rows[halves == 1]
-    resp = resp.copy()
-    resp[rows] = 0.0
-    resp[rows, free] = 1.0
-    return resp
-
-
-def _routing_shares(log_gate, sample_weight):
-    """Each expert's share of the rows routed (load) and of the gate mass
-    (importance), weighted by ``sample_weight``; each sums to 1.
-
-    A row is routed to its selected experts (top-k), or to its most probable
-    one under a dense gate, and counts ``1 / n_selected`` towards each.
-    """
-    gate = exp_floored(log_gate)
-    if np.all(gate > 0):  # dense gate: route to the most probable expert
-        routed = np.zeros_like(gate)
-        routed[np.arange(len(gate)), gate.argmax(axis=1)] = 1.0
-    else:
-        routed = (gate > 0) / np.count_nonzero(gate, axis=1, keepdims=True)
-    total = sample_weight.sum()
-    return sample_weight @ routed / total, sample_weight @ gate / total
-
-
-def _redundant_pair(distance, resp, sample_weight):
-    """The pair of experts whose predictive distributions differ least, as
-    ``(keep, free)``, if they are closer than ``_REDUNDANT_DISTANCE``.
-
-    ``distance(a, b)`` gives per-row total-variation distances; they are
-    averaged over the rows either expert is responsible for.
-    """
-    best, pair = _REDUNDANT_DISTANCE, None
-    for a, b in itertools.combinations(range(resp.shape[1]), 2):
-        weight = sample_weight * (resp[:, a] + resp[:, b])
-        if weight.sum() > 0:
-            d = np.average(distance(a, b), weights=weight)
-            if d < best:
-                best, pair = d, (a, b)
-    return pair
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -182,13 +56,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "estimator": [list, None],  # subclasses add the methods an expert needs
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "gate_noise": ["boolean"],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
         "balance_coef": [Interval(Real, 0, None, closed="left")],
         "min_expert_load": [Interval(Real, 0, 1, closed="left")],
         "expert_alpha": [Interval(Real, 0, None, closed="left")],
+        "expert_hidden_units": [Interval(Integral, 1, None, closed="left"), None],
+        "solver": [StrOptions({"em", "gradient"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"kmeans", "random"}), "array-like"],
         "warm_start": ["boolean"],
@@ -205,13 +87,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         *,
         n_experts=None,
         top_k=None,
+        gate_noise=False,
         gate_alpha=0.01,
         balance_loss=None,
         balance_coef=0.01,
         min_expert_load=1e-3,
         expert_alpha=1.0,
+        expert_hidden_units=None,
+        solver="em",
         max_iter=100,
         tol=1e-3,
+        learning_rate_init=0.05,
+        batch_size="auto",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
         n_init=1,
         init="kmeans",
         warm_start=False,
@@ -223,13 +113,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.estimator = estimator
         self.n_experts = n_experts
         self.top_k = top_k
+        self.gate_noise = gate_noise
         self.gate_alpha = gate_alpha
         self.balance_loss = balance_loss
         self.balance_coef = balance_coef
         self.min_expert_load = min_expert_load
         self.expert_alpha = expert_alpha
+        self.expert_hidden_units = expert_hidden_units
+        self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.n_init = n_init
         self.init = init
         self.warm_start = warm_start
@@ -250,6 +148,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The vectorised expert set used when ``estimator`` is None."""
 
     @abstractmethod
+    def _network_experts(self, n_experts, scaler):
+        """The differentiable expert set of ``solver="gradient"`` (estimator None)."""
+
+    @abstractmethod
     def _expert_outputs(self, experts, X):
         """All experts' outputs on X: means (n, K) or probabilities (n, K, C)."""
 
@@ -260,6 +162,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _log_lik(self, outputs, y, params):
         """(n, K) log-likelihood of each row under each expert."""
+
+    @abstractmethod
+    def _log_lik_grad(self, outputs, y, params):
+        """``_log_lik`` of the network experts' raw outputs (n, K, n_outputs),
+        and its derivative with respect to them."""
 
     def _expert_penalty(self, experts, params):
         """Penalty of the experts' coefficients in the EM objective."""
@@ -313,7 +220,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return len(self.estimator)
         return self.n_experts or _DEFAULT_N_EXPERTS
 
-    def _make_experts(self, n_experts, rng):
+    def _make_experts(self, n_experts, rng, scaler):
+        if self.estimator is None and self.solver == "gradient":
+            experts = self._network_experts(n_experts, scaler)
+            return experts.init_params(self.n_features_in_, rng)
         if self.estimator is None:
             return self._builtin_experts(n_experts)
         templates = self._estimator_list()
@@ -359,7 +269,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     Z, sample_weight=sample_weight
                 )
             return np.eye(n_experts)[labels]
-        return _check_init_resp(self.init, n_samples, n_experts)
+        return check_init_resp(self.init, n_samples, n_experts)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
@@ -397,10 +307,42 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         if self.top_k is not None and self.top_k > n_experts:
             raise ValueError(f"top_k={self.top_k} must be <= n_experts={n_experts}.")
-        self._fit_em(X, y, sample_weight, n_experts)
+        self._check_solver_options()
+        validation = None
+        if self.early_stopping:
+            X, X_val, y, y_val, sample_weight, w_val = train_test_split(
+                X,
+                y,
+                sample_weight,
+                test_size=self.validation_fraction,
+                random_state=self.random_state,
+                stratify=y if is_classifier(self) else None,
+            )
+            validation = (X_val, y_val, w_val)
+        self._fit_mixture(X, y, sample_weight, n_experts, validation)
         return self
 
-    def _fit_em(self, X, y, sample_weight, n_experts):
+    def _check_solver_options(self):
+        """Refuse the combinations of options that have no meaning."""
+        if self.solver == "em":
+            for name in ("gate_noise", "early_stopping", "expert_hidden_units"):
+                if getattr(self, name) not in (False, None):
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} needs solver='gradient': EM has "
+                        "no gradient step that could learn it."
+                    )
+        if self.gate_noise and self.top_k is None:
+            raise ValueError(
+                "gate_noise=True needs top_k: the noise decides which experts enter "
+                "each row's top k, and a dense gate has no such choice."
+            )
+        if self.expert_hidden_units is not None and self.estimator is not None:
+            raise ValueError(
+                "expert_hidden_units sets the built-in network experts; it cannot apply "
+                "to the estimators given."
+            )
+
+    def _fit_mixture(self, X, y, sample_weight, n_experts, validation):
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
         if warm and len(self.estimators_) != n_experts:
@@ -417,18 +359,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 log_lik = self._log_lik(
                     self._expert_outputs(experts, X), y, self._get_params_attributes()
                 )
-                resp = _posteriors(gate, Z, log_lik)[0]
+                resp = posteriors(gate, Z, log_lik)[0]
             else:
                 gate = SoftmaxGate(self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP)
                 gate.init_scaler(X, sample_weight)
-                experts = self._make_experts(n_experts, rng)
+                experts = self._make_experts(n_experts, rng, gate.scaler_)
                 Z = gate.standardize(X)
                 resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+                if self.solver == "gradient":
+                    # EM's first gate M-step: a gate leaning towards the initial
+                    # partition, soft enough for the gradient to move it
+                    gate.fit_standardized(Z, resp * sample_weight[:, None])
             gate.set_params(
                 top_k=self.top_k, balance_loss=self.balance_loss, balance_coef=self.balance_coef
             )
             self._print_init_start(init)
-            result = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
+            if self.solver == "em":
+                result = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
+            else:
+                result = gradient_run(
+                    self, gate, experts, X, Z, y, sample_weight, resp, rng, validation
+                )
             self._print_init_end(result["lower_bound"], result["converged"])
             if best is None or result["lower_bound"] > best["lower_bound"]:
                 best = result
@@ -443,8 +394,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             warnings.warn(
                 f"{best['n_expert_restarts']} expert restart(s): experts whose share of "
                 f"the responsibility fell under min_expert_load={self.min_expert_load} were "
-                "re-initialised "
-                "on the worst-fitted rows.",
+                "re-initialised on the worst-fitted rows.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -457,7 +407,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.lower_bounds_ = best["lower_bounds"]
         self.n_expert_restarts_ = best["n_expert_restarts"]
         self.n_merges_ = best["n_merges"]
-        self.expert_load_, self.expert_importance_ = _routing_shares(
+        self.validation_scores_ = best.get("validation_scores")
+        self.expert_load_, self.expert_importance_ = routing_shares(
             self.gate_.log_proba_standardized(Z), sample_weight
         )
 
@@ -471,7 +422,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
         for _ in range(resp.shape[1]):
-            pair = _redundant_pair(run["distance"], run["resp"], sample_weight)
+            pair = redundant_pair(run["distance"], run["resp"], sample_weight)
             if pair is None:
                 break
             keep, free = pair
@@ -481,8 +432,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # two ways to re-use the freed expert: on half of the worst expert's
             # rows, else on the worst-fitted rows of the whole mixture
             for resp in (
-                _split_worst_expert(merged, free, Z, run["log_lik"], sample_weight, rng),
-                _restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng),
+                split_worst_expert(merged, free, Z, run["log_lik"], sample_weight, rng),
+                restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng),
             ):
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
                 trial = self._em_run(trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng)
@@ -506,10 +457,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for n_iter in range(1, self.max_iter + 1):
             mass = sample_weight @ resp / total_weight
             dead = np.flatnonzero(
-                (mass < self.min_expert_load) & (restarts < _MAX_RESTARTS_PER_EXPERT)
+                (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
             )
             if dead.size:
-                resp = gate_resp = _restart_experts(resp, dead, sample_weight, row_log_lik, rng)
+                resp = gate_resp = restart_experts(resp, dead, sample_weight, row_log_lik, rng)
                 restarts[dead] += 1
             gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
             weights = resp * sample_weight[:, None]
@@ -517,7 +468,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             outputs = self._expert_outputs(experts, X)
             params = self._update_params(experts, outputs, y, weights)
             log_lik = self._log_lik(outputs, y, params)
-            resp, gate_resp, row_log_lik = _posteriors(gate, Z, log_lik)
+            resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
             penalty = gate.penalty() + self._expert_penalty(experts, params)
             previous = lower_bound
             lower_bound = (sample_weight @ row_log_lik - penalty) / total_weight
@@ -579,7 +530,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._encode_target(y),
             self._get_params_attributes(),
         )
-        return _e_step(self.gate_.predict_log_proba(X), log_lik)[1]
+        return e_step(self.gate_.predict_log_proba(X), log_lik)[1]
 
     def _n_parameters(self):
         if self.estimator is not None:
@@ -591,6 +542,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # softmax logits are free up to one shared shift: K - 1 experts' worth
         gate = (n_experts - 1) * (n_features + 1)
         return gate + self._n_expert_parameters(n_experts, n_features)
+
+    def _hidden_layer_parameters(self, n_features):
+        """Parameters of a network expert's hidden layer, and the inputs of its
+        output layer."""
+        units = self.expert_hidden_units
+        if units is None:
+            return 0, n_features
+        return (n_features + 1) * units, units
 
     def bic(self, X, y):
         """Bayesian information criterion of the fitted mixture on (X, y).

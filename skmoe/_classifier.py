@@ -7,7 +7,8 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts
-from .experts import LogisticExperts
+from ._math import exp_floored, log_softmax_rows
+from .experts import LogisticExperts, NetworkExperts
 
 # Probabilities are clipped here before the log, so an expert that gives the
 # true class probability 0 makes the row unlikely under it, not impossible.
@@ -41,6 +42,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         experts only, with their gate probabilities renormalised. In training
         a row's responsibilities live on those experts alone, so each expert
         is fitted only on the rows routed to it. None: all experts answer.
+    gate_noise : bool, default=False
+        Noisy top-k gating (Shazeer et al., 2017): while training, each row's
+        gate logits get Gaussian noise of a learned per-expert scale,
+        ``softplus(x @ W_noise)``, before its top ``top_k`` experts are chosen;
+        predictions stay deterministic. The noise comes from ``random_state``.
+        Needs ``top_k`` and ``solver="gradient"``.
     gate_alpha : float, default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
         let the gate draw sharp boundaries between regimes.
@@ -60,13 +67,44 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``n_expert_restarts_``. Experts are never dropped. 0 disables restarts.
     expert_alpha : float, default=1.0
         L2 penalty of the built-in logistic experts: each is
-        ``LogisticRegression(C=1 / expert_alpha)``. Ignored when
+        ``LogisticRegression(C=1 / expert_alpha)`` (with ``solver="gradient"``,
+        an L2 penalty on the network experts' weights). Ignored when
         ``estimator`` is given.
+    expert_hidden_units : int, default=None
+        Built-in experts with one hidden layer of this many ReLU units each
+        (``solver="gradient"`` and ``estimator=None`` only). None: linear
+        experts.
+    solver : {"em", "gradient"}, default="em"
+        "em": expectation-maximisation, each M-step solving the experts'
+        weighted fits. "gradient": minibatch Adam on the same objective. With
+        the built-in experts, gate and experts are trained jointly end to end
+        (the experts then see the gate's standardised features, and
+        ``expert_alpha`` is an L2 penalty on their weights); with other
+        estimators, a generalised EM: each epoch refits the experts on the
+        responsibilities, then moves the gate by Adam steps.
     max_iter : int, default=100
-        Maximum number of EM iterations per initialisation.
+        Maximum number of EM iterations per initialisation; with
+        ``solver="gradient"``, of epochs (passes over the training rows).
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
-        per unit of sample weight) changes by less than ``tol``.
+        per unit of sample weight) changes by less than ``tol``. Gradient
+        training stops when the objective, or the validation score, has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs.
+    learning_rate_init : float, default=0.05
+        Adam's initial step size (``solver="gradient"``); divided by 5 on each
+        plateau, up to three times, before training stops. Larger than
+        scikit-learn's MLP default: the gate must grow sharp boundaries.
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (``solver="gradient"``); "auto" is
+        ``min(200, n_samples)``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows and stop when
+        their mean log-likelihood stops improving; the best epoch's model is
+        kept (``solver="gradient"`` only).
+    validation_fraction : float, default=0.1
+        Share of the rows held out for ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before gradient training stops.
     n_init : int, default=1
         Number of initialisations; the one with the best objective is kept.
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
@@ -119,6 +157,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     expert_importance_ : ndarray of shape (n_experts,)
         Share of the training rows' gate probability mass held by each
         expert. Sums to 1.
+    validation_scores_ : ndarray of shape (n_epochs,) or None
+        Mean log-likelihood of the held-out rows after each epoch, with
+        ``early_stopping``; None otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -151,13 +192,21 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         *,
         n_experts=None,
         top_k=None,
+        gate_noise=False,
         gate_alpha=0.01,
         balance_loss=None,
         balance_coef=0.01,
         min_expert_load=1e-3,
         expert_alpha=1.0,
+        expert_hidden_units=None,
+        solver="em",
         max_iter=100,
         tol=1e-3,
+        learning_rate_init=0.05,
+        batch_size="auto",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
         n_init=1,
         init="kmeans",
         warm_start=False,
@@ -170,13 +219,21 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             estimator,
             n_experts=n_experts,
             top_k=top_k,
+            gate_noise=gate_noise,
             gate_alpha=gate_alpha,
             balance_loss=balance_loss,
             balance_coef=balance_coef,
             min_expert_load=min_expert_load,
             expert_alpha=expert_alpha,
+            expert_hidden_units=expert_hidden_units,
+            solver=solver,
             max_iter=max_iter,
             tol=tol,
+            learning_rate_init=learning_rate_init,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
             n_init=n_init,
             init=init,
             warm_start=warm_start,
@@ -211,7 +268,26 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
     def _n_expert_parameters(self, n_experts, n_features):
         # a softmax over C classes has C - 1 free rows of (coefficients, intercept)
-        return n_experts * (len(self.classes_) - 1) * (n_features + 1)
+        hidden, n_inputs = self._hidden_layer_parameters(n_features)
+        return n_experts * (hidden + (len(self.classes_) - 1) * (n_inputs + 1))
+
+    def _network_experts(self, n_experts, scaler):
+        n_classes = len(self.classes_)
+        return NetworkExperts(
+            n_experts,
+            n_classes,
+            scaler,
+            hidden_units=self.expert_hidden_units,
+            alpha=self.expert_alpha,
+            classes=np.arange(n_classes),
+        )
+
+    def _log_lik_grad(self, logits, y, params):
+        log_proba = log_softmax_rows(logits)
+        rows = np.arange(len(y))
+        grad = -exp_floored(log_proba)
+        grad[rows, :, y] += 1.0
+        return log_proba[rows, :, y], grad
 
     def _builtin_experts(self, n_experts):
         return LogisticExperts(n_experts, len(self.classes_), alpha=self.expert_alpha)
@@ -226,7 +302,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return 0.5 * np.abs(proba[:, a] - proba[:, b]).sum(axis=1)
 
     def _expert_penalty(self, experts, params):
-        if self.estimator is not None:
+        if self.estimator is not None or self.solver == "gradient":
             return 0.0
         return 0.5 * self.expert_alpha * experts.squared_norms().sum()
 

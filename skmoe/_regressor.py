@@ -8,7 +8,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import HasMethods, Interval
 
 from ._base import BaseMixtureOfExperts
-from .experts import LinearExperts
+from .experts import LinearExperts, NetworkExperts
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -36,6 +36,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         experts only, with their gate probabilities renormalised. In training
         a row's responsibilities live on those experts alone, so each expert
         is fitted only on the rows routed to it. None: all experts answer.
+    gate_noise : bool, default=False
+        Noisy top-k gating (Shazeer et al., 2017): while training, each row's
+        gate logits get Gaussian noise of a learned per-expert scale,
+        ``softplus(x @ W_noise)``, before its top ``top_k`` experts are chosen;
+        predictions stay deterministic. The noise comes from ``random_state``.
+        Needs ``top_k`` and ``solver="gradient"``.
     gate_alpha : float, default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
         let the gate draw sharp boundaries between regimes.
@@ -54,16 +60,47 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         worst, at most twice per expert and EM run, and counted in
         ``n_expert_restarts_``. Experts are never dropped. 0 disables restarts.
     expert_alpha : float, default=1.0
-        L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``.
+        L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``
+        (with ``solver="gradient"``, on the network experts' weights).
         Ignored when ``estimator`` is given.
     noise_floor : float, default=1e-3
         Lower bound on each expert's noise variance, as a fraction of the
         variance of ``y``, so that no expert collapses onto a few rows.
+    expert_hidden_units : int, default=None
+        Built-in experts with one hidden layer of this many ReLU units each
+        (``solver="gradient"`` and ``estimator=None`` only). None: linear
+        experts.
+    solver : {"em", "gradient"}, default="em"
+        "em": expectation-maximisation, each M-step solving the experts'
+        weighted fits. "gradient": minibatch Adam on the same objective. With
+        the built-in experts, gate and experts are trained jointly end to end
+        (the experts then see the gate's standardised features, and
+        ``expert_alpha`` is an L2 penalty on their weights); with other
+        estimators, a generalised EM: each epoch refits the experts on the
+        responsibilities, then moves the gate by Adam steps.
     max_iter : int, default=100
-        Maximum number of EM iterations per initialisation.
+        Maximum number of EM iterations per initialisation; with
+        ``solver="gradient"``, of epochs (passes over the training rows).
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
-        per unit of sample weight) changes by less than ``tol``.
+        per unit of sample weight) changes by less than ``tol``. Gradient
+        training stops when the objective, or the validation score, has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs.
+    learning_rate_init : float, default=0.05
+        Adam's initial step size (``solver="gradient"``); divided by 5 on each
+        plateau, up to three times, before training stops. Larger than
+        scikit-learn's MLP default: the gate must grow sharp boundaries.
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (``solver="gradient"``); "auto" is
+        ``min(200, n_samples)``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows and stop when
+        their mean log-likelihood stops improving; the best epoch's model is
+        kept (``solver="gradient"`` only).
+    validation_fraction : float, default=0.1
+        Share of the rows held out for ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before gradient training stops.
     n_init : int, default=1
         Number of initialisations; the one with the best objective is kept.
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
@@ -116,6 +153,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     expert_importance_ : ndarray of shape (n_experts,)
         Share of the training rows' gate probability mass held by each
         expert. Sums to 1.
+    validation_scores_ : ndarray of shape (n_epochs,) or None
+        Mean log-likelihood of the held-out rows after each epoch, with
+        ``early_stopping``; None otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -152,14 +192,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         *,
         n_experts=None,
         top_k=None,
+        gate_noise=False,
         gate_alpha=0.01,
         balance_loss=None,
         balance_coef=0.01,
         min_expert_load=1e-3,
         expert_alpha=1.0,
         noise_floor=1e-3,
+        expert_hidden_units=None,
+        solver="em",
         max_iter=100,
         tol=1e-3,
+        learning_rate_init=0.05,
+        batch_size="auto",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
         n_init=1,
         init="kmeans",
         warm_start=False,
@@ -172,13 +220,21 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             estimator,
             n_experts=n_experts,
             top_k=top_k,
+            gate_noise=gate_noise,
             gate_alpha=gate_alpha,
             balance_loss=balance_loss,
             balance_coef=balance_coef,
             min_expert_load=min_expert_load,
             expert_alpha=expert_alpha,
+            expert_hidden_units=expert_hidden_units,
+            solver=solver,
             max_iter=max_iter,
             tol=tol,
+            learning_rate_init=learning_rate_init,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
             n_init=n_init,
             init=init,
             warm_start=warm_start,
@@ -194,21 +250,41 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         mean = np.average(y, weights=sample_weight)
         y_var = np.average((y - mean) ** 2, weights=sample_weight)
         # a constant target has no scale of its own: floor in absolute terms
-        self._variance_floor = self.noise_floor * (y_var if y_var > 0 else 1.0)
+        y_var = y_var if y_var > 0 else 1.0
+        self._variance_floor = self.noise_floor * y_var
+        self._y_location = (mean, np.sqrt(y_var))  # the network experts' output units
         return y
 
     def _encode_target(self, y):
         return np.asarray(y, dtype=np.float64)
 
     def _n_expert_parameters(self, n_experts, n_features):
-        # coefficients and intercept, plus a noise variance, per expert
-        return n_experts * (n_features + 2)
+        # the output layer's coefficients and intercept, plus a noise variance
+        hidden, n_inputs = self._hidden_layer_parameters(n_features)
+        return n_experts * (hidden + n_inputs + 2)
 
     def _builtin_experts(self, n_experts):
         return LinearExperts(n_experts, alpha=self.expert_alpha)
 
+    def _network_experts(self, n_experts, scaler):
+        offset, scale = self._y_location
+        return NetworkExperts(
+            n_experts,
+            1,
+            scaler,
+            hidden_units=self.expert_hidden_units,
+            alpha=self.expert_alpha,
+            y_offset=offset,
+            y_scale=scale,
+        )
+
     def _expert_outputs(self, experts, X):
         return experts.predict(X)
+
+    def _log_lik_grad(self, outputs, y, noise_variance):
+        means = outputs[..., 0]
+        grad = (y[:, None] - means) / noise_variance
+        return self._log_lik(means, y, noise_variance), grad[..., None]
 
     def _update_params(self, experts, outputs, y, weights):
         # Gaussian M-step. For ridge experts the penalty alpha*||w||^2 / (2 sigma^2)
@@ -220,7 +296,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return np.maximum(variance, self._variance_floor)
 
     def _builtin_penalty_scale(self):
-        return self.expert_alpha if self.estimator is None else 0.0
+        # the ridge prior of EM's built-in experts; gradient training's network
+        # experts carry their own penalty, outside the noise model
+        return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
 
     def _log_lik(self, outputs, y, noise_variance):
         return -0.5 * (

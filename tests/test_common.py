@@ -16,6 +16,11 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier([LogisticRegression(), GaussianNB()]),
     MixtureOfExpertsRegressor(top_k=2),
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), top_k=2),
+    MixtureOfExpertsRegressor(solver="gradient"),
+    MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
+    MixtureOfExpertsRegressor(
+        DecisionTreeRegressor(max_depth=3), solver="gradient", top_k=2, gate_noise=True
+    ),
 ]
 
 _WEIGHTS_VS_REPEATS = (

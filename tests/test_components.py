@@ -1,5 +1,7 @@
 """The gate, the expert sets and the log-space helpers against references."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
@@ -157,3 +159,15 @@ def test_rows_without_weight_are_not_passed(rng):
     weights[:20, 1] = 0.0
     experts = EstimatorExperts([_RecordingRegressor()] * 2).fit(X, y, weights, random_state=0)
     assert [est.n_rows_seen_ for est in experts.estimators_] == [50, 30]
+
+
+def test_linear_expert_without_rows_is_zero_and_silent(rng):
+    # under top-k routing an expert can be routed no rows at all
+    X, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
+    weights = np.column_stack([np.ones(50), np.zeros(50)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        experts = LinearExperts(2).fit(X, y, weights)
+    assert np.all(experts.coef_[1] == 0) and experts.intercept_[1] == 0
+    ref = Ridge().fit(X, y)
+    np.testing.assert_allclose(experts.coef_[0], ref.coef_, rtol=1e-8)

@@ -46,6 +46,9 @@ class LinearExperts:
         theta = np.empty((self.n_experts, X1.shape[1]))
         for k in range(self.n_experts):
             w = weights[:, k]
+            if not w.any():  # no rows routed here (top-k): nothing to fit
+                theta[k] = 0.0
+                continue
             gram = _weighted_gram(X1, w)
             gram[np.diag_indices_from(gram)] += penalty
             theta[k] = _solve_spd(gram, safe_sparse_dot(X1.T, w * y))

@@ -8,6 +8,7 @@ gradient with respect to ``g_ij`` is ``w_i a_j``.
 """
 
 import numpy as np
+import scipy.special
 
 
 def _through_softmax(proba, row_weight, a):
@@ -45,3 +46,40 @@ def importance_cv_loss(proba, row_weight):
 
 
 BALANCE_LOSSES = {"switch": switch_loss, "cv": importance_cv_loss}
+
+
+def noisy_load_cv_loss(logits, noise_std, noise, k, row_weight):
+    """Squared coefficient of variation of the experts' smooth load under noisy
+    top-k gating (Shazeer et al., 2017, appendix A).
+
+    The noisy logits are ``logits + noise * noise_std``. ``P[i, j]``, the
+    probability that expert ``j`` stays in row ``i``'s top ``k`` if its own
+    noise is drawn anew, is ``Phi((logits[i, j] - t[i, j]) / noise_std[i, j])``,
+    ``t[i, j]`` being the ``k``-th largest noisy logit of the row other than
+    ``j``'s. The load is ``L_j = sum_i w_i P[i, j]``. Unlike the count of rows
+    routed, it has a gradient, through the noise scale too.
+
+    Returns the loss and its gradients with respect to ``logits`` and
+    ``noise_std`` (the thresholds ``t`` are noisy logits, and pass theirs on).
+    """
+    n_experts = logits.shape[1]
+    noisy = logits + noise * noise_std
+    order = np.argsort(-noisy, axis=1, kind="stable")
+    rows = np.arange(len(noisy))[:, None]
+    in_top = np.zeros(noisy.shape, dtype=bool)
+    in_top[rows, order[:, :k]] = True
+    # the k-th largest of the others: the (k+1)-th if j is in the top k, else the k-th
+    threshold_at = np.where(in_top, order[:, [k]], order[:, [k - 1]])
+    u = (logits - noisy[rows, threshold_at]) / noise_std
+    density = np.exp(-0.5 * u**2) / np.sqrt(2 * np.pi)
+    load = row_weight @ scipy.special.ndtr(u)
+    total, mean = load.sum(), load.mean()
+    value = n_experts * np.sum((load - mean) ** 2) / total**2
+    grad_load = 2 * n_experts * (load - mean) / total**2 - 2 * value / total
+    grad_u = row_weight[:, None] * grad_load * density
+    grad_logits = grad_u / noise_std
+    grad_std = -grad_u * u / noise_std
+    # each threshold is a noisy logit: pass its share back to logits and scale
+    grad_threshold = np.zeros_like(noisy)
+    np.add.at(grad_threshold, (np.broadcast_to(rows, u.shape), threshold_at), -grad_logits)
+    return value, grad_logits + grad_threshold, grad_std + grad_threshold * noise

@@ -5,13 +5,13 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_linear_lbfgs, fit_softmax_newton
+from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
 # Newton's Hessian has (n_experts * n_features)^2 entries, each a pass over the
@@ -133,20 +133,12 @@ class SoftmaxGate(BaseEstimator):
 
     def init_scaler(self, X, sample_weight):
         """Fit the input standardisation; done once, before the first M-step."""
-        self.scaler_ = StandardScaler(with_mean=not sp.issparse(X))
-        self.scaler_.fit(X, sample_weight=sample_weight)
+        self.scaler_ = fit_scaler(X, sample_weight)
         return self
 
     def standardize(self, X):
         """Standardised float64 copy of X, missing values set to 0."""
-        Z = self.scaler_.transform(X)
-        if sp.issparse(Z):
-            Z = sp.csr_matrix(Z, dtype=np.float64)
-            Z.data[np.isnan(Z.data)] = 0.0
-            return Z
-        Z = np.asarray(Z, dtype=np.float64)
-        Z[np.isnan(Z)] = 0.0
-        return Z
+        return standardize(self.scaler_, X)
 
     def fit_standardized(self, Z, targets):
         """M-step on standardised input ``Z`` and weighted soft ``targets``.
@@ -184,6 +176,11 @@ class SoftmaxGate(BaseEstimator):
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
+        return self.record_balance_penalty(Z, row_weight)
+
+    def record_balance_penalty(self, Z, row_weight):
+        """Store the weighted balance loss of the current gate on ``Z``, the
+        part of :meth:`penalty` that depends on the rows."""
         self._balance_penalty = 0.0
         if self.balance_loss is not None:
             proba = exp_floored(log_softmax_rows(self.logits_standardized(Z)))
