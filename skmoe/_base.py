@@ -9,6 +9,7 @@ expert likelihood (Gaussian noise or class probabilities) through small hooks.
 import copy
 import warnings
 from abc import ABCMeta, abstractmethod
+from math import prod
 from numbers import Integral, Real
 from time import time
 
@@ -34,7 +35,7 @@ from ._em import (
 from ._gradient import gradient_run
 from .experts import EstimatorExperts
 from .experts._estimators import set_random_states
-from .gates import SoftmaxGate
+from .gates import HierarchicalGate, SoftmaxGate
 from .gates._balance import BALANCE_LOSSES
 
 _DEFAULT_N_EXPERTS = 4
@@ -43,6 +44,37 @@ _DEFAULT_N_EXPERTS = 4
 # not to solve it: a few warm-started steps do that at a fraction of the cost,
 # and the gate converges along with the experts (a generalised EM).
 _GATE_STEPS_PER_M_STEP = 3
+
+
+def _nested_kmeans(Z, sample_weight, branching, rng):
+    """Leaf labels from k-means, level by level: each cluster of one level is
+    split into ``branching[l]`` clusters, so the partition fits the tree of
+    gates (one level: plain k-means)."""
+    labels = np.zeros(Z.shape[0], dtype=int)
+    for n_children in branching:
+        split = np.empty_like(labels)
+        for parent in np.unique(labels):
+            rows = np.flatnonzero(labels == parent)
+            children = np.arange(rows.size) % n_children  # too few rows to cluster
+            if rows.size >= n_children:
+                with warnings.catch_warnings():
+                    # duplicated rows can leave clusters empty: they get restarted
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    children = KMeans(n_children, n_init=1, random_state=rng).fit_predict(
+                        Z[rows], sample_weight=sample_weight[rows]
+                    )
+            split[rows] = parent * n_children + children
+        labels = split
+    return labels
+
+
+def _branch(groups, expert, resp):
+    """The experts of ``expert``'s branch, and a mask of the rows they own
+    (None when there is one branch: all rows)."""
+    siblings = next(g for g in groups if expert in g)
+    if len(groups) == 1:
+        return siblings, None
+    return siblings, np.isin(resp.argmax(axis=1), siblings)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -54,7 +86,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     _parameter_constraints: dict = {
         "estimator": [list, None],  # subclasses add the methods an expert needs
-        "n_experts": [Interval(Integral, 1, None, closed="left"), None],
+        "n_experts": [Interval(Integral, 1, None, closed="left"), tuple, None],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_noise": ["boolean"],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
@@ -211,14 +243,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 )
 
     def _resolved_n_experts(self):
+        """The number of experts (leaves of a hierarchy), checked against the
+        estimators given."""
+        if isinstance(self.n_experts, tuple):
+            if not self.n_experts or not all(
+                isinstance(b, Integral) and not isinstance(b, bool) and b >= 1
+                for b in self.n_experts
+            ):
+                raise ValueError(
+                    "n_experts as a tuple gives the branching of each level of a "
+                    f"hierarchy: positive integers, at least one; got {self.n_experts!r}."
+                )
+        n_leaves = prod(self.n_experts) if isinstance(self.n_experts, tuple) else self.n_experts
         if isinstance(self.estimator, list):
-            if self.n_experts is not None and self.n_experts != len(self.estimator):
+            if n_leaves is not None and n_leaves != len(self.estimator):
                 raise ValueError(
                     f"n_experts={self.n_experts} does not match the {len(self.estimator)} "
                     "estimators given; leave n_experts=None with a list of estimators."
                 )
             return len(self.estimator)
-        return self.n_experts or _DEFAULT_N_EXPERTS
+        return n_leaves or _DEFAULT_N_EXPERTS
+
+    def _sibling_groups(self, n_experts):
+        """Groups of experts that share a parent gate: all of them, or in a
+        hierarchy the leaves of each last-level branch."""
+        if isinstance(self.n_experts, tuple):
+            return list(np.arange(n_experts).reshape(-1, self.n_experts[-1]))
+        return [np.arange(n_experts)]
+
+    def _make_gate(self):
+        if isinstance(self.n_experts, tuple):
+            return HierarchicalGate(
+                self.n_experts, alpha=self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP
+            )
+        return SoftmaxGate(self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP)
 
     def _make_experts(self, n_experts, rng, scaler):
         if self.estimator is None and self.solver == "gradient":
@@ -262,12 +320,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp = rng.uniform(size=(n_samples, n_experts))
             return resp / resp.sum(axis=1, keepdims=True)
         if isinstance(self.init, str):  # "kmeans" on the gate's standardised input
-            with warnings.catch_warnings():
-                # duplicated rows can leave clusters empty: they get restarted
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                labels = KMeans(n_experts, n_init=1, random_state=rng).fit_predict(
-                    Z, sample_weight=sample_weight
-                )
+            branching = self.n_experts if isinstance(self.n_experts, tuple) else (n_experts,)
+            labels = _nested_kmeans(Z, sample_weight, branching, rng)
             return np.eye(n_experts)[labels]
         return check_init_resp(self.init, n_samples, n_experts)
 
@@ -331,6 +385,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                         f"{name}={getattr(self, name)!r} needs solver='gradient': EM has "
                         "no gradient step that could learn it."
                     )
+        if self.solver == "gradient" and isinstance(self.n_experts, tuple):
+            raise ValueError(
+                f"n_experts={self.n_experts!r} builds a hierarchy of gates, which is "
+                "trained by EM only; use solver='em'."
+            )
         if self.gate_noise and self.top_k is None:
             raise ValueError(
                 "gate_noise=True needs top_k: the noise decides which experts enter "
@@ -361,7 +420,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 )
                 resp = posteriors(gate, Z, log_lik)[0]
             else:
-                gate = SoftmaxGate(self.gate_alpha, max_iter=_GATE_STEPS_PER_M_STEP)
+                gate = self._make_gate()
                 gate.init_scaler(X, sample_weight)
                 experts = self._make_experts(n_experts, rng, gate.scaler_)
                 Z = gate.standardize(X)
@@ -418,22 +477,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         A move (after Ueda et al., 2000, "SMEM algorithm for mixture models")
         merges one of two near-identical experts into the other, restarts it on
         half the rows of the worst-fitting expert and runs EM again; it is kept
-        only if the objective rises. At most ``n_experts`` moves are made.
+        only if the objective rises. At most ``n_experts`` moves are made. In a
+        hierarchy, moves stay among the experts of one branch: a leaf can only
+        take rows that its branch is routed.
         """
         run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
+        groups = self._sibling_groups(resp.shape[1])
         for _ in range(resp.shape[1]):
-            pair = redundant_pair(run["distance"], run["resp"], sample_weight)
+            pair = redundant_pair(run["distance"], run["resp"], sample_weight, groups)
             if pair is None:
                 break
             keep, free = pair
+            siblings, rows = _branch(groups, free, run["resp"])
             merged = run["resp"].copy()
             merged[:, keep] += merged[:, free]
             merged[:, free] = 0.0
             # two ways to re-use the freed expert: on half of the worst expert's
             # rows, else on the worst-fitted rows of the whole mixture
             for resp in (
-                split_worst_expert(merged, free, Z, run["log_lik"], sample_weight, rng),
-                restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng),
+                split_worst_expert(merged, free, Z, run["log_lik"], sample_weight, rng, siblings),
+                restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng, rows),
             ):
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
                 trial = self._em_run(trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng)
@@ -459,9 +522,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             dead = np.flatnonzero(
                 (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
             )
-            if dead.size:
-                resp = gate_resp = restart_experts(resp, dead, sample_weight, row_log_lik, rng)
-                restarts[dead] += 1
+            for k in dead:
+                rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
+                resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
+                restarts[k] += 1
             gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
             weights = resp * sample_weight[:, None]
             experts.fit(X, y, weights, random_state=rng)
@@ -538,10 +602,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "bic and aic need the built-in experts (estimator=None), whose number "
                 "of parameters is known; it is not for arbitrary estimators."
             )
-        n_experts, n_features = len(self.estimators_), self.n_features_in_
-        # softmax logits are free up to one shared shift: K - 1 experts' worth
-        gate = (n_experts - 1) * (n_features + 1)
-        return gate + self._n_expert_parameters(n_experts, n_features)
+        n_experts = len(self.estimators_)
+        return self.gate_.n_parameters() + self._n_expert_parameters(n_experts, self.n_features_in_)
 
     def _hidden_layer_parameters(self, n_features):
         """Parameters of a network expert's hidden layer, and the inputs of its

@@ -62,15 +62,16 @@ def check_init_resp(init, n_samples, n_experts):
     return resp / row_sums
 
 
-def restart_experts(resp, experts, sample_weight, row_log_lik, rng):
-    """Hand each expert in ``experts`` its own share of the worst-fitted rows.
+def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
+    """Hand each expert in ``experts`` its own share of the worst-fitted rows
+    (of ``rows``, a boolean mask, if given).
 
     Each gets ``1 / n_experts`` of the weighted rows, taken off the other
     experts. Before the first E-step there is no fit to judge, so the rows are
     drawn at random.
     """
     resp = resp.copy()
-    candidates = np.flatnonzero(sample_weight > 0)
+    candidates = np.flatnonzero((sample_weight > 0) & (True if rows is None else rows))
     n_take = max(1, candidates.size // resp.shape[1])
     if row_log_lik is None:
         order = rng.permutation(candidates)
@@ -83,9 +84,10 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng):
     return resp
 
 
-def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng):
-    """Give expert ``free`` one half of the rows of the expert that fits its
-    own rows worst; the halves are 2-means clusters of those rows in ``Z``.
+def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
+    """Give expert ``free`` one half of the rows of the expert, among
+    ``candidates``, that fits its own rows worst; the halves are 2-means
+    clusters of those rows in ``Z``.
 
     An expert that straddles two regimes fits worst, and regimes are regions
     of the input, so a split in space separates them well enough for EM.
@@ -98,7 +100,8 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng):
         out=np.full_like(mass, np.inf),
         where=mass > 0,
     )
-    rows = np.flatnonzero((owner == np.argmin(fit)) & (sample_weight > 0))
+    worst = candidates[np.argmin(fit[candidates])]
+    rows = np.flatnonzero((owner == worst) & (sample_weight > 0))
     if rows.size < 2:
         return restart_experts(resp, [free], sample_weight, None, rng)
     halves = KMeans(2, n_init=1, random_state=rng).fit_predict(
@@ -128,15 +131,16 @@ def routing_shares(log_gate, sample_weight):
     return sample_weight @ routed / total, sample_weight @ gate / total
 
 
-def redundant_pair(distance, resp, sample_weight):
-    """The pair of experts whose predictive distributions differ least, as
-    ``(keep, free)``, if they are closer than ``REDUNDANT_DISTANCE``.
+def redundant_pair(distance, resp, sample_weight, groups):
+    """The pair of experts of one group whose predictive distributions differ
+    least, as ``(keep, free)``, if they are closer than ``REDUNDANT_DISTANCE``.
 
     ``distance(a, b)`` gives per-row total-variation distances; they are
     averaged over the rows either expert is responsible for.
     """
     best, pair = REDUNDANT_DISTANCE, None
-    for a, b in itertools.combinations(range(resp.shape[1]), 2):
+    pairs = itertools.chain.from_iterable(itertools.combinations(g, 2) for g in groups)
+    for a, b in pairs:
         weight = sample_weight * (resp[:, a] + resp[:, b])
         if weight.sum() > 0:
             d = np.average(distance(a, b), weights=weight)

@@ -28,9 +28,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``random_state``. A list: one expert per element (``n_experts`` then
         defaults to its length). Estimators whose ``fit`` takes no
         ``sample_weight`` are fitted on a weighted bootstrap of their rows.
-    n_experts : int, default=None
+    n_experts : int or tuple of int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
-        when it is a list.
+        when it is a list. A tuple builds a hierarchy of gates (Jordan &
+        Jacobs, 1994): ``(4, 4)`` is a root gate over 4 branches, each with a
+        gate over 4 experts, 16 experts in all, trained by EM with nested
+        posteriors. ``(K,)`` is the flat mixture.
     top_k : int, default=None
         Sparse routing: each row is answered by its ``top_k`` most probable
         experts only, with their gate probabilities renormalised. In training

@@ -16,6 +16,7 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier([LogisticRegression(), GaussianNB()]),
     MixtureOfExpertsRegressor(top_k=2),
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), top_k=2),
+    MixtureOfExpertsRegressor(n_experts=(2, 2)),
     MixtureOfExpertsRegressor(solver="gradient"),
     MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
     MixtureOfExpertsRegressor(

@@ -221,6 +221,12 @@ class SoftmaxGate(BaseEstimator):
         ``alpha / 2 * ||coef_||^2`` and the weighted balance loss."""
         return 0.5 * self.alpha * np.vdot(self.coef_, self.coef_) + self._balance_penalty
 
+    def n_parameters(self):
+        """Free parameters: softmax logits are free up to one shared shift, so
+        ``n_experts - 1`` experts' coefficients and intercepts."""
+        n_features, n_experts = self.coef_.shape
+        return (n_experts - 1) * (n_features + 1)
+
     def predict_log_proba(self, X):
         """Log gate probabilities, shape (n_samples, n_experts)."""
         check_is_fitted(self)
