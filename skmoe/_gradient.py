@@ -102,7 +102,7 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
     set ``(X, Z, y, sample_weight)`` the mean log-likelihood there; training
     stops once it has not improved by ``tol`` for ``n_iter_no_change`` epochs
     in a row, as in scikit-learn's MLP estimators. With a validation set the
-    best epoch's parameters are kept. Returns what ``_em_run`` returns.
+    best epoch's parameters are kept. Returns a result as ``_em_run`` does.
     """
     differentiable = model.estimator is None
     total_weight = sample_weight.sum()
@@ -150,7 +150,8 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         expert_penalty = experts.penalty() if differentiable else 0.0
         lower_bound = (sample_weight @ row_log_lik - gate.penalty() - expert_penalty) / total_weight
         lower_bounds.append(lower_bound)
-        model._print_iter_end(len(lower_bounds), lower_bound, lower_bound - best_score)
+        previous = lower_bounds[-2] if len(lower_bounds) > 1 else -np.inf
+        model._print_iter_end(len(lower_bounds), lower_bound, lower_bound - previous)
 
         mass = sample_weight @ resp / total_weight
         dead = np.flatnonzero((mass < model.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT))
@@ -172,7 +173,7 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         if score > best_score:
             best_score = score
             if validation is not None:
-                best_state = copy.deepcopy((gate, experts, params, resp, row_log_lik))
+                best_state = copy.deepcopy((gate, experts, params, lower_bound))
         if no_change > model.n_iter_no_change:
             if decays < _LEARNING_RATE_DECAYS:
                 optimizer.learning_rate_init /= _DECAY_FACTOR
@@ -181,15 +182,13 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
             converged = True
             break
     if best_state is not None:
-        gate, experts, params, resp, row_log_lik = best_state
+        gate, experts, params, lower_bound = best_state
     return dict(
         gate=gate,
         experts=experts,
         params=params,
-        resp=resp,
-        row_log_lik=row_log_lik,
         converged=converged,
-        lower_bound=lower_bounds[-1],
+        lower_bound=lower_bound,
         lower_bounds=np.asarray(lower_bounds),
         validation_scores=np.asarray(validation_scores) if validation is not None else None,
         n_expert_restarts=int(restarts.sum()),

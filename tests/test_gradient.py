@@ -171,8 +171,10 @@ def test_early_stopping_keeps_the_best_epoch(regime_data):
     X, y, _, _ = regime_data
     model = _model("reg", early_stopping=True, n_iter_no_change=3, max_iter=40).fit(X, y)
     scores = model.validation_scores_
-    assert len(scores) == model.n_iter_ - model.n_expert_restarts_
-    assert model._row_log_likelihood(X, y).mean() > -np.inf
+    assert model.n_expert_restarts_ == 0 and len(scores) == model.n_iter_
+    # the model kept is the one of the best validation score, not the last epoch
+    assert model.lower_bound_ == model.lower_bounds_[np.argmax(scores)]
+    assert np.argmax(scores) < len(scores) - 1
     assert _model("reg", max_iter=2).fit(X[:200], y[:200]).validation_scores_ is None
 
 
