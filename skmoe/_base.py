@@ -26,6 +26,7 @@ from ._em import (
     MAX_RESTARTS_PER_EXPERT,
     check_init_resp,
     e_step,
+    idle_expert,
     posteriors,
     redundant_pair,
     restart_experts,
@@ -477,21 +478,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         A move (after Ueda et al., 2000, "SMEM algorithm for mixture models")
         merges one of two near-identical experts into the other, restarts it on
         half the rows of the worst-fitting expert and runs EM again; it is kept
-        only if the objective rises. At most ``n_experts`` moves are made. In a
-        hierarchy, moves stay among the experts of one branch: a leaf can only
-        take rows that its branch is routed.
+        only if the objective rises. At most ``n_experts`` moves are made.
+
+        In a hierarchy, moves stay among the experts of one branch: a leaf can
+        only take rows that its branch is routed. A branch may then have no
+        redundant pair while one of its experts straddles two regimes and
+        another sits nearly idle; the idle one is freed instead.
         """
         run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
         groups = self._sibling_groups(resp.shape[1])
+        idle_tried = set()
         for _ in range(resp.shape[1]):
             pair = redundant_pair(run["distance"], run["resp"], sample_weight, groups)
+            if pair is None and len(groups) > 1:
+                idle = idle_expert(run["resp"], sample_weight, groups, exclude=idle_tried)
+                pair = None if idle is None else (None, idle)
             if pair is None:
                 break
             keep, free = pair
             siblings, rows = _branch(groups, free, run["resp"])
             merged = run["resp"].copy()
-            merged[:, keep] += merged[:, free]
-            merged[:, free] = 0.0
+            if keep is not None:
+                merged[:, keep] += merged[:, free]
+            merged[:, free] = 0.0  # an idle expert's few rows go to the next E-step
             # two ways to re-use the freed expert: on half of the worst expert's
             # rows, else on the worst-fitted rows of the whole mixture
             for resp in (
@@ -503,7 +512,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 if trial["lower_bound"] > run["lower_bound"]:
                     break
             else:
-                break
+                if keep is not None:
+                    break
+                idle_tried.add(free)  # a failed idle move: try the next idle expert
+                continue
             trial["lower_bounds"] = np.concatenate([run["lower_bounds"], trial["lower_bounds"]])
             trial["n_expert_restarts"] += run["n_expert_restarts"]
             trial["n_merges"] = run["n_merges"] + 1

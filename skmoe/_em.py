@@ -19,6 +19,10 @@ MAX_RESTARTS_PER_EXPERT = 2
 # move then frees one of the two to take over part of the worst expert's rows.
 REDUNDANT_DISTANCE = 0.3
 
+# An expert whose load is under this fraction of the mean load of its branch
+# is nearly idle: in a hierarchy a merge-and-split move may free it.
+IDLE_LOAD = 0.25
+
 
 def e_step(log_gate, log_lik):
     """Log responsibilities and per-row log-likelihood, both from log space."""
@@ -147,3 +151,13 @@ def redundant_pair(distance, resp, sample_weight, groups):
             if d < best:
                 best, pair = d, (a, b)
     return pair
+
+
+def idle_expert(resp, sample_weight, groups, exclude):
+    """The least-loaded expert, not in ``exclude``, whose load is under
+    ``IDLE_LOAD`` times the mean of its group, or None."""
+    mass = sample_weight @ resp
+    idle = [
+        k for g in groups for k in g if k not in exclude and mass[k] < IDLE_LOAD * mass[g].mean()
+    ]
+    return min(idle, key=mass.__getitem__, default=None)

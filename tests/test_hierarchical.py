@@ -6,6 +6,7 @@ from sklearn.linear_model import Ridge
 
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._em import idle_expert
 from skmoe.gates import HierarchicalGate
 
 
@@ -52,7 +53,9 @@ def test_top_k_applies_to_the_leaves(regime_data):
 
 
 def test_em_with_a_hierarchy_never_falls(regime_data, monkeypatch):
+    # no moves: they restart experts, where the objective may dip
     monkeypatch.setattr(skmoe._em, "REDUNDANT_DISTANCE", 0.0)
+    monkeypatch.setattr(skmoe._em, "IDLE_LOAD", 0.0)
     X, y, _, _ = regime_data
     model = MixtureOfExpertsRegressor(
         n_experts=(2, 2), tol=1e-6, min_expert_load=0.0, random_state=0
@@ -86,3 +89,11 @@ def test_bad_hierarchies_are_refused(params, match):
     X, y = np.random.RandomState(0).standard_normal((2, 50, 2))
     with pytest.raises(ValueError, match=match):
         MixtureOfExpertsRegressor(**params).fit(X, y[:, 0])
+
+
+def test_idle_expert_is_the_least_loaded_under_a_quarter_of_its_branch():
+    # loads 0.4, 0.55, 0.05 | 0.3, 0.3, 0.4: branch means 1/3 each
+    resp = np.array([[0.4, 0.55, 0.05, 0.3, 0.3, 0.4]])
+    groups = [np.arange(3), np.arange(3, 6)]
+    assert idle_expert(resp, np.ones(1), groups, exclude=set()) == 2
+    assert idle_expert(resp, np.ones(1), groups, exclude={2}) is None
