@@ -329,7 +329,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
-        """Fit the mixture by EM.
+        """Fit the mixture, by EM or by gradient training (``solver``).
 
         Parameters
         ----------
