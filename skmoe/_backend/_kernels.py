@@ -1,0 +1,236 @@
+"""CUDA kernels for the gate and the E-step, one thread per row.
+
+K and k are template parameters, compiled for each (dtype, K, k) on first
+use: the loops then unroll and a row's K logits and its top-k list sit in
+registers, the top-k choice is k compare-and-swaps per logit (no sort), and
+each kernel reads its inputs once and writes only what it returns. Under top-k
+nothing of size n x K is written, except the dense posterior the gate's M-step
+needs. Every kernel has a NumPy reference in the tests.
+"""
+
+from functools import cache
+
+from . import require_cupy
+
+# Larger K would spill the per-row arrays out of registers; the callers fall
+# back to plain CuPy operations there.
+MAX_EXPERTS = 64
+
+_SOURCE = r"""
+// NVRTC has no INFINITY macro
+template <typename T> __device__ T skmoe_neg_inf();
+template <> __device__ float skmoe_neg_inf<float>() { return __int_as_float(0xff800000); }
+template <> __device__ double skmoe_neg_inf<double>() {
+    return __longlong_as_double(0xfff0000000000000ULL);
+}
+
+// The row's TOPK largest logits, descending, with their experts. K and TOPK
+// are compile-time constants, so the loops unroll and the lists stay in
+// registers. Each logit sinks into place by swaps; a later expert never
+// displaces an equal earlier one.
+template <typename T, int K, int TOPK>
+__device__ void skmoe_top_k(const T* row, T* val, int* idx) {
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) { val[p] = skmoe_neg_inf<T>(); idx[p] = p; }
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+        T v = row[j];
+        int vi = j;
+#pragma unroll
+        for (int p = 0; p < TOPK; ++p) {
+            if (v > val[p]) {
+                T tv = val[p]; val[p] = v; v = tv;
+                int ti = idx[p]; idx[p] = vi; vi = ti;
+            }
+        }
+    }
+}
+
+// Gate: softmax over each row's TOPK largest logits. Writes probabilities and
+// expert indices, (n, TOPK) each, in descending order of probability.
+template <typename T, int K, int TOPK>
+__global__ void skmoe_gate_top_k(const T* logits, long long n, T* proba, int* index) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T val[TOPK];
+    int idx[TOPK];
+    skmoe_top_k<T, K, TOPK>(logits + i * K, val, idx);
+    T top = val[0], total = 0;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) { val[p] = exp(val[p] - top); total += val[p]; }
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) {
+        proba[i * TOPK + p] = val[p] / total;
+        index[i * TOPK + p] = idx[p];
+    }
+}
+
+// E-step for Gaussian experts. From the gate's logits, the experts' means and
+// the rows' targets: the responsibilities of the row's TOPK experts (with
+// their indices), the row's log-likelihood and, if dense_resp is not null,
+// the posterior under the dense gate (what the gate's M-step fits).
+template <typename T, int K, int TOPK>
+__global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* y,
+                                      const T* variance, long long n, T* resp, int* index,
+                                      T* row_log_lik, T* dense_resp) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const T LOG_2PI = 1.8378770664093453;
+    T l[K], ll[K];
+    T yi = y[i];
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+        l[j] = logits[i * K + j];
+        T r = yi - means[i * K + j];
+        ll[j] = -(T)0.5 * (log(variance[j]) + r * r / variance[j]);  // + const below
+    }
+    T val[TOPK];
+    int idx[TOPK];
+    skmoe_top_k<T, K, TOPK>(l, val, idx);
+    // log gate of the selected: l_j - logsumexp over the selection
+    T gate_sum = 0;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) gate_sum += exp(val[p] - val[0]);
+    T log_norm = val[0] + log(gate_sum);
+    T joint[TOPK];
+    T top = skmoe_neg_inf<T>();
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) {
+        T lj = ll[0];
+#pragma unroll
+        for (int j = 1; j < K; ++j) lj = (idx[p] == j) ? ll[j] : lj;  // no dynamic index
+        joint[p] = val[p] - log_norm + lj;
+        top = max(top, joint[p]);
+    }
+    T total = 0;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) total += exp(joint[p] - top);
+    T lse = top + log(total);
+    row_log_lik[i] = lse - (T)0.5 * LOG_2PI;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) {
+        resp[i * TOPK + p] = exp(joint[p] - lse);
+        index[i * TOPK + p] = idx[p];
+    }
+    if (dense_resp == nullptr) return;
+    // the dense posterior: softmax over all K of l_j + log N(y; mu_j, var_j)
+    T dense_top = skmoe_neg_inf<T>();
+#pragma unroll
+    for (int j = 0; j < K; ++j) { l[j] += ll[j]; dense_top = max(dense_top, l[j]); }
+    T dense_total = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) { l[j] = exp(l[j] - dense_top); dense_total += l[j]; }
+#pragma unroll
+    for (int j = 0; j < K; ++j) dense_resp[i * K + j] = l[j] / dense_total;
+}
+"""
+
+_KERNELS = ("skmoe_gate_top_k", "skmoe_e_step_gaussian")
+_BLOCK = 256
+
+
+@cache
+def _compiled(device_id, ctype, n_experts, k):
+    """The kernels for one device, dtype and (K, k), compiled on first use
+    (CuPy also caches the binaries on disk)."""
+    cupy = require_cupy()
+    names = [f"{name}<{ctype}, {n_experts}, {k}>" for name in _KERNELS]
+    with cupy.cuda.Device(device_id):
+        module = cupy.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=names)
+        return {name: module.get_function(full) for name, full in zip(_KERNELS, names, strict=True)}
+
+
+def _kernel(name, dtype, n_experts, k):
+    cupy = require_cupy()
+    ctype = "float" if dtype == cupy.float32 else "double"
+    return _compiled(cupy.cuda.Device().id, ctype, n_experts, k)[name]
+
+
+def _check(logits, k):
+    n, K = logits.shape
+    if K > MAX_EXPERTS:
+        raise ValueError(f"the CUDA kernels take at most {MAX_EXPERTS} experts, got {K}.")
+    if not 1 <= k <= K:
+        raise ValueError(f"k must be in [1, {K}], got {k}.")
+    return n, K
+
+
+def _grid(n):
+    return ((n + _BLOCK - 1) // _BLOCK,), (_BLOCK,)
+
+
+def gate_top_k(logits, k):
+    """Softmax over each row's ``k`` largest logits.
+
+    Parameters
+    ----------
+    logits : cupy.ndarray of shape (n, K), float32 or float64, C-contiguous
+    k : int
+
+    Returns
+    -------
+    proba : cupy.ndarray of shape (n, k)
+        Descending within each row; rows sum to 1.
+    index : cupy.ndarray of shape (n, k), int32
+        The expert of each probability.
+    """
+    cupy = require_cupy()
+    n, K = _check(logits, k)
+    logits = cupy.ascontiguousarray(logits)
+    proba = cupy.empty((n, k), dtype=logits.dtype)
+    index = cupy.empty((n, k), dtype=cupy.int32)
+    if n:
+        _kernel("skmoe_gate_top_k", logits.dtype, K, k)(
+            *_grid(n), (logits, cupy.int64(n), proba, index)
+        )
+    return proba, index
+
+
+def e_step_gaussian(logits, means, y, variance, k, *, dense=False):
+    """Responsibilities of Gaussian experts under a top-``k`` gate, fused.
+
+    Parameters
+    ----------
+    logits, means : cupy.ndarray of shape (n, K)
+        Gate logits and expert means, one dtype (float32 or float64).
+    y : cupy.ndarray of shape (n,)
+    variance : cupy.ndarray of shape (K,)
+    k : int
+    dense : bool
+        Also return the posterior under the dense gate, shape (n, K).
+
+    Returns
+    -------
+    resp : (n, k) responsibilities of the selected experts, rows sum to 1
+    index : (n, k) int32, the selected experts, by descending gate logit
+    row_log_lik : (n,) the row's log-likelihood under the top-k mixture
+    dense_resp : (n, K) or None
+    """
+    cupy = require_cupy()
+    n, K = _check(logits, k)
+    dtype = logits.dtype
+    logits, means = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(means, dtype=dtype)
+    y, variance = (
+        cupy.ascontiguousarray(y, dtype=dtype),
+        cupy.ascontiguousarray(variance, dtype=dtype),
+    )
+    resp = cupy.empty((n, k), dtype=dtype)
+    index = cupy.empty((n, k), dtype=cupy.int32)
+    row_log_lik = cupy.empty(n, dtype=dtype)
+    dense_resp = cupy.empty((n, K), dtype=dtype) if dense else None
+    if n:
+        _kernel("skmoe_e_step_gaussian", dtype, K, k)(
+            *_grid(n),
+            (
+                logits,
+                means,
+                y,
+                variance,
+                cupy.int64(n),
+                resp,
+                index,
+                row_log_lik,
+                dense_resp if dense else cupy.uint64(0),  # a null pointer
+            ),
+        )
+    return resp, index, row_log_lik, dense_resp
