@@ -24,6 +24,51 @@ template <> __device__ double skmoe_neg_inf<double>() {
     return __longlong_as_double(0xfff0000000000000ULL);
 }
 
+// A row of K values through 16-byte loads and stores where K allows it: one
+// thread's row is contiguous, and scalar accesses would take 16 instructions
+// (and as many partial cache-line transactions per warp) for a row of 16.
+template <typename T> struct skmoe_vec;
+template <> struct skmoe_vec<float> {
+    typedef float4 type;
+    static const int width = 4;
+    __device__ static void split(const float4& v, float* d) {
+        d[0] = v.x; d[1] = v.y; d[2] = v.z; d[3] = v.w;
+    }
+    __device__ static float4 join(const float* s) { return make_float4(s[0], s[1], s[2], s[3]); }
+};
+template <> struct skmoe_vec<double> {
+    typedef double2 type;
+    static const int width = 2;
+    __device__ static void split(const double2& v, double* d) { d[0] = v.x; d[1] = v.y; }
+    __device__ static double2 join(const double* s) { return make_double2(s[0], s[1]); }
+};
+
+template <typename T, int K>
+__device__ void skmoe_load_row(const T* src, T* dst) {
+    typedef skmoe_vec<T> V;
+    if (K % V::width == 0) {
+#pragma unroll
+        for (int q = 0; q < K / V::width; ++q)
+            V::split(reinterpret_cast<const typename V::type*>(src)[q], dst + q * V::width);
+    } else {
+#pragma unroll
+        for (int j = 0; j < K; ++j) dst[j] = src[j];
+    }
+}
+
+template <typename T, int K>
+__device__ void skmoe_store_row(const T* src, T* dst) {
+    typedef skmoe_vec<T> V;
+    if (K % V::width == 0) {
+#pragma unroll
+        for (int q = 0; q < K / V::width; ++q)
+            reinterpret_cast<typename V::type*>(dst)[q] = V::join(src + q * V::width);
+    } else {
+#pragma unroll
+        for (int j = 0; j < K; ++j) dst[j] = src[j];
+    }
+}
+
 // The row's TOPK largest logits, descending, with their experts. K and TOPK
 // are compile-time constants, so the loops unroll and the lists stay in
 // registers. Each logit sinks into place by swaps; a later expert never
@@ -52,9 +97,11 @@ template <typename T, int K, int TOPK>
 __global__ void skmoe_gate_top_k(const T* logits, long long n, T* proba, int* index) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
+    T row[K];
+    skmoe_load_row<T, K>(logits + i * K, row);
     T val[TOPK];
     int idx[TOPK];
-    skmoe_top_k<T, K, TOPK>(logits + i * K, val, idx);
+    skmoe_top_k<T, K, TOPK>(row, val, idx);
     T top = val[0], total = 0;
 #pragma unroll
     for (int p = 0; p < TOPK; ++p) { val[p] = exp(val[p] - top); total += val[p]; }
@@ -77,11 +124,12 @@ __global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* 
     if (i >= n) return;
     const T LOG_2PI = 1.8378770664093453;
     T l[K], ll[K];
+    skmoe_load_row<T, K>(logits + i * K, l);
+    skmoe_load_row<T, K>(means + i * K, ll);
     T yi = y[i];
 #pragma unroll
     for (int j = 0; j < K; ++j) {
-        l[j] = logits[i * K + j];
-        T r = yi - means[i * K + j];
+        T r = yi - ll[j];
         ll[j] = -(T)0.5 * (log(variance[j]) + r * r / variance[j]);  // + const below
     }
     T val[TOPK];
@@ -121,7 +169,8 @@ __global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* 
 #pragma unroll
     for (int j = 0; j < K; ++j) { l[j] = exp(l[j] - dense_top); dense_total += l[j]; }
 #pragma unroll
-    for (int j = 0; j < K; ++j) dense_resp[i * K + j] = l[j] / dense_total;
+    for (int j = 0; j < K; ++j) l[j] /= dense_total;
+    skmoe_store_row<T, K>(l, dense_resp + i * K);
 }
 """
 
