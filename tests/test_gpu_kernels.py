@@ -74,3 +74,32 @@ def test_kernels_refuse_too_many_experts():
 
     with pytest.raises(ValueError, match="at most 64 experts"):
         gate_top_k(cupy.zeros((3, 65), dtype=cupy.float32), 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts, k", [(5000, 5, 2), (3001, 4, 4), (2000, 6, 1)])
+def test_linear_m_step_matches_the_cpu_experts(n, n_experts, k, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._linear import linear_experts_top_k
+    from skmoe.experts import LinearExperts
+
+    rng = np.random.default_rng()
+    X = (5 + rng.normal(size=(n, 7))).astype(dtype)  # an offset: centring must hold
+    y = (X @ rng.normal(size=7) + rng.normal(size=n)).astype(dtype)
+    logits = rng.normal(size=(n, n_experts))
+    index = np.argsort(-logits, axis=1)[:, :k].astype(np.int32)
+    resp = rng.uniform(0.1, 1.0, size=(n, k))
+    if n_experts > k:  # one expert routed no rows
+        index[index == n_experts - 1] = 0
+    coef, intercept = linear_experts_top_k(
+        *map(cupy.asarray, (X, y, resp.astype(dtype), index)), n_experts, alpha=0.5
+    )
+    weights = np.zeros((n, n_experts))
+    np.add.at(weights, (np.arange(n)[:, None], index), resp)
+    ref = LinearExperts(n_experts, alpha=0.5).fit(
+        X.astype(np.float64), y.astype(np.float64), weights
+    )
+    rtol = 1e-3 if dtype == np.float32 else 1e-9
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(coef.get(), ref.coef_, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(intercept.get(), ref.intercept_, rtol=rtol, atol=rtol * scale * 10)
