@@ -1,24 +1,12 @@
-import importlib.util
-
 import numpy as np
 import pytest
 
+from skmoe._backend import cupy_available
 from skmoe.datasets import make_regime_regression
 
 
-def _cuda_available():
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    import cupy
-
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except cupy.cuda.runtime.CUDARuntimeError:
-        return False
-
-
 def pytest_collection_modifyitems(config, items):
-    if _cuda_available():
+    if cupy_available():
         return
     skip = pytest.mark.skip(reason="needs CuPy and a CUDA device")
     for item in items:
