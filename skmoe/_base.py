@@ -14,14 +14,22 @@ from numbers import Integral, Real
 from time import time
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context, clone, is_classifier
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
+from ._backend import get_namespace, is_cupy_array, require_cupy, to_host, to_numpy
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
     check_init_resp,
@@ -69,13 +77,24 @@ def _nested_kmeans(Z, sample_weight, branching, rng):
     return labels
 
 
+def _to_device(validated):
+    """Validated host data, ``X`` or ``(X, y)``, moved to the GPU; ``y`` takes
+    ``X``'s floating type (the GPU fits regression only)."""
+    cupy = require_cupy()
+    X, y = validated if isinstance(validated, tuple) else (validated, None)
+    if sp.issparse(X):
+        raise TypeError("device='cuda' takes dense X; sparse input is fitted on the CPU.")
+    X = cupy.asarray(X)
+    return X if y is None else (X, cupy.asarray(y, dtype=X.dtype))
+
+
 def _branch(groups, expert, resp):
     """The experts of ``expert``'s branch, and a mask of the rows they own
     (None when there is one branch: all rows)."""
     siblings = next(g for g in groups if expert in g)
     if len(groups) == 1:
         return siblings, None
-    return siblings, np.isin(resp.argmax(axis=1), siblings)
+    return siblings, np.isin(to_numpy(resp.argmax(axis=1)), siblings)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -111,6 +130,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda"})],
     }
 
     @abstractmethod
@@ -142,6 +162,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         random_state=None,
         verbose=0,
         verbose_interval=10,
+        device="cpu",
     ):
         self.estimator = estimator
         self.n_experts = n_experts
@@ -168,6 +189,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.random_state = random_state
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.device = device
 
     # ------------------------------------------------------------------ hooks
     _required_methods = ("fit", "predict")
@@ -304,8 +326,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return tags
 
     def _validate_data(self, X, y="no_validation", *, reset):
-        """validate_data with what the gate and the experts accept."""
-        return validate_data(
+        """validate_data with what the gate and the experts accept; on the GPU
+        (``device="cuda"`` or CuPy input at fit, a GPU fit at predict) the
+        same checks, with the arrays moved to the device."""
+        on_device = (self.device == "cuda" or is_cupy_array(X)) if reset else self._on_device
+        if is_cupy_array(X):
+            if on_device:
+                return self._validate_device_data(X, y, reset=reset)
+            X = to_numpy(X)  # a CPU fit predicts on the CPU
+        result = validate_data(
             self,
             X,
             y,
@@ -314,17 +343,47 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ensure_all_finite="allow-nan" if get_tags(self).input_tags.allow_nan else True,
             reset=reset,
         )
+        return _to_device(result) if on_device else result
+
+    def _validate_device_data(self, X, y, *, reset):
+        """The checks of ``_validate_data`` for CuPy input, run on the device."""
+        cupy = require_cupy()
+        _check_feature_names(self, X, reset=reset)
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-dimensional array, got {X.ndim} dimension(s).")
+        if X.dtype not in (cupy.float32, cupy.float64):
+            X = X.astype(cupy.float64)
+        if not bool(cupy.isfinite(X).all()):
+            raise ValueError("Input X contains NaN or infinity.")
+        _check_n_features(self, X, reset=reset)
+        if isinstance(y, str) and y == "no_validation":
+            return X
+        y = cupy.asarray(y, dtype=X.dtype)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}.")
+        if not bool(cupy.isfinite(y).all()):
+            raise ValueError("Input y contains NaN or infinity.")
+        return X, y
+
+    def _check_device_options(self):
+        """What runs on the GPU so far: EM over the built-in regression experts."""
+        if is_classifier(self) or self.estimator is not None or self.solver != "em":
+            raise ValueError(
+                "device='cuda' supports MixtureOfExpertsRegressor with the built-in "
+                "experts (estimator=None) and solver='em' so far; use device='cpu'."
+            )
 
     def _initial_resp(self, Z, sample_weight, n_experts, rng):
         n_samples = Z.shape[0]
+        xp = get_namespace(Z)
         if isinstance(self.init, str) and self.init == "random":
             resp = rng.uniform(size=(n_samples, n_experts))
-            return resp / resp.sum(axis=1, keepdims=True)
+            return xp.asarray(resp / resp.sum(axis=1, keepdims=True), dtype=Z.dtype)
         if isinstance(self.init, str):  # "kmeans" on the gate's standardised input
             branching = self.n_experts if isinstance(self.n_experts, tuple) else (n_experts,)
-            labels = _nested_kmeans(Z, sample_weight, branching, rng)
-            return np.eye(n_experts)[labels]
-        return check_init_resp(self.init, n_samples, n_experts)
+            labels = _nested_kmeans(to_numpy(Z), to_numpy(sample_weight), branching, rng)
+            return xp.eye(n_experts, dtype=Z.dtype)[xp.asarray(labels)]
+        return xp.asarray(check_init_resp(self.init, n_samples, n_experts), dtype=Z.dtype)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
@@ -346,12 +405,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted mixture.
         """
+        if self.device == "cuda" or is_cupy_array(X):
+            self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self._on_device = is_cupy_array(X)
+        sample_weight = _check_sample_weight(
+            None if sample_weight is None else to_numpy(sample_weight),
+            np.empty((X.shape[0], 0)) if self._on_device else X,  # only its length counts
+            dtype=np.float64,
+        )
         if np.any(sample_weight < 0):
             raise ValueError("sample_weight must be non-negative.")
         if not sample_weight.sum() > 0:
             raise ValueError("sample_weight must not be all zero.")
+        if self._on_device:
+            sample_weight = get_namespace(X).asarray(sample_weight, dtype=X.dtype)
         self._check_estimator_list()
         y = self._prepare_target(y, sample_weight)
         n_experts = self._resolved_n_experts()
@@ -525,12 +593,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _em_run(self, gate, experts, X, Z, y, sample_weight, resp, rng):
         """EM iterations until the objective settles. Each iteration is an M-step
         then an E-step, so the objective recorded is that of the parameters kept."""
-        total_weight = sample_weight.sum()
+        total_weight = float(sample_weight.sum())
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
         gate_resp = resp
         for n_iter in range(1, self.max_iter + 1):
-            mass = sample_weight @ resp / total_weight
+            mass = to_numpy(sample_weight @ resp) / total_weight
             dead = np.flatnonzero(
                 (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
             )
@@ -547,7 +615,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
             penalty = gate.penalty() + self._expert_penalty(experts, params)
             previous = lower_bound
-            lower_bound = (sample_weight @ row_log_lik - penalty) / total_weight
+            lower_bound = (float(sample_weight @ row_log_lik) - penalty) / total_weight
             lower_bounds.append(lower_bound)
             self._print_iter_end(n_iter, lower_bound, lower_bound - previous)
             if dead.size == 0 and abs(lower_bound - previous) < self.tol:
@@ -582,7 +650,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Non-negative, each row sums to 1.
         """
         check_is_fitted(self)
-        return self.gate_.predict_proba(self._validate_data(X, reset=False))
+        return self._like_input(self.gate_.predict_proba(self._validate_data(X, reset=False)), X)
 
     def predict_expert(self, X):
         """Index of the expert with the largest gate probability for each row.
@@ -668,6 +736,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)
         return X, self.gate_.predict_proba(X)
+
+    def _like_input(self, result, X):
+        """``result`` as the kind of array ``X`` is: NumPy in, NumPy out;
+        CuPy in, CuPy out, whichever device computed it."""
+        if is_cupy_array(X):
+            return get_namespace(X).asarray(result)
+        return to_numpy(result)
+
+    def __getstate__(self):
+        # parameters move to NumPy, so that the model loads without CUDA; it
+        # then predicts on the CPU
+        state = to_host(super().__getstate__())
+        state["_on_device"] = False
+        return state
 
     # ------------------------------------------------------------------ verbose
     def _print_init_start(self, init):

@@ -127,6 +127,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         1 prints each initialisation, 2 also the objective every
         ``verbose_interval`` iterations.
     verbose_interval : int, default=10
+    device : {"cpu", "cuda"}, default="cpu"
+        Where the fit runs. "cuda" (or CuPy input, which implies it) runs EM
+        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far for
+        :class:`MixtureOfExpertsRegressor` with the built-in experts and
+        ``solver="em"``. Fitted parameters stay on the device they were
+        fitted on; outputs follow the input (NumPy in, NumPy out; CuPy in,
+        CuPy out). A pickled model holds NumPy arrays and predicts on the CPU.
 
     Attributes
     ----------
@@ -217,6 +224,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         random_state=None,
         verbose=0,
         verbose_interval=10,
+        device="cpu",
     ):
         super().__init__(
             estimator,
@@ -244,6 +252,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             random_state=random_state,
             verbose=verbose,
             verbose_interval=verbose_interval,
+            device=device,
         )
 
     def _prepare_target(self, y, sample_weight):

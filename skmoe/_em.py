@@ -1,11 +1,13 @@
 """The pieces of EM that act on responsibilities: the E-step, restarts of dead
 experts and merge-and-split moves. Shared by EM and gradient training."""
 
+import functools
 import itertools
 
 import numpy as np
 from sklearn.cluster import KMeans
 
+from ._backend import get_namespace, is_cupy_array, to_numpy
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 
 # An expert whose load falls under min_expert_load is restarted on the rows the
@@ -22,6 +24,20 @@ REDUNDANT_DISTANCE = 0.3
 # An expert whose load is under this fraction of the mean load of its branch
 # is nearly idle: in a hierarchy a merge-and-split move may free it.
 IDLE_LOAD = 0.25
+
+
+def _on_host(function):
+    """Run ``function`` on NumPy copies of its CuPy arguments and return its
+    array result to the device. For the moves, which run a few times per fit
+    and use host-only tools (k-means, sorting with ties kept stable)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        xp = get_namespace(*args)
+        result = function(*(to_numpy(a) if is_cupy_array(a) else a for a in args), **kwargs)
+        return xp.asarray(result) if isinstance(result, np.ndarray) else result
+
+    return wrapper
 
 
 def e_step(log_gate, log_lik):
@@ -66,6 +82,7 @@ def check_init_resp(init, n_samples, n_experts):
     return resp / row_sums
 
 
+@_on_host
 def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     """Hand each expert in ``experts`` its own share of the worst-fitted rows
     (of ``rows``, a boolean mask, if given).
@@ -88,6 +105,7 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     return resp
 
 
+@_on_host
 def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     """Give expert ``free`` one half of the rows of the expert, among
     ``candidates``, that fits its own rows worst; the halves are 2-means
@@ -118,6 +136,7 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     return resp
 
 
+@_on_host
 def routing_shares(log_gate, sample_weight):
     """Each expert's share of the rows routed (load) and of the gate mass
     (importance), weighted by ``sample_weight``; each sums to 1.
@@ -135,6 +154,7 @@ def routing_shares(log_gate, sample_weight):
     return sample_weight @ routed / total, sample_weight @ gate / total
 
 
+@_on_host
 def redundant_pair(distance, resp, sample_weight, groups):
     """The pair of experts of one group whose predictive distributions differ
     least, as ``(keep, free)``, if they are closer than ``REDUNDANT_DISTANCE``.
@@ -147,12 +167,13 @@ def redundant_pair(distance, resp, sample_weight, groups):
     for a, b in pairs:
         weight = sample_weight * (resp[:, a] + resp[:, b])
         if weight.sum() > 0:
-            d = np.average(distance(a, b), weights=weight)
+            d = np.average(to_numpy(distance(a, b)), weights=weight)
             if d < best:
                 best, pair = d, (a, b)
     return pair
 
 
+@_on_host
 def idle_expert(resp, sample_weight, groups, exclude):
     """The least-loaded expert, not in ``exclude``, whose load is under
     ``IDLE_LOAD`` times the mean of its group, or None."""

@@ -3,10 +3,10 @@
 NumPy reduces a short trailing axis (K experts, C classes) an order of magnitude
 slower than a long one, and these reductions run in every EM iteration. Summing
 through a matrix product and taking maxima over a loop of K columns keeps them
-at memory speed.
+at memory speed. Each function works on NumPy and CuPy arrays alike.
 """
 
-import numpy as np
+from ._backend import get_namespace
 
 # exp() of arguments under about -708 gives subnormal numbers or underflows, and
 # the CPU computes with those 5-35x slower than with normal numbers; so do the
@@ -18,15 +18,16 @@ _LOG_FLOOR = -500.0
 
 def row_max(a):
     """``a.max(axis=-1)``, fast for a short last axis."""
+    xp = get_namespace(a)
     out = a[..., 0].copy()
     for j in range(1, a.shape[-1]):
-        np.maximum(out, a[..., j], out=out)
+        xp.maximum(out, a[..., j], out=out)
     return out
 
 
 def row_sum(a):
     """``a.sum(axis=-1)``, fast for a short last axis."""
-    return a @ np.ones(a.shape[-1], dtype=a.dtype)
+    return a @ get_namespace(a).ones(a.shape[-1], dtype=a.dtype)
 
 
 def exp_floored(a, out=None):
@@ -34,18 +35,20 @@ def exp_floored(a, out=None):
 
     ``-inf`` (an expert a sparse gate did not select) still gives exactly 0.
     """
-    zero = np.isneginf(a)
-    result = np.exp(np.maximum(a, _LOG_FLOOR, out=out), out=out)
+    xp = get_namespace(a)
+    zero = a == -xp.inf
+    result = xp.exp(xp.maximum(a, _LOG_FLOOR, out=out), out=out)
     result[zero] = 0.0
     return result
 
 
 def logsumexp_rows(a):
     """``log(sum(exp(a), axis=-1))`` without overflow."""
+    xp = get_namespace(a)
     top = row_max(a)
-    infinite = ~np.isfinite(top)
-    shift = np.where(infinite, 0.0, top)  # no inf - inf
-    out = np.log(row_sum(exp_floored(a - shift[..., None]))) + shift
+    infinite = ~xp.isfinite(top)
+    shift = xp.where(infinite, 0.0, top)  # no inf - inf
+    out = xp.log(row_sum(exp_floored(a - shift[..., None]))) + shift
     out[infinite] = top[infinite]  # a row of -inf sums to 0: its log is -inf
     return out
 
@@ -74,7 +77,7 @@ def softmax_cross_entropy(logits, targets):
         ``softmax(logits)``.
     """
     log_p = log_softmax_rows(logits)
-    loss = -np.vdot(targets, log_p)
+    loss = -get_namespace(log_p).vdot(targets, log_p)
     proba = exp_floored(log_p, out=log_p)
     grad = proba * row_sum(targets)[..., None]
     grad -= targets

@@ -4,6 +4,10 @@ The gate (a multinomial logistic model of soft targets) and the built-in logisti
 experts (K weighted logistic regressions solved as one problem) share one shape:
 minimise ``loss(X @ coef + intercept) + alpha / 2 * ||coef||^2``. This module holds
 that solver; the losses on logits live beside it and in ``_math``.
+
+On CuPy input the products and losses run on the device; the optimiser's own
+small state (L-BFGS's vectors, Newton's Hessian and its factor) stays on the
+host, which costs one transfer of the parameters per evaluation.
 """
 
 from functools import cache
@@ -14,6 +18,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
+
+from ._backend import get_namespace, to_numpy
 
 
 @cache
@@ -60,17 +66,20 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
         The minimiser. L-BFGS only accepts steps that lower the objective, so the
         result is never worse than the starting point: EM stays monotone.
     """
+    xp = get_namespace(X)
     n_features, n_outputs = coef.shape
     split = n_features * n_outputs
 
     def objective(theta):
+        theta = xp.asarray(theta, dtype=coef.dtype)
         w = theta[:split].reshape(n_features, n_outputs)
         loss, grad = logit_loss(safe_sparse_dot(X, w) + theta[split:])
-        value = loss + 0.5 * alpha * np.vdot(w, w)
+        value = loss + 0.5 * alpha * xp.vdot(w, w)
         grad_w = safe_sparse_dot(X.T, grad) + alpha * w
-        return value / scale, np.concatenate([grad_w.ravel(), grad.sum(axis=0)]) / scale
+        grad = xp.concatenate([grad_w.ravel(), grad.sum(axis=0)])
+        return float(value) / scale, to_numpy(grad).astype(np.float64) / scale
 
-    theta0 = np.concatenate([coef.ravel(), intercept])
+    theta0 = to_numpy(xp.concatenate([coef.ravel(), intercept])).astype(np.float64)
     # The products here are thin (n x d times d x m) and alternate with
     # element-wise work; a multi-threaded BLAS gains nothing on them, and its
     # spinning workers slow the element-wise work several-fold (as KMeans,
@@ -85,7 +94,7 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
             # stops warm-started fits well short of the optimum
             options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-3 * tol},
         )
-    theta = result.x
+    theta = xp.asarray(result.x, dtype=coef.dtype)
     return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()
 
 
@@ -109,33 +118,36 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     the gate must grow sharp, are where this matters most. Every accepted step
     lowers the objective, so EM stays monotone. ``Z`` must be dense.
     """
+    xp = get_namespace(Z)
     n_samples, n_experts = Z.shape[0], coef.shape[1]
-    Z1 = np.hstack([Z, np.ones((n_samples, 1))])
+    Z1 = xp.hstack([Z, xp.ones((n_samples, 1), dtype=Z.dtype)])
     n_params = Z1.shape[1]
     penalty = np.full(n_params, float(alpha))
     penalty[-1] = 0.0
-    scale = row_weight.sum()
-    theta = np.vstack([coef, intercept])  # (n_params, n_experts)
+    device_penalty = xp.asarray(penalty, dtype=Z.dtype)[:, None]
+    scale = float(row_weight.sum())
+    theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
 
     def value_grad(theta):
         loss, grad, proba = logit_loss(Z1 @ theta)
-        value = (loss + 0.5 * np.vdot(penalty[:, None] * theta, theta)) / scale
-        return value, (Z1.T @ grad + penalty[:, None] * theta) / scale, proba
+        value = float(loss + 0.5 * xp.vdot(device_penalty * theta, theta)) / scale
+        return value, (Z1.T @ grad + device_penalty * theta) / scale, proba
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, proba = value_grad(theta)
         for n_iter in range(max_iter):
-            if np.max(np.abs(grad)) <= tol:
+            if float(xp.max(xp.abs(grad))) <= tol:
                 break
             if n_iter % _HESSIAN_EVERY == 0:
-                hessian = _softmax_hessian(Z1, proba, row_weight) / scale
+                hessian = to_numpy(_softmax_hessian(Z1, proba, row_weight)).astype(np.float64)
+                hessian /= scale
                 hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
                 # softmax is blind to a shift shared by all experts: damp that null space
                 hessian[np.diag_indices_from(hessian)] += 1e-10 * np.trace(hessian) / len(hessian)
                 factor = scipy.linalg.cho_factor(hessian)
-            step = scipy.linalg.cho_solve(factor, grad.T.ravel())
-            step = step.reshape(n_experts, n_params).T
-            slope = np.vdot(grad, step)
+            step = scipy.linalg.cho_solve(factor, to_numpy(grad).T.ravel())
+            step = xp.asarray(step.reshape(n_experts, n_params).T, dtype=Z.dtype)
+            slope = float(xp.vdot(grad, step))
             for _ in range(30):
                 new = value_grad(theta - step)
                 if new[0] <= value - 1e-4 * slope:
@@ -151,8 +163,9 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
 
 def _softmax_hessian(Z1, proba, row_weight):
     """Hessian of the weighted softmax cross-entropy, blocks ordered by expert."""
+    xp = get_namespace(Z1)
     n_experts, n_params = proba.shape[1], Z1.shape[1]
-    hessian = np.empty((n_experts, n_params, n_experts, n_params))
+    hessian = xp.empty((n_experts, n_params, n_experts, n_params), dtype=Z1.dtype)
     weighted = proba * row_weight[:, None]
     for k in range(n_experts):
         for j in range(k, n_experts):

@@ -3,10 +3,10 @@
 from numbers import Real
 
 import numpy as np
-from scipy.special import erf
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import HasMethods, Interval
 
+from ._backend import erf, get_namespace, is_cupy_array
 from ._base import BaseMixtureOfExperts
 from .experts import LinearExperts, NetworkExperts
 
@@ -123,6 +123,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         1 prints each initialisation, 2 also the objective every
         ``verbose_interval`` iterations.
     verbose_interval : int, default=10
+    device : {"cpu", "cuda"}, default="cpu"
+        Where the fit runs. "cuda" (or CuPy input, which implies it) runs EM
+        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far for
+        :class:`MixtureOfExpertsRegressor` with the built-in experts and
+        ``solver="em"``. Fitted parameters stay on the device they were
+        fitted on; outputs follow the input (NumPy in, NumPy out; CuPy in,
+        CuPy out). A pickled model holds NumPy arrays and predicts on the CPU.
 
     Attributes
     ----------
@@ -218,6 +225,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         random_state=None,
         verbose=0,
         verbose_interval=10,
+        device="cpu",
     ):
         super().__init__(
             estimator,
@@ -245,13 +253,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             random_state=random_state,
             verbose=verbose,
             verbose_interval=verbose_interval,
+            device=device,
         )
         self.noise_floor = noise_floor
 
     def _prepare_target(self, y, sample_weight):
         y = self._encode_target(y)
-        mean = np.average(y, weights=sample_weight)
-        y_var = np.average((y - mean) ** 2, weights=sample_weight)
+        total = float(sample_weight.sum())
+        mean = float(sample_weight @ y) / total
+        y_var = float(sample_weight @ (y - mean) ** 2) / total
         # a constant target has no scale of its own: floor in absolute terms
         y_var = y_var if y_var > 0 else 1.0
         self._variance_floor = self.noise_floor * y_var
@@ -259,6 +269,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return y
 
     def _encode_target(self, y):
+        if is_cupy_array(y):
+            return y
         return np.asarray(y, dtype=np.float64)
 
     def _n_expert_parameters(self, n_experts, n_features):
@@ -292,11 +304,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _update_params(self, experts, outputs, y, weights):
         # Gaussian M-step. For ridge experts the penalty alpha*||w||^2 / (2 sigma^2)
         # is part of the objective, so it enters the variance that maximises it.
-        residual_ss = np.einsum("nk,nk->k", weights, (y[:, None] - outputs) ** 2)
+        xp = get_namespace(outputs)
+        residual_ss = xp.einsum("nk,nk->k", weights, (y[:, None] - outputs) ** 2)
         residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
         mass = weights.sum(axis=0)
-        variance = np.divide(residual_ss, mass, out=np.zeros_like(mass), where=mass > 0)
-        return np.maximum(variance, self._variance_floor)
+        variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
+        return xp.maximum(variance, self._variance_floor)
 
     def _builtin_penalty_scale(self):
         # the ridge prior of EM's built-in experts; gradient training's network
@@ -305,18 +318,21 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _log_lik(self, outputs, y, noise_variance):
         return -0.5 * (
-            np.log(2 * np.pi * noise_variance) + (y[:, None] - outputs) ** 2 / noise_variance
+            get_namespace(outputs).log(2 * np.pi * noise_variance)
+            + (y[:, None] - outputs) ** 2 / noise_variance
         )
 
     def _expert_distance(self, means, noise_variance, a, b):
         # total variation between N(mu_a, s^2) and N(mu_b, s^2) with the pooled
         # variance s^2: erf(|mu_a - mu_b| / (2 sqrt(2) s))
         pooled = 0.5 * (noise_variance[a] + noise_variance[b])
-        return erf(np.abs(means[:, a] - means[:, b]) / np.sqrt(8 * pooled))
+        return erf(abs(means[:, a] - means[:, b]) / (8 * pooled) ** 0.5)
 
     def _expert_penalty(self, experts, noise_variance):
         return (
-            0.5 * self._builtin_penalty_scale() * np.sum(experts.squared_norms() / noise_variance)
+            0.5
+            * self._builtin_penalty_scale()
+            * float((experts.squared_norms() / noise_variance).sum())
         )
 
     def _set_params_attributes(self, noise_variance):
@@ -341,10 +357,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Only when ``return_std`` is True.
         """
+        X_in = X
         X, gate = self._gate_and_X(X)
         means = self._experts.predict(X)
-        y_mean = np.einsum("nk,nk->n", gate, means)
+        xp = get_namespace(means)
+        y_mean = xp.einsum("nk,nk->n", gate, means)
         if not return_std:
-            return y_mean
+            return self._like_input(y_mean, X_in)
         spread = self.noise_variance_ + (means - y_mean[:, None]) ** 2
-        return y_mean, np.sqrt(np.einsum("nk,nk->n", gate, spread))
+        y_std = xp.sqrt(xp.einsum("nk,nk->n", gate, spread))
+        return self._like_input(y_mean, X_in), self._like_input(y_std, X_in)

@@ -4,14 +4,35 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
 
+from ._backend import get_namespace, is_cupy_array, to_numpy
+
 
 def fit_scaler(X, sample_weight):
-    """A StandardScaler fitted with row weights; it centres dense input only."""
-    return StandardScaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
+    """A StandardScaler fitted with row weights; it centres dense input only.
+
+    For CuPy input the weighted moments are computed on the device and stored
+    in the scaler as NumPy arrays, as StandardScaler itself would.
+    """
+    if not is_cupy_array(X):
+        return StandardScaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
+    total = sample_weight.sum()
+    mean = sample_weight @ X / total
+    var = sample_weight @ (X - mean) ** 2 / total
+    scaler = StandardScaler()
+    scaler.mean_, scaler.var_ = to_numpy(mean).astype(np.float64), to_numpy(var).astype(np.float64)
+    # as StandardScaler: constant features keep their scale
+    scaler.scale_ = np.where(scaler.var_ > 0, np.sqrt(scaler.var_), 1.0)
+    scaler.n_features_in_, scaler.n_samples_seen_ = X.shape[1], X.shape[0]
+    return scaler
 
 
 def standardize(scaler, X):
-    """Standardised float64 copy of X, missing values set to 0 (no vote)."""
+    """Standardised copy of X, missing values set to 0 (no vote): float64 on
+    the CPU; on the GPU in X's own floating type."""
+    if is_cupy_array(X):
+        xp = get_namespace(X)
+        Z = (X - xp.asarray(scaler.mean_, dtype=X.dtype)) / xp.asarray(scaler.scale_, dtype=X.dtype)
+        return xp.nan_to_num(Z, nan=0.0, copy=False)
     Z = scaler.transform(X)
     if sp.issparse(Z):
         Z = sp.csr_matrix(Z, dtype=np.float64)

@@ -4,6 +4,7 @@ CuPy is an optional dependency (``pip install "skmoe[gpu]"``): nothing here
 imports it until a CUDA device is asked for.
 """
 
+import copy
 import importlib.util
 
 import numpy as np
@@ -38,5 +39,46 @@ def is_cupy_array(a):
 
 
 def to_numpy(a):
-    """A NumPy array from a NumPy or CuPy array."""
-    return a.get() if is_cupy_array(a) else np.asarray(a)
+    """A NumPy copy of a CuPy array; anything else (NumPy arrays, sparse
+    matrices, lists) as it is."""
+    return a.get() if is_cupy_array(a) else a
+
+
+def get_namespace(*arrays):
+    """The array module of the arrays: cupy if any is a CuPy array, else numpy.
+
+    CuPy mirrors the NumPy functions the fitting code uses, so one code path
+    serves both; sparse matrices and other inputs count as NumPy.
+    """
+    if any(is_cupy_array(a) for a in arrays):
+        import cupy
+
+        return cupy
+    return np
+
+
+def erf(x):
+    """The error function on the device of ``x``."""
+    if is_cupy_array(x):
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    from scipy.special import erf as scipy_erf
+
+    return scipy_erf(x)
+
+
+def to_host(obj):
+    """``obj`` with every CuPy array in it, or in skmoe objects and lists it
+    holds, replaced by a NumPy copy; what holds none is returned as is."""
+    if is_cupy_array(obj):
+        return obj.get()
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_host(item) for item in obj)
+    if isinstance(obj, dict):
+        return {key: to_host(value) for key, value in obj.items()}
+    if type(obj).__module__.startswith("skmoe.") and hasattr(obj, "__dict__"):
+        host = copy.copy(obj)
+        host.__dict__ = to_host(obj.__dict__)
+        return host
+    return obj

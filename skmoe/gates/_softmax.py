@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from .._backend import get_namespace, is_cupy_array
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_linear_lbfgs, fit_softmax_newton
 from .._scaling import fit_scaler, standardize
@@ -22,8 +23,18 @@ _NEWTON_MAX_PARAMS = 256
 def _keep_top_k(logits, k):
     """Logits with all but the ``k`` largest of each row set to -inf.
 
-    Exactly ``k`` survive per row, ties broken by position.
+    Exactly ``k`` survive per row, ties broken by position. On the GPU the
+    choice is the fused kernel's.
     """
+    if is_cupy_array(logits):
+        from .._backend._kernels import gate_top_k
+
+        xp = get_namespace(logits)
+        index = gate_top_k(logits, k)[1]
+        rows = xp.arange(len(logits))[:, None]
+        kept = xp.full_like(logits, -xp.inf)
+        kept[rows, index] = logits[rows, index]
+        return kept
     dropped = np.argpartition(-logits, k, axis=1)[:, k:]
     logits = logits.copy()
     np.put_along_axis(logits, dropped, -np.inf, axis=1)
@@ -145,10 +156,11 @@ class SoftmaxGate(BaseEstimator):
 
         ``targets[i, k]`` is ``sample_weight[i] * resp[i, k]``.
         """
+        xp = get_namespace(Z)
         n_experts = targets.shape[1]
         if not hasattr(self, "coef_") or self.coef_.shape[1] != n_experts:
-            self.coef_ = np.zeros((Z.shape[1], n_experts))
-            self.intercept_ = np.zeros(n_experts)
+            self.coef_ = xp.zeros((Z.shape[1], n_experts), dtype=Z.dtype)
+            self.intercept_ = xp.zeros(n_experts, dtype=Z.dtype)
         row_weight = targets.sum(axis=1)
         loss = self._logit_loss(targets, row_weight)
         if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
@@ -185,7 +197,7 @@ class SoftmaxGate(BaseEstimator):
         if self.balance_loss is not None:
             proba = exp_floored(log_softmax_rows(self.logits_standardized(Z)))
             value = BALANCE_LOSSES[self.balance_loss](proba, row_weight)[0]
-            self._balance_penalty = self.balance_coef * row_weight.sum() * value
+            self._balance_penalty = float(self.balance_coef * row_weight.sum() * value)
         return self
 
     def _logit_loss(self, targets, row_weight):
@@ -219,7 +231,8 @@ class SoftmaxGate(BaseEstimator):
     def penalty(self):
         """The objective's terms beyond the cross-entropy, at the last fit:
         ``alpha / 2 * ||coef_||^2`` and the weighted balance loss."""
-        return 0.5 * self.alpha * np.vdot(self.coef_, self.coef_) + self._balance_penalty
+        xp = get_namespace(self.coef_)
+        return 0.5 * self.alpha * float(xp.vdot(self.coef_, self.coef_)) + self._balance_penalty
 
     def n_parameters(self):
         """Free parameters: softmax logits are free up to one shared shift, so

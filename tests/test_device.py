@@ -1,0 +1,82 @@
+"""device="cuda": the GPU fit against the CPU fit, outputs that follow the
+input, pickling, and the error where CUDA is missing."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._backend import cupy_available
+
+
+@pytest.mark.skipif(cupy_available(), reason="CuPy and CUDA are present")
+def test_cuda_without_cupy_says_how_to_install(regime_data):
+    X, y, _, _ = regime_data
+    with pytest.raises(ImportError, match=r'pip install "skmoe\[gpu\]"'):
+        MixtureOfExpertsRegressor(device="cuda").fit(X, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("top_k", [None, 2])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-8), (np.float32, 1e-4)])
+def test_gpu_fit_matches_cpu_fit(regime_data, top_k, dtype, rtol):
+    X, y, X_test, _ = regime_data
+    X, y, X_test = X.astype(dtype), y.astype(dtype), X_test.astype(dtype)
+    params = dict(n_experts=4, top_k=top_k, random_state=0)
+    cpu = MixtureOfExpertsRegressor(**params).fit(X, y)
+    gpu = MixtureOfExpertsRegressor(device="cuda", **params).fit(X, y)
+    assert gpu.n_iter_ == cpu.n_iter_ and gpu.n_merges_ == cpu.n_merges_
+    expected = cpu.predict(X_test)
+    np.testing.assert_allclose(
+        gpu.predict(X_test), expected, rtol=rtol, atol=rtol * np.abs(expected).max()
+    )
+    np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=rtol)
+
+
+@pytest.mark.gpu
+def test_outputs_follow_the_input(regime_data):
+    import cupy
+
+    X, y, X_test, _ = regime_data
+    model = MixtureOfExpertsRegressor(device="cuda", random_state=0).fit(X, y)
+    assert isinstance(model.predict(X_test), np.ndarray)
+    assert isinstance(model.gate_proba(X_test), np.ndarray)
+    on_device = cupy.asarray(X_test)
+    for output in (
+        model.predict(on_device),
+        model.gate_proba(on_device),
+        *model.predict(on_device, return_std=True),
+    ):
+        assert isinstance(output, cupy.ndarray)
+    np.testing.assert_allclose(model.predict(on_device).get(), model.predict(X_test))
+    # CuPy input implies the GPU, and a CPU fit answers CuPy input with CuPy
+    implied = MixtureOfExpertsRegressor(random_state=0).fit(cupy.asarray(X), cupy.asarray(y))
+    np.testing.assert_allclose(implied.predict(X_test), model.predict(X_test), rtol=1e-10)
+    cpu = MixtureOfExpertsRegressor(random_state=0).fit(X, y)
+    assert isinstance(cpu.predict(on_device), cupy.ndarray)
+
+
+@pytest.mark.gpu
+def test_pickled_gpu_model_holds_numpy_and_predicts_the_same(regime_data):
+    X, y, X_test, _ = regime_data
+    model = MixtureOfExpertsRegressor(device="cuda", top_k=2, random_state=0).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(model))
+    assert isinstance(loaded.gate_.coef_, np.ndarray)
+    assert isinstance(loaded._experts.coef_, np.ndarray)
+    assert isinstance(loaded.noise_variance_, np.ndarray)
+    np.testing.assert_allclose(loaded.predict(X_test), model.predict(X_test), rtol=1e-8)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "model",
+    [
+        MixtureOfExpertsClassifier(device="cuda"),
+        MixtureOfExpertsRegressor(device="cuda", solver="gradient"),
+    ],
+)
+def test_what_the_gpu_does_not_run_yet_is_refused(regime_data, model):
+    X, y, _, _ = regime_data
+    with pytest.raises(ValueError, match="device='cuda' supports"):
+        model.fit(X[:100], y[:100] > 0)
