@@ -14,13 +14,18 @@ Writes gpu_em.json and gpu_em.md under --out.
 """
 
 import argparse
+import time
 from pathlib import Path
 
 import cupy as cp
+import numpy as np
 from _report import write_report  # beside this script
 
+import skmoe.gates._softmax as softmax_module
+from skmoe import MixtureOfExpertsRegressor
 from skmoe._backend._kernels import e_step_gaussian, gate_top_k
-from skmoe._backend._linear import linear_experts_top_k
+from skmoe._em import posteriors
+from skmoe.experts import LinearExperts
 
 LOG_2PI = 1.8378770664093453
 
@@ -109,39 +114,197 @@ def torch_versions():
         )
         return torch.exp(joint - row[:, None]), index, row, dense
 
-    return torch, gate, e_step, m_step
+    def em_iteration(X1, Z1, y, gate_coef, resp, gate_resp, k, n_gate_evaluations):
+        """One EM iteration as plain PyTorch: the gate refitted by L-BFGS with
+        as many loss evaluations as skmoe's took, the experts by dense
+        weighted Gram matrices, then the top-k E-step."""
+        gate_coef = gate_coef.clone().requires_grad_(True)
+        optimizer = torch.optim.LBFGS(
+            [gate_coef], max_iter=n_gate_evaluations, max_eval=n_gate_evaluations
+        )
+
+        def closure():
+            optimizer.zero_grad()
+            loss = -(gate_resp * torch.log_softmax(Z1 @ gate_coef, dim=1)).sum()
+            loss = loss + 0.5 * (gate_coef[:-1] ** 2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        coef = m_step(X1[:, :-1], y, resp)  # (K, d + 1)
+        means = X1 @ coef.T
+        residual = (y[:, None] - means) ** 2
+        variance = (resp * residual).sum(dim=0) / resp.sum(dim=0)
+        log_lik = -0.5 * (torch.log(2 * torch.pi * variance) + residual / variance)
+        with torch.no_grad():
+            logits = Z1 @ gate_coef
+        top, index = torch.topk(logits, k, dim=1)
+        joint = torch.log_softmax(top, dim=1) + torch.gather(log_lik, 1, index)
+        row = torch.logsumexp(joint, dim=1, keepdim=True)
+        new_resp = torch.zeros_like(resp).scatter_(1, index, torch.exp(joint - row))
+        return new_resp, torch.softmax(logits + log_lik, dim=1)
+
+    def predict(X1, Z1, gate_coef, coef, k):
+        top, index = torch.topk(Z1 @ gate_coef, k, dim=1)
+        means = torch.gather(X1 @ coef.T, 1, index)
+        return (torch.softmax(top, dim=1) * means).sum(dim=1)
+
+    return torch, gate, e_step, m_step, em_iteration, predict
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000_000)
-    parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--experts", type=int, default=16)
-    parser.add_argument("--top-k", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
-    n, d, K, k = args.n, args.d, args.experts, args.top_k
+def regime_data(n, d, n_experts, dtype, seed=0):
+    """Rows in ``n_experts`` regions of space (nearest of random centres),
+    each with its own linear law, made on the device in chunks."""
+    rng = cp.random.default_rng(seed)
+    centres = rng.standard_normal((n_experts, d), dtype=dtype)
+    laws = rng.standard_normal((n_experts, d), dtype=dtype)
+    X = rng.standard_normal((n, d), dtype=dtype)
+    y = cp.empty(n, dtype=dtype)
+    for start in range(0, n, 5_000_000):
+        part = X[start : start + 5_000_000]
+        regime = ((centres**2).sum(axis=1) - 2 * part @ centres.T).argmin(axis=1)
+        y[start : start + len(part)] = (part * laws[regime]).sum(axis=1)
+    y += 0.1 * rng.standard_normal(n, dtype=dtype)
+    return X, y
+
+
+class GateEvaluations:
+    """Counts the gate's loss evaluations (L-BFGS steps and line searches)."""
+
+    def __init__(self):
+        self.count = 0
+        self._loss = softmax_module.softmax_cross_entropy
+
+    def __enter__(self):
+        def counted(*args):
+            self.count += 1
+            return self._loss(*args)
+
+        softmax_module.softmax_cross_entropy = counted
+        return self
+
+    def __exit__(self, *exc):
+        softmax_module.softmax_cross_entropy = self._loss
+
+
+def estimator_rows(n, d, K, k, versions, repeat=5):
+    """One EM iteration and predict of the estimator itself, against the same
+    mathematics in plain PyTorch."""
+    X, y = regime_data(n, d, K, cp.float32)
+    model = MixtureOfExpertsRegressor(
+        n_experts=K, top_k=k, max_iter=2, random_state=0, device="cuda"
+    ).fit(X, y)  # a state partway through a fit
+    gate, experts = model.gate_, model._experts
+    Z = gate.standardize(X)
+    weights = cp.ones(n, dtype=X.dtype)
+    log_lik = model._log_lik(experts.predict(X), y, model.noise_variance_)
+    resp, gate_resp, _ = posteriors(gate, Z, log_lik)
+    state = {"resp": resp, "gate_resp": gate_resp}
+    rng = np.random.RandomState(0)
+
+    def iteration():
+        out = model._em_step(
+            gate, experts, X, Z, y, weights, state["resp"], state["gate_resp"], rng
+        )
+        state["resp"], state["gate_resp"] = out[3], out[4]
+
+    iteration()
+    with GateEvaluations() as counter:
+        em_ms = timed(iteration, repeat=repeat, warmup=0)
+    evaluations = max(1, round(counter.count / repeat))
+    predict_ms = timed(lambda: model.predict(X))
+    rows = [
+        ("EM iteration", f"skmoe ({evaluations} gate evaluations per iteration)", em_ms),
+        ("predict", "skmoe (one GEMM + fused kernel)", predict_ms),
+    ]
+    if versions is not None:
+        torch, em_iteration, torch_predict = versions[0], versions[4], versions[5]
+        tX, tZ, ty = (torch.as_tensor(a, device="cuda") for a in (X, Z, y))
+        ones = torch.ones_like(tX[:, :1])
+        X1, Z1 = torch.cat([tX, ones], dim=1), torch.cat([tZ, ones], dim=1)
+        gate_coef = torch.as_tensor(cp.vstack([gate.coef_, gate.intercept_]), device="cuda")
+        coef = torch.as_tensor(
+            cp.hstack([experts.coef_, experts.intercept_[:, None]]), device="cuda"
+        )
+        tstate = {"resp": torch.as_tensor(resp), "gate_resp": torch.as_tensor(gate_resp)}
+
+        def torch_iteration():
+            tstate["resp"], tstate["gate_resp"] = em_iteration(
+                X1, Z1, ty, gate_coef, tstate["resp"], tstate["gate_resp"], k, evaluations
+            )
+
+        rows.insert(1, ("EM iteration", "plain PyTorch", timed(torch_iteration, repeat=repeat)))
+        rows.append(
+            ("predict", "plain PyTorch", timed(lambda: torch_predict(X1, Z1, gate_coef, coef, k)))
+        )
+    return rows
+
+
+def large_fit(n, d, K, k):
+    """Fit the estimator on ``n`` rows: seconds, iterations and peak memory,
+    or the error if the device ran out of memory."""
+    pool = cp.get_default_memory_pool()
+    try:
+        X, y = regime_data(n, d, K, cp.float32, seed=1)
+        start = time.perf_counter()
+        model = MixtureOfExpertsRegressor(
+            n_experts=K, top_k=k, max_iter=10, random_state=0, device="cuda"
+        ).fit(X, y)
+        cp.cuda.Device().synchronize()
+    except cp.cuda.memory.OutOfMemoryError as error:
+        return {"rows": n, "error": str(error)}
+    finally:
+        print(f"fit of {n} rows: {pool.total_bytes() / 1e9:.1f} GB held", flush=True)
+    return {
+        "rows": n,
+        "seconds": time.perf_counter() - start,
+        "n_iter": model.n_iter_,
+        "n_merges": model.n_merges_,
+        "r2_first_million_rows": r2(model.predict(X[:1_000_000]), y[:1_000_000]),
+        "device_memory_held_GB": pool.total_bytes() / 1e9,
+        "X_GB": X.nbytes / 1e9,
+    }
+
+
+def r2(prediction, y):
+    return float(1 - ((y - prediction) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def describe_fit(fit, d):
+    if "error" in fit:
+        return f"Fit of {fit['rows']:,} x {d} float32 rows: {fit['error']}"
+    return (
+        f"Fit of {fit['rows']:,} x {d} float32 rows (X {fit['X_GB']:.1f} GB; max_iter=10): "
+        f"{fit['seconds']:.1f} s, {fit['n_iter']} iterations in the kept run, "
+        f"{fit['n_merges']} merge-and-split moves, R^2 {fit['r2_first_million_rows']:.4f} on "
+        f"its first million rows, {fit['device_memory_held_GB']:.1f} GB held by CuPy's "
+        "memory pool after the fit."
+    )
+
+
+def kernel_rows(n, d, K, k, floor, versions):
+    """The kernels against plain CuPy and PyTorch on random inputs, and the
+    M-step's float32 error against float64."""
     f32 = cp.float32
-
     X = cp.random.standard_normal((n, d), dtype=f32)
     W = cp.random.standard_normal((d, K), dtype=f32) / d**0.5
     logits = X @ W
     means = cp.random.standard_normal((n, K), dtype=f32)
     y = cp.random.standard_normal(n, dtype=f32)
     variance = cp.random.uniform(0.1, 2.0, K).astype(f32)
-    floor = floors()
     bw = floor["bandwidth_GBs"] * 1e6  # bytes per ms
     item = 4
     gate_bytes = X.nbytes + n * k * (item + 4)  # read X, write the sparse gate
     e_bytes = 2 * logits.nbytes + y.nbytes + n * k * (item + 4) + n * item + n * K * item
     resp, index, _, _ = e_step_gaussian(logits, means, y, variance, k)
+    dense = cp.zeros((n, K), dtype=f32)  # the top-k weights as the experts receive them
+    dense[cp.arange(n)[:, None], index] = resp
 
     def m_step(dtype):
-        return linear_experts_top_k(
-            X.astype(dtype), y.astype(dtype), resp.astype(dtype), index, K, alpha=1.0
-        )
+        experts = LinearExperts(K, alpha=1.0)
+        return experts.fit(*(a.astype(dtype, copy=False) for a in (X, y, dense))).coef_
 
-    coef32, coef64 = m_step(cp.float32)[0], m_step(cp.float64)[0]
+    coef32, coef64 = m_step(cp.float32), m_step(cp.float64)
     m_error = float(cp.linalg.norm(coef32 - coef64) / cp.linalg.norm(coef64))
     # the problem's floor: read X once, or the Gram products' arithmetic
     m_floor = max(
@@ -162,24 +325,39 @@ def main():
         ("M-step", "floor (read X; or 2 n k (d+1)^2 flops)", m_floor),
         (
             "M-step",
-            "skmoe (pairs sorted by expert, batched chunk products)",
+            "skmoe (pairs by expert, gathered Gram kernel)",
             timed(lambda: m_step(cp.float32)),
         ),
     ]
-    versions = torch_versions()
     if versions is not None:
-        torch, gate, e_step, torch_m_step = versions
+        torch, gate, e_step, torch_m_step = versions[:4]
         tX, tW, tl, tm, ty, tv = (
             torch.as_tensor(a, device="cuda") for a in (X, W, logits, means, y, variance)
         )
         rows.insert(3, ("gate + top-k", "plain PyTorch", timed(lambda: gate(tX, tW, k))))
         rows.insert(-2, ("E-step", "plain PyTorch", timed(lambda: e_step(tl, tm, ty, tv, k))))
-        dense = cp.zeros((n, K), dtype=f32)
-        dense[cp.arange(n)[:, None], index] = resp
         td = torch.as_tensor(dense, device="cuda")
         m_ms = timed(lambda: torch_m_step(tX, ty, td), repeat=5)
         rows.append(("M-step", "plain PyTorch (dense weights)", m_ms))
 
+    return rows, m_error
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--experts", type=int, default=16)
+    parser.add_argument("--top-k", type=int, default=2)
+    parser.add_argument("--fit-rows", type=int, default=50_000_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    n, d, K, k = args.n, args.d, args.experts, args.top_k
+    floor = floors()
+    versions = torch_versions()
+    rows, m_error = kernel_rows(n, d, K, k, floor, versions)
+    cp.get_default_memory_pool().free_all_blocks()
+    rows += estimator_rows(n, d, K, k, versions)
     device = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     lines = [
         "# GPU kernels",
@@ -194,6 +372,10 @@ def main():
         "|---|---|---|",
     ]
     lines += [f"| {step} | {version} | {ms:.2f} |" for step, version, ms in rows]
+    predict_ms = next(
+        ms for step, version, ms in rows if version.startswith("skmoe") and step == "predict"
+    )
+    lines += ["", f"Predict: {n / predict_ms * 1e3:.2e} rows/s."]
     result = {
         "device": device,
         "n": n,
@@ -203,8 +385,18 @@ def main():
         **floor,
         "m_step_float32_error": m_error,
         "rows": [{"step": s, "version": v, "ms": ms} for s, v, ms in rows],
+        "large_fits": [],
     }
     write_report(args.out, "gpu_em", result, "\n".join(lines) + "\n")
+    # the largest fits last (each written as it ends), from the rows asked for down
+    for rows_asked in (args.fit_rows, args.fit_rows // 2):
+        cp.get_default_memory_pool().free_all_blocks()
+        fit = large_fit(rows_asked, d, K, k)
+        result["large_fits"].append(fit)
+        lines.append("\n" + describe_fit(fit, d))
+        write_report(args.out, "gpu_em", result, "\n".join(lines) + "\n")
+        if "error" not in fit:
+            break
 
 
 if __name__ == "__main__":

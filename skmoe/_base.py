@@ -16,7 +16,6 @@ from time import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context, clone, is_classifier
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, get_tags
@@ -35,6 +34,7 @@ from ._em import (
     check_init_resp,
     e_step,
     idle_expert,
+    kmeans_labels,
     posteriors,
     redundant_pair,
     restart_experts,
@@ -59,19 +59,15 @@ def _nested_kmeans(Z, sample_weight, branching, rng):
     """Leaf labels from k-means, level by level: each cluster of one level is
     split into ``branching[l]`` clusters, so the partition fits the tree of
     gates (one level: plain k-means)."""
-    labels = np.zeros(Z.shape[0], dtype=int)
+    xp = get_namespace(Z)
+    labels = xp.zeros(Z.shape[0], dtype=int)
     for n_children in branching:
-        split = np.empty_like(labels)
-        for parent in np.unique(labels):
-            rows = np.flatnonzero(labels == parent)
-            children = np.arange(rows.size) % n_children  # too few rows to cluster
+        split = xp.empty_like(labels)
+        for parent in range(int(labels.max()) + 1):
+            rows = xp.flatnonzero(labels == parent)
+            children = xp.arange(rows.size) % n_children  # too few rows to cluster
             if rows.size >= n_children:
-                with warnings.catch_warnings():
-                    # duplicated rows can leave clusters empty: they get restarted
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    children = KMeans(n_children, n_init=1, random_state=rng).fit_predict(
-                        Z[rows], sample_weight=sample_weight[rows]
-                    )
+                children = kmeans_labels(Z[rows], sample_weight[rows], n_children, rng)
             split[rows] = parent * n_children + children
         labels = split
     return labels
@@ -367,10 +363,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _check_device_options(self):
         """What runs on the GPU so far: EM over the built-in regression experts."""
-        if is_classifier(self) or self.estimator is not None or self.solver != "em":
+        hierarchy = isinstance(self.n_experts, tuple)
+        if is_classifier(self) or self.estimator is not None or self.solver != "em" or hierarchy:
             raise ValueError(
                 "device='cuda' supports MixtureOfExpertsRegressor with the built-in "
-                "experts (estimator=None) and solver='em' so far; use device='cpu'."
+                "experts (estimator=None), one level of gating and solver='em' so far; "
+                "use device='cpu'."
             )
 
     def _initial_resp(self, Z, sample_weight, n_experts, rng):
@@ -381,8 +379,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return xp.asarray(resp / resp.sum(axis=1, keepdims=True), dtype=Z.dtype)
         if isinstance(self.init, str):  # "kmeans" on the gate's standardised input
             branching = self.n_experts if isinstance(self.n_experts, tuple) else (n_experts,)
-            labels = _nested_kmeans(to_numpy(Z), to_numpy(sample_weight), branching, rng)
-            return xp.eye(n_experts, dtype=Z.dtype)[xp.asarray(labels)]
+            labels = _nested_kmeans(Z, sample_weight, branching, rng)
+            return xp.eye(n_experts, dtype=Z.dtype)[labels]
         return xp.asarray(check_init_resp(self.init, n_samples, n_experts), dtype=Z.dtype)
 
     # ------------------------------------------------------------------ fit
@@ -606,13 +604,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
                 resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
                 restarts[k] += 1
-            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
-            weights = resp * sample_weight[:, None]
-            experts.fit(X, y, weights, random_state=rng)
-            outputs = self._expert_outputs(experts, X)
-            params = self._update_params(experts, outputs, y, weights)
-            log_lik = self._log_lik(outputs, y, params)
-            resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
+            outputs, params, log_lik, resp, gate_resp, row_log_lik = self._em_step(
+                gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
+            )
             penalty = gate.penalty() + self._expert_penalty(experts, params)
             previous = lower_bound
             lower_bound = (float(sample_weight @ row_log_lik) - penalty) / total_weight
@@ -635,6 +629,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_expert_restarts=int(restarts.sum()),
             n_merges=0,
         )
+
+    def _em_step(self, gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng):
+        """One EM iteration: the M-step of the gate and the experts from the
+        responsibilities, then the E-step. Refits ``gate`` and ``experts`` in
+        place; returns the experts' outputs, the noise parameters, the
+        log-likelihoods, the new responsibilities (the experts', the gate's)
+        and each row's log-likelihood."""
+        gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
+        weights = resp * sample_weight[:, None]
+        experts.fit(X, y, weights, random_state=rng)
+        outputs = self._expert_outputs(experts, X)
+        params = self._update_params(experts, outputs, y, weights)
+        log_lik = self._log_lik(outputs, y, params)
+        return outputs, params, log_lik, *posteriors(gate, Z, log_lik)
 
     # ------------------------------------------------------------------ gate access
     def gate_proba(self, X):

@@ -1,13 +1,16 @@
 """The pieces of EM that act on responsibilities: the E-step, restarts of dead
 experts and merge-and-split moves. Shared by EM and gradient training."""
 
-import functools
 import itertools
+import warnings
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
+from ._backend import _kernels as kernels
 from ._backend import get_namespace, is_cupy_array, to_numpy
+from ._backend._kernels import MAX_EXPERTS
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 
 # An expert whose load falls under min_expert_load is restarted on the rows the
@@ -21,23 +24,13 @@ MAX_RESTARTS_PER_EXPERT = 2
 # move then frees one of the two to take over part of the worst expert's rows.
 REDUNDANT_DISTANCE = 0.3
 
+# k-means, which seeds EM and its moves, fits its centres on at most this many
+# rows (see kmeans_labels).
+KMEANS_ROWS = 100_000
+
 # An expert whose load is under this fraction of the mean load of its branch
 # is nearly idle: in a hierarchy a merge-and-split move may free it.
 IDLE_LOAD = 0.25
-
-
-def _on_host(function):
-    """Run ``function`` on NumPy copies of its CuPy arguments and return its
-    array result to the device. For the moves, which run a few times per fit
-    and use host-only tools (k-means, sorting with ties kept stable)."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        xp = get_namespace(*args)
-        result = function(*(to_numpy(a) if is_cupy_array(a) else a for a in args), **kwargs)
-        return xp.asarray(result) if isinstance(result, np.ndarray) else result
-
-    return wrapper
 
 
 def e_step(log_gate, log_lik):
@@ -58,12 +51,24 @@ def posteriors(gate, Z, log_lik):
     posterior is the choice), never which other expert fits a row better.
     """
     logits = gate.logits_standardized(Z)
+    n_experts, top_k = log_lik.shape[1], gate.top_k
+    if is_cupy_array(logits) and top_k is not None and top_k < n_experts <= MAX_EXPERTS:
+        return _posteriors_kernel(logits, log_lik, top_k)
     log_resp, row_log_lik = e_step(gate.log_proba_from_logits(logits), log_lik)
     resp = exp_floored(log_resp)
     if gate.top_k is None or gate.top_k >= log_lik.shape[1]:
         return resp, resp, row_log_lik
     dense_log_resp, _ = e_step(log_softmax_rows(logits), log_lik)
     return resp, exp_floored(dense_log_resp), row_log_lik
+
+
+def _posteriors_kernel(logits, log_lik, top_k):
+    """:func:`posteriors` under a top-k gate on the GPU: one fused kernel."""
+    xp = get_namespace(logits)
+    resp_top, index, row_log_lik, dense = kernels.e_step(logits, log_lik, top_k, dense=True)
+    resp = xp.zeros_like(dense)
+    resp[xp.arange(len(resp))[:, None], index] = resp_top
+    return resp, dense, row_log_lik
 
 
 def check_init_resp(init, n_samples, n_experts):
@@ -82,7 +87,6 @@ def check_init_resp(init, n_samples, n_experts):
     return resp / row_sums
 
 
-@_on_host
 def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     """Hand each expert in ``experts`` its own share of the worst-fitted rows
     (of ``rows``, a boolean mask, if given).
@@ -91,13 +95,14 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     experts. Before the first E-step there is no fit to judge, so the rows are
     drawn at random.
     """
+    xp = get_namespace(resp)
     resp = resp.copy()
-    candidates = np.flatnonzero((sample_weight > 0) & (True if rows is None else rows))
+    candidates = xp.flatnonzero((sample_weight > 0) & (True if rows is None else rows))
     n_take = max(1, candidates.size // resp.shape[1])
     if row_log_lik is None:
-        order = rng.permutation(candidates)
+        order = candidates[xp.asarray(rng.permutation(candidates.size))]
     else:
-        order = candidates[np.argsort(row_log_lik[candidates], kind="stable")]
+        order = candidates[xp.argsort(row_log_lik[candidates], kind="stable")]
     for i, k in enumerate(experts):
         rows = order[i * n_take : (i + 1) * n_take]
         resp[rows] = 0.0
@@ -105,7 +110,6 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     return resp
 
 
-@_on_host
 def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     """Give expert ``free`` one half of the rows of the expert, among
     ``candidates``, that fits its own rows worst; the halves are 2-means
@@ -114,21 +118,16 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     An expert that straddles two regimes fits worst, and regimes are regions
     of the input, so a split in space separates them well enough for EM.
     """
+    xp = get_namespace(resp)
     owner = resp.argmax(axis=1)
-    mass = sample_weight @ resp
-    fit = np.divide(
-        (sample_weight[:, None] * resp * log_lik).sum(axis=0),
-        mass,
-        out=np.full_like(mass, np.inf),
-        where=mass > 0,
-    )
+    mass = to_numpy(sample_weight @ resp)
+    fit = to_numpy(sample_weight @ (resp * log_lik))
+    fit = np.divide(fit, mass, out=np.full_like(mass, np.inf), where=mass > 0)
     worst = candidates[np.argmin(fit[candidates])]
-    rows = np.flatnonzero((owner == worst) & (sample_weight > 0))
+    rows = xp.flatnonzero((owner == worst) & (sample_weight > 0))
     if rows.size < 2:
         return restart_experts(resp, [free], sample_weight, None, rng)
-    halves = KMeans(2, n_init=1, random_state=rng).fit_predict(
-        Z[rows], sample_weight=sample_weight[rows]
-    )
+    halves = kmeans_labels(Z[rows], sample_weight[rows], 2, rng)
     rows = rows[halves == 1]
     resp = resp.copy()
     resp[rows] = 0.0
@@ -136,7 +135,32 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     return resp
 
 
-@_on_host
+def kmeans_labels(Z, sample_weight, n_clusters, rng):
+    """Weighted k-means cluster labels of the rows of ``Z``.
+
+    The centres are fitted on at most ``KMEANS_ROWS`` rows drawn at random,
+    and every row then goes to its nearest centre (on the device of ``Z``):
+    k-means only seeds EM, and a sample that size places the centres about as
+    well as all rows would, at a fraction of the cost on millions of rows.
+    """
+    xp = get_namespace(Z)
+    subsample = Z.shape[0] > KMEANS_ROWS
+    sample = slice(None)
+    if subsample:
+        sample = xp.asarray(np.sort(rng.choice(Z.shape[0], KMEANS_ROWS, replace=False)))
+    with warnings.catch_warnings():
+        # duplicated rows can leave clusters empty: they get restarted
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kmeans = KMeans(n_clusters, n_init=1, random_state=rng).fit(
+            to_numpy(Z[sample]), sample_weight=to_numpy(sample_weight[sample])
+        )
+    if not (subsample or is_cupy_array(Z)):
+        return kmeans.labels_
+    centres = xp.asarray(kmeans.cluster_centers_, dtype=Z.dtype)
+    # nearest centre: |z - c|^2 less the |z|^2 that all centres share
+    return ((centres**2).sum(axis=1) - 2 * Z @ centres.T).argmin(axis=1)
+
+
 def routing_shares(log_gate, sample_weight):
     """Each expert's share of the rows routed (load) and of the gate mass
     (importance), weighted by ``sample_weight``; each sums to 1.
@@ -144,17 +168,17 @@ def routing_shares(log_gate, sample_weight):
     A row is routed to its selected experts (top-k), or to its most probable
     one under a dense gate, and counts ``1 / n_selected`` towards each.
     """
+    xp = get_namespace(log_gate)
     gate = exp_floored(log_gate)
-    if np.all(gate > 0):  # dense gate: route to the most probable expert
-        routed = np.zeros_like(gate)
-        routed[np.arange(len(gate)), gate.argmax(axis=1)] = 1.0
+    if bool(xp.all(gate > 0)):  # dense gate: route to the most probable expert
+        routed = xp.zeros_like(gate)
+        routed[xp.arange(len(gate)), gate.argmax(axis=1)] = 1.0
     else:
-        routed = (gate > 0) / np.count_nonzero(gate, axis=1, keepdims=True)
+        routed = (gate > 0) / (gate > 0).sum(axis=1, keepdims=True)
     total = sample_weight.sum()
-    return sample_weight @ routed / total, sample_weight @ gate / total
+    return to_numpy(sample_weight @ routed / total), to_numpy(sample_weight @ gate / total)
 
 
-@_on_host
 def redundant_pair(distance, resp, sample_weight, groups):
     """The pair of experts of one group whose predictive distributions differ
     least, as ``(keep, free)``, if they are closer than ``REDUNDANT_DISTANCE``.
@@ -166,18 +190,18 @@ def redundant_pair(distance, resp, sample_weight, groups):
     pairs = itertools.chain.from_iterable(itertools.combinations(g, 2) for g in groups)
     for a, b in pairs:
         weight = sample_weight * (resp[:, a] + resp[:, b])
-        if weight.sum() > 0:
-            d = np.average(to_numpy(distance(a, b)), weights=weight)
+        total = float(weight.sum())
+        if total > 0:
+            d = float(weight @ distance(a, b)) / total  # on the device of the arrays
             if d < best:
                 best, pair = d, (a, b)
     return pair
 
 
-@_on_host
 def idle_expert(resp, sample_weight, groups, exclude):
     """The least-loaded expert, not in ``exclude``, whose load is under
     ``IDLE_LOAD`` times the mean of its group, or None."""
-    mass = sample_weight @ resp
+    mass = to_numpy(sample_weight @ resp)
     idle = [
         k for g in groups for k in g if k not in exclude and mass[k] < IDLE_LOAD * mass[g].mean()
     ]

@@ -20,6 +20,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace, to_numpy
+from ._math import column_sum, transposed_product
 
 
 @cache
@@ -69,14 +70,15 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
     xp = get_namespace(X)
     n_features, n_outputs = coef.shape
     split = n_features * n_outputs
+    scale = float(scale)  # a device scalar would make the gradient a device array
 
     def objective(theta):
         theta = xp.asarray(theta, dtype=coef.dtype)
         w = theta[:split].reshape(n_features, n_outputs)
         loss, grad = logit_loss(safe_sparse_dot(X, w) + theta[split:])
         value = loss + 0.5 * alpha * xp.vdot(w, w)
-        grad_w = safe_sparse_dot(X.T, grad) + alpha * w
-        grad = xp.concatenate([grad_w.ravel(), grad.sum(axis=0)])
+        grad_w = transposed_product(X, grad) + alpha * w
+        grad = xp.concatenate([grad_w.ravel(), column_sum(grad)])
         return float(value) / scale, to_numpy(grad).astype(np.float64) / scale
 
     theta0 = to_numpy(xp.concatenate([coef.ravel(), intercept])).astype(np.float64)
@@ -131,7 +133,7 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     def value_grad(theta):
         loss, grad, proba = logit_loss(Z1 @ theta)
         value = float(loss + 0.5 * xp.vdot(device_penalty * theta, theta)) / scale
-        return value, (Z1.T @ grad + device_penalty * theta) / scale, proba
+        return value, (transposed_product(Z1, grad) + device_penalty * theta) / scale, proba
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, proba = value_grad(theta)
@@ -142,9 +144,7 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
                 hessian = to_numpy(_softmax_hessian(Z1, proba, row_weight)).astype(np.float64)
                 hessian /= scale
                 hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
-                # softmax is blind to a shift shared by all experts: damp that null space
-                hessian[np.diag_indices_from(hessian)] += 1e-10 * np.trace(hessian) / len(hessian)
-                factor = scipy.linalg.cho_factor(hessian)
+                factor = _damped_cholesky(hessian)
             step = scipy.linalg.cho_solve(factor, to_numpy(grad).T.ravel())
             step = xp.asarray(step.reshape(n_experts, n_params).T, dtype=Z.dtype)
             slope = float(xp.vdot(grad, step))
@@ -161,6 +161,24 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     return theta[:-1].copy(), theta[-1].copy()
 
 
+def _damped_cholesky(hessian):
+    """Cholesky factor of ``hessian`` plus the least damping that makes it
+    positive definite.
+
+    Softmax is blind to a shift shared by all experts, so the Hessian is
+    singular along that direction; float32 products round it to slightly
+    indefinite. The damping starts far below the Hessian's scale and grows
+    until the factorisation succeeds; the line search guards the step.
+    """
+    size = np.trace(hessian) / len(hessian) or 1.0
+    for exponent in range(-10, 1, 2):
+        try:
+            return scipy.linalg.cho_factor(hessian + 10.0**exponent * size * np.eye(len(hessian)))
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("the gate's Hessian is not positive semi-definite.")
+
+
 def _softmax_hessian(Z1, proba, row_weight):
     """Hessian of the weighted softmax cross-entropy, blocks ordered by expert."""
     xp = get_namespace(Z1)
@@ -170,7 +188,7 @@ def _softmax_hessian(Z1, proba, row_weight):
     for k in range(n_experts):
         for j in range(k, n_experts):
             c = weighted[:, k] * ((k == j) - proba[:, j])
-            block = Z1.T @ (Z1 * c[:, None])
+            block = transposed_product(Z1, Z1 * c[:, None])
             hessian[k, :, j, :] = block
             hessian[j, :, k, :] = block.T
     return hessian.reshape(n_experts * n_params, n_experts * n_params)

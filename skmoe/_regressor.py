@@ -5,10 +5,14 @@ from numbers import Real
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
+from ._backend._kernels import MAX_EXPERTS, mixture_mean
 from ._base import BaseMixtureOfExperts
+from ._math import column_sum
 from .experts import LinearExperts, NetworkExperts
+from .gates import SoftmaxGate
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -147,7 +151,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Objective of the kept initialisation: weighted mean log-likelihood less
         the gate's and the built-in experts' L2 penalties per unit weight. EM
         never lowers it.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (`n_iter_`,)
         The objective after each EM iteration. It falls only where an expert
         was restarted (see the two attributes below).
     n_expert_restarts_ : int
@@ -167,7 +171,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Mean log-likelihood of the held-out rows after each epoch, with
         ``early_stopping``; None otherwise.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has feature names that are all strings.
 
     See Also
@@ -305,9 +309,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         # Gaussian M-step. For ridge experts the penalty alpha*||w||^2 / (2 sigma^2)
         # is part of the objective, so it enters the variance that maximises it.
         xp = get_namespace(outputs)
-        residual_ss = xp.einsum("nk,nk->k", weights, (y[:, None] - outputs) ** 2)
+        residual_ss = column_sum(weights * (y[:, None] - outputs) ** 2)
         residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
-        mass = weights.sum(axis=0)
+        mass = column_sum(weights)
         variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
         return xp.maximum(variance, self._variance_floor)
 
@@ -358,6 +362,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             Only when ``return_std`` is True.
         """
         X_in = X
+        if not return_std and self._fused_predict():
+            X = self._validate_data(X, reset=False)
+            return self._like_input(self._predict_fused(X), X_in)
         X, gate = self._gate_and_X(X)
         means = self._experts.predict(X)
         xp = get_namespace(means)
@@ -367,3 +374,28 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         spread = self.noise_variance_ + (means - y_mean[:, None]) ** 2
         y_std = xp.sqrt(xp.einsum("nk,nk->n", gate, spread))
         return self._like_input(y_mean, X_in), self._like_input(y_std, X_in)
+
+    def _fused_predict(self):
+        """Whether predict can take the GPU's one-GEMM, one-kernel path."""
+        check_is_fitted(self)
+        return (
+            self._on_device
+            and isinstance(self._experts, LinearExperts)
+            and type(self.gate_) is SoftmaxGate
+            and len(self.estimators_) <= MAX_EXPERTS
+        )
+
+    def _predict_fused(self, X):
+        """The mixture mean from one product of X with the gate's weights (its
+        input standardisation folded in) beside the experts' coefficients, and
+        one kernel that picks each row's top-k experts and weighs their means;
+        nothing of size n x d is written."""
+        xp = get_namespace(X)
+        gate, experts = self.gate_, self._experts
+        scale = xp.asarray(gate.scaler_.scale_, dtype=X.dtype)
+        mean = xp.asarray(gate.scaler_.mean_, dtype=X.dtype)
+        gate_coef = gate.coef_ / scale[:, None]
+        weights = xp.concatenate([gate_coef, experts.coef_.T], axis=1)
+        bias = xp.concatenate([gate.intercept_ - mean @ gate_coef, experts.intercept_])
+        n_experts = len(experts.intercept_)
+        return mixture_mean(X @ weights, bias, gate.top_k or n_experts)

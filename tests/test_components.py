@@ -8,7 +8,9 @@ from scipy.optimize import approx_fprime
 from scipy.special import log_softmax, logsumexp
 from sklearn.linear_model import LogisticRegression, Ridge
 
+import skmoe._em
 import skmoe.gates._softmax as softmax_module
+from skmoe import MixtureOfExpertsRegressor
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import sigmoid_cross_entropy
 from skmoe.experts import EstimatorExperts, LinearExperts, LogisticExperts
@@ -171,3 +173,12 @@ def test_linear_expert_without_rows_is_zero_and_silent(rng):
     assert np.all(experts.coef_[1] == 0) and experts.intercept_[1] == 0
     ref = Ridge().fit(X, y)
     np.testing.assert_allclose(experts.coef_[0], ref.coef_, rtol=1e-8)
+
+
+def test_kmeans_on_a_sample_still_finds_the_regimes(regime_data, monkeypatch):
+    X, y, X_test, y_test = regime_data
+    params = dict(n_experts=4, random_state=0)
+    full = MixtureOfExpertsRegressor(**params).fit(X, y).score(X_test, y_test)
+    monkeypatch.setattr(skmoe._em, "KMEANS_ROWS", 300)  # the centres from 300 of the rows
+    sampled = MixtureOfExpertsRegressor(**params).fit(X, y).score(X_test, y_test)
+    assert sampled > full - 0.01

@@ -77,29 +77,96 @@ def test_kernels_refuse_too_many_experts():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, n_experts, k", [(5000, 5, 2), (3001, 4, 4), (2000, 6, 1)])
-def test_linear_m_step_matches_the_cpu_experts(n, n_experts, k, dtype):
+@pytest.mark.parametrize(
+    "n, n_features, n_experts, k",
+    # several segments per expert; two and three tiles of features; k = K; K = 1
+    [(20000, 7, 3, 2), (3001, 70, 4, 4), (2000, 130, 6, 1), (500, 3, 1, 1), (600, 64, 5, 2)],
+)
+def test_linear_experts_on_the_gpu_match_the_cpu(n, n_features, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
-    from skmoe._backend._linear import linear_experts_top_k
     from skmoe.experts import LinearExperts
 
     rng = np.random.default_rng()
-    X = (5 + rng.normal(size=(n, 7))).astype(dtype)  # an offset: centring must hold
-    y = (X @ rng.normal(size=7) + rng.normal(size=n)).astype(dtype)
-    logits = rng.normal(size=(n, n_experts))
-    index = np.argsort(-logits, axis=1)[:, :k].astype(np.int32)
-    resp = rng.uniform(0.1, 1.0, size=(n, k))
+    X = (5 + rng.normal(size=(n, n_features))).astype(dtype)  # an offset: centring must hold
+    y = (X @ rng.normal(size=n_features) + rng.normal(size=n)).astype(dtype)
+    index = np.argsort(-rng.normal(size=(n, n_experts)), axis=1)[:, :k]
     if n_experts > k:  # one expert routed no rows
         index[index == n_experts - 1] = 0
-    coef, intercept = linear_experts_top_k(
-        *map(cupy.asarray, (X, y, resp.astype(dtype), index)), n_experts, alpha=0.5
-    )
     weights = np.zeros((n, n_experts))
-    np.add.at(weights, (np.arange(n)[:, None], index), resp)
-    ref = LinearExperts(n_experts, alpha=0.5).fit(
-        X.astype(np.float64), y.astype(np.float64), weights
-    )
+    np.put_along_axis(weights, index, rng.uniform(0.1, 1.0, size=(n, k)), axis=1)
+    gpu = LinearExperts(n_experts, alpha=0.5).fit(*map(cupy.asarray, (X, y, weights.astype(dtype))))
+    cpu = LinearExperts(n_experts, alpha=0.5).fit(*(a.astype(np.float64) for a in (X, y, weights)))
+    assert isinstance(gpu.coef_, cupy.ndarray) and gpu.coef_.dtype == dtype
     rtol = 1e-3 if dtype == np.float32 else 1e-9
-    scale = np.abs(ref.coef_).max()
-    np.testing.assert_allclose(coef.get(), ref.coef_, rtol=rtol, atol=rtol * scale)
-    np.testing.assert_allclose(intercept.get(), ref.intercept_, rtol=rtol, atol=rtol * scale * 10)
+    scale = np.abs(cpu.coef_).max()
+    np.testing.assert_allclose(gpu.coef_.get(), cpu.coef_, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(
+        gpu.intercept_.get(), cpu.intercept_, rtol=rtol, atol=rtol * scale * 10
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts, k", SHAPES)
+def test_e_step_from_log_likelihoods_matches_numpy(n, n_experts, k, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import e_step as e_step_kernel
+
+    rng = np.random.default_rng()
+    logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
+    log_lik = rng.normal(scale=5, size=(n, n_experts)).astype(dtype) - 3
+    resp, index, row_log_lik, dense = e_step_kernel(
+        *map(cupy.asarray, (logits, log_lik)), k, dense=True
+    )
+    f64 = [a.astype(np.float64) for a in (logits, log_lik)]
+    log_resp, expected_row = e_step(_log_gate(f64[0], k), f64[1])
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(
+        _scatter(resp.get(), index.get(), n_experts), exp_floored(log_resp), rtol=rtol, atol=1e-6
+    )
+    np.testing.assert_allclose(row_log_lik.get(), expected_row, rtol=rtol, atol=rtol)
+    dense_expected = exp_floored(e_step(log_softmax_rows(f64[0]), f64[1])[0])
+    np.testing.assert_allclose(dense.get(), dense_expected, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts", [(1000, 16), (1025, 5), (777, 1), (0, 4)])
+def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import softmax_cross_entropy_kernel
+
+    rng = np.random.default_rng()
+    logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
+    targets = rng.uniform(size=(n, n_experts)).astype(dtype)
+    loss, grad, proba = softmax_cross_entropy_kernel(*map(cupy.asarray, (logits, targets)))
+    log_p = log_softmax_rows(logits.astype(np.float64))
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(float(loss), -np.vdot(targets, log_p), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(proba.get(), np.exp(log_p), rtol=rtol, atol=1e-6)
+    expected_grad = np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets
+    np.testing.assert_allclose(grad.get(), expected_grad, rtol=rtol, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts, k", SHAPES)
+def test_mixture_mean_matches_numpy(n, n_experts, k, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import mixture_mean
+
+    rng = np.random.default_rng()
+    logits_means = rng.normal(scale=3, size=(n, 2 * n_experts)).astype(dtype)
+    bias = rng.normal(size=2 * n_experts).astype(dtype)
+    out = mixture_mean(cupy.asarray(logits_means), cupy.asarray(bias), k).get()
+    logits, means = np.split(logits_means.astype(np.float64) + bias, 2, axis=1)
+    expected = (exp_floored(_log_gate(logits, k)) * means).sum(axis=1)
+    np.testing.assert_allclose(out, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("n", [0, 1000, 1 << 14, 3 * (1 << 14) + 17])
+def test_transposed_product_matches_numpy(n):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._math import transposed_product
+
+    rng = np.random.default_rng()
+    A, B = rng.normal(size=(n, 7)), rng.normal(size=(n, 3))
+    out = transposed_product(cupy.asarray(A), cupy.asarray(B))
+    np.testing.assert_allclose(out.get(), A.T @ B, rtol=1e-10, atol=1e-10)

@@ -112,25 +112,30 @@ __global__ void skmoe_gate_top_k(const T* logits, long long n, T* proba, int* in
     }
 }
 
-// E-step for Gaussian experts. From the gate's logits, the experts' means and
-// the rows' targets: the responsibilities of the row's TOPK experts (with
-// their indices), the row's log-likelihood and, if dense_resp is not null,
-// the posterior under the dense gate (what the gate's M-step fits).
-template <typename T, int K, int TOPK>
-__global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* y,
-                                      const T* variance, long long n, T* resp, int* index,
-                                      T* row_log_lik, T* dense_resp) {
+// E-step. From the gate's logits and the experts' log-likelihoods of each
+// row, or (GAUSSIAN) their means with the rows' targets and the experts'
+// variances: the responsibilities of the row's TOPK experts (with their
+// indices), the row's log-likelihood and, if dense_resp is not null, the
+// posterior under the dense gate (what the gate's M-step fits).
+template <typename T, int K, int TOPK, bool GAUSSIAN>
+__global__ void skmoe_e_step(const T* logits, const T* log_lik_or_means, const T* y,
+                             const T* variance, long long n, T* resp, int* index,
+                             T* row_log_lik, T* dense_resp) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     const T LOG_2PI = 1.8378770664093453;
     T l[K], ll[K];
     skmoe_load_row<T, K>(logits + i * K, l);
-    skmoe_load_row<T, K>(means + i * K, ll);
-    T yi = y[i];
+    skmoe_load_row<T, K>(log_lik_or_means + i * K, ll);
+    T constant = 0;  // the part of the log-likelihood shared by all experts
+    if (GAUSSIAN) {
+        T yi = y[i];
 #pragma unroll
-    for (int j = 0; j < K; ++j) {
-        T r = yi - ll[j];
-        ll[j] = -(T)0.5 * (log(variance[j]) + r * r / variance[j]);  // + const below
+        for (int j = 0; j < K; ++j) {
+            T r = yi - ll[j];
+            ll[j] = -(T)0.5 * (log(variance[j]) + r * r / variance[j]);
+        }
+        constant = -(T)0.5 * LOG_2PI;
     }
     T val[TOPK];
     int idx[TOPK];
@@ -154,7 +159,7 @@ __global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* 
 #pragma unroll
     for (int p = 0; p < TOPK; ++p) total += exp(joint[p] - top);
     T lse = top + log(total);
-    row_log_lik[i] = lse - (T)0.5 * LOG_2PI;
+    row_log_lik[i] = lse + constant;
 #pragma unroll
     for (int p = 0; p < TOPK; ++p) {
         resp[i * TOPK + p] = exp(joint[p] - lse);
@@ -172,27 +177,91 @@ __global__ void skmoe_e_step_gaussian(const T* logits, const T* means, const T* 
     for (int j = 0; j < K; ++j) l[j] /= dense_total;
     skmoe_store_row<T, K>(l, dense_resp + i * K);
 }
+
+// Softmax cross-entropy against soft targets, row by row: the row's loss
+// -sum_j t_j log softmax(l)_j, its gradient softmax(l) sum_j t_j - t with
+// respect to the logits and, if proba is not null, the softmax itself.
+template <typename T, int K>
+__global__ void skmoe_softmax_xent(const T* logits, const T* targets, long long n, T* grad,
+                                   T* proba, T* row_loss) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T l[K], t[K];
+    skmoe_load_row<T, K>(logits + i * K, l);
+    skmoe_load_row<T, K>(targets + i * K, t);
+    T top = l[0];
+#pragma unroll
+    for (int j = 1; j < K; ++j) top = max(top, l[j]);
+    T total = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) total += exp(l[j] - top);
+    const T lse = top + log(total);
+    T weight = 0, loss = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+        weight += t[j];
+        loss -= t[j] * (l[j] - lse);
+        l[j] = exp(l[j] - lse);
+    }
+    if (proba != nullptr) skmoe_store_row<T, K>(l, proba + i * K);
+#pragma unroll
+    for (int j = 0; j < K; ++j) t[j] = l[j] * weight - t[j];
+    skmoe_store_row<T, K>(t, grad + i * K);
+    row_loss[i] = loss;
+}
+
+// Prediction of a mixture of regression experts: from each row's gate logits
+// and expert means, side by side in one (n, 2K) array (the output of one GEMM)
+// and offset by ``bias`` (2K), the gate-weighted mean over the row's TOPK
+// experts.
+template <typename T, int K, int TOPK>
+__global__ void skmoe_mixture_mean(const T* logits_means, const T* bias, long long n, T* out) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T l[K], m[K];
+    skmoe_load_row<T, K>(logits_means + i * 2 * K, l);
+    skmoe_load_row<T, K>(logits_means + i * 2 * K + K, m);
+#pragma unroll
+    for (int j = 0; j < K; ++j) { l[j] += bias[j]; m[j] += bias[K + j]; }
+    T val[TOPK];
+    int idx[TOPK];
+    skmoe_top_k<T, K, TOPK>(l, val, idx);
+    T total = 0, mean = 0;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) {
+        T mp = m[0];
+#pragma unroll
+        for (int j = 1; j < K; ++j) mp = (idx[p] == j) ? m[j] : mp;  // no dynamic index
+        T e = exp(val[p] - val[0]);
+        total += e;
+        mean += e * mp;
+    }
+    out[i] = mean / total;
+}
 """
 
-_KERNELS = ("skmoe_gate_top_k", "skmoe_e_step_gaussian")
 _BLOCK = 256
 
 
 @cache
-def _compiled(device_id, ctype, n_experts, k):
-    """The kernels for one device, dtype and (K, k), compiled on first use
-    (CuPy also caches the binaries on disk)."""
+def _module(device_id, code, name):
     cupy = require_cupy()
-    names = [f"{name}<{ctype}, {n_experts}, {k}>" for name in _KERNELS]
     with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=names)
-        return {name: module.get_function(full) for name, full in zip(_KERNELS, names, strict=True)}
+        return cupy.RawModule(code=code, options=("-std=c++14",), name_expressions=(name,))
 
 
-def _kernel(name, dtype, n_experts, k):
+def compiled_kernel(code, name):
+    """The kernel ``name`` (a template instance, e.g. ``"f<float, 16>"``) of the
+    CUDA source ``code``, compiled on first use for the current device (CuPy
+    also caches the binaries on disk)."""
+    cupy = require_cupy()
+    return _module(cupy.cuda.Device().id, code, name).get_function(name)
+
+
+def _kernel(name, dtype, *sizes):
     cupy = require_cupy()
     ctype = "float" if dtype == cupy.float32 else "double"
-    return _compiled(cupy.cuda.Device().id, ctype, n_experts, k)[name]
+    return compiled_kernel(_SOURCE, f"{name}<{', '.join([ctype, *map(str, sizes)])}>")
 
 
 def _check(logits, k):
@@ -255,31 +324,88 @@ def e_step_gaussian(logits, means, y, variance, k, *, dense=False):
     row_log_lik : (n,) the row's log-likelihood under the top-k mixture
     dense_resp : (n, K) or None
     """
+    return _e_step(logits, means, y, variance, k, dense)
+
+
+def e_step(logits, log_lik, k, *, dense=False):
+    """:func:`e_step_gaussian` for any experts, from their log-likelihoods
+    ``log_lik`` of shape (n, K)."""
+    return _e_step(logits, log_lik, None, None, k, dense)
+
+
+def _e_step(logits, rows, y, variance, k, dense):
     cupy = require_cupy()
     n, K = _check(logits, k)
     dtype = logits.dtype
-    logits, means = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(means, dtype=dtype)
-    y, variance = (
-        cupy.ascontiguousarray(y, dtype=dtype),
-        cupy.ascontiguousarray(variance, dtype=dtype),
-    )
+    logits, rows = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(rows, dtype=dtype)
+    gaussian = y is not None
+    null = cupy.uint64(0)  # a null pointer
+    if gaussian:
+        y = cupy.ascontiguousarray(y, dtype=dtype)
+        variance = cupy.ascontiguousarray(variance, dtype=dtype)
     resp = cupy.empty((n, k), dtype=dtype)
     index = cupy.empty((n, k), dtype=cupy.int32)
     row_log_lik = cupy.empty(n, dtype=dtype)
     dense_resp = cupy.empty((n, K), dtype=dtype) if dense else None
     if n:
-        _kernel("skmoe_e_step_gaussian", dtype, K, k)(
+        _kernel("skmoe_e_step", dtype, K, k, "true" if gaussian else "false")(
             *_grid(n),
             (
                 logits,
-                means,
-                y,
-                variance,
+                rows,
+                y if gaussian else null,
+                variance if gaussian else null,
                 cupy.int64(n),
                 resp,
                 index,
                 row_log_lik,
-                dense_resp if dense else cupy.uint64(0),  # a null pointer
+                dense_resp if dense else null,
             ),
         )
     return resp, index, row_log_lik, dense_resp
+
+
+def softmax_cross_entropy_kernel(logits, targets):
+    """:func:`skmoe._math.softmax_cross_entropy` of 2-D CuPy arrays, in one pass.
+
+    Returns the loss (a 0-d array), its gradient with respect to ``logits``
+    and ``softmax(logits)``.
+    """
+    cupy = require_cupy()
+    n, K = _check(logits, 1)
+    logits = cupy.ascontiguousarray(logits)
+    targets = cupy.ascontiguousarray(targets, dtype=logits.dtype)
+    grad, proba = cupy.empty_like(logits), cupy.empty_like(logits)
+    row_loss = cupy.zeros(n, dtype=logits.dtype)
+    if n:
+        _kernel("skmoe_softmax_xent", logits.dtype, K)(
+            *_grid(n), (logits, targets, cupy.int64(n), grad, proba, row_loss)
+        )
+    return row_loss.sum(dtype=cupy.float64), grad, proba
+
+
+def mixture_mean(logits_means, bias, k):
+    """Each row's mean over its top-``k`` experts, weighted by the gate.
+
+    Parameters
+    ----------
+    logits_means : cupy.ndarray of shape (n, 2 K)
+        The gate's logits, then the experts' means, each less its ``bias``.
+    bias : cupy.ndarray of shape (2 K,)
+    k : int
+        Experts per row; ``K`` for a dense gate.
+
+    Returns
+    -------
+    cupy.ndarray of shape (n,)
+    """
+    cupy = require_cupy()
+    n, K = _check(logits_means[:, : logits_means.shape[1] // 2], k)
+    logits_means = cupy.ascontiguousarray(logits_means)
+    bias = cupy.ascontiguousarray(bias, dtype=logits_means.dtype)
+    out = cupy.empty(n, dtype=logits_means.dtype)
+    if n:
+        _kernel("skmoe_mixture_mean", out.dtype, K, k)(
+            *_grid(n), (logits_means, bias, cupy.int64(n), out)
+        )
+    return out

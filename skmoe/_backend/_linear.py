@@ -1,85 +1,183 @@
-"""The M-step of K linear (ridge) experts on the GPU under top-k routing.
+"""The normal equations of K weighted linear experts, on the GPU.
 
-Each row's responsibilities live on its k selected experts, so the K weighted
-Gram matrices need only n * k row visits, not n * K: the (row, expert) pairs
-are sorted by expert, each expert's rows gathered once into chunks, and one
-batched product of the chunks (cuBLAS through CuPy) gives every Gram matrix.
-The K systems are then solved in one batched call.
+Expert ``j`` needs ``sum_i w_ij x1_i x1_i^T`` and ``sum_i w_ij y_i x1_i`` over
+the rows it is given weight on, with ``x1 = [x - offset, 1]``. Under top-k
+routing a row weighs on only k experts, so the work is made to scale with the
+``n * k`` (row, expert) pairs of non-zero weight rather than with ``n * K``:
+a scan of the transposed weights lists the pairs grouped by expert (each
+expert's rows ascending), and one kernel gathers each pair's row straight into
+shared memory and accumulates the products there. No gathered copy of the
+rows is written, which is what a chunked cuBLAS product needs and what made it
+memory-bound. Dense weights are the same computation with ``n * K`` pairs.
 """
 
 import numpy as np
 
 from . import require_cupy
+from ._kernels import compiled_kernel
 
-# Rows per chunk of the batched Gram product.
-_CHUNK = 2048
+_SOURCE = r"""
+// Block (s, t) takes the pairs [bounds[s], bounds[s + 1]), all of one expert,
+// and tile t = (ti, tj), ti <= tj, of the d x d Gram matrix. CHUNK pairs at a
+// time, the rows are gathered and centred into shared memory; each of the 256
+// threads accumulates a 4 x 4 patch of the 64 x 64 tile. Diagonal tiles also
+// sum w x and w y x over their columns, the first of them w and w y. Each
+// block writes its own partial sums: the caller adds them up per expert, in a
+// fixed order, so the result does not depend on the scheduling.
+template <typename T>
+__global__ void skmoe_pair_gram(const T* X, const T* offset, const T* y, long long d,
+                                const long long* pair_row, const T* pair_w,
+                                const long long* bounds, int n_tiles, T* gram, T* moments) {
+    const int TILE = 64, CHUNK = 16;
+    __shared__ T a_tile[CHUNK][TILE];  // w (x - offset), the tile's rows
+    __shared__ T b_tile[CHUNK][TILE];  // x - offset, the tile's columns
+    __shared__ T w_chunk[CHUNK], y_chunk[CHUNK];
+    const long long seg = blockIdx.x, begin = bounds[seg], end = bounds[seg + 1];
+    int ti = 0, t = blockIdx.y;
+    while (t >= n_tiles - ti) { t -= n_tiles - ti; ++ti; }
+    const int tj = ti + t, tid = threadIdx.x, tr = tid / 16, tc = tid % 16;
+    const bool diagonal = ti == tj;
+    T acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0;
+    T moment = 0, weight_sum = 0, weight_y_sum = 0;
+    for (long long p0 = begin; p0 < end; p0 += CHUNK) {
+        for (int e = tid; e < CHUNK * TILE; e += blockDim.x) {
+            const int p = e / TILE, c = e % TILE;
+            const long long q = p0 + p, ca = ti * TILE + c, cb = tj * TILE + c;
+            T a = 0, b = 0;
+            if (q < end) {
+                const T* row = X + pair_row[q] * d;
+                if (ca < d) a = pair_w[q] * (row[ca] - offset[ca]);
+                if (cb < d) b = row[cb] - offset[cb];
+            }
+            a_tile[p][c] = a;
+            b_tile[p][c] = b;
+        }
+        if (tid < CHUNK) {
+            const long long q = p0 + tid;
+            w_chunk[tid] = q < end ? pair_w[q] : 0;
+            y_chunk[tid] = q < end ? y[pair_row[q]] : 0;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int p = 0; p < CHUNK; ++p) {
+            T a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                a[i] = a_tile[p][4 * tr + i];
+                b[i] = b_tile[p][4 * tc + i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+        }
+        if (diagonal && tid < 2 * TILE) {
+#pragma unroll
+            for (int p = 0; p < CHUNK; ++p)
+                moment += tid < TILE ? a_tile[p][tid] : a_tile[p][tid - TILE] * y_chunk[p];
+        } else if (diagonal && ti == 0 && tid == 2 * TILE) {
+#pragma unroll
+            for (int p = 0; p < CHUNK; ++p) {
+                weight_sum += w_chunk[p];
+                weight_y_sum += w_chunk[p] * y_chunk[p];
+            }
+        }
+        __syncthreads();
+    }
+    T* out = gram + seg * d * d;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const long long r = ti * TILE + 4 * tr + i, c = tj * TILE + 4 * tc + j;
+            if (r < d && c < d) {
+                out[r * d + c] = acc[i][j];
+                if (!diagonal) out[c * d + r] = acc[i][j];
+            }
+        }
+    if (!diagonal) return;
+    T* m = moments + seg * (2 * d + 2);
+    const long long c = ti * TILE + tid % TILE;
+    if (tid < 2 * TILE && c < d) m[(tid < TILE ? 0 : d) + c] = moment;
+    if (ti == 0 && tid == 2 * TILE) { m[2 * d] = weight_sum; m[2 * d + 1] = weight_y_sum; }
+}
+"""
+
+# Pairs per block: enough work to keep a block busy, few enough that each
+# thread's float32 running sums stay accurate (about sqrt(4096) roundings).
+_SEGMENT = 4096
+_TILE = 64
 
 
-def linear_experts_top_k(X, y, resp, index, n_experts, *, alpha):
-    """Ridge coefficients of ``n_experts`` experts from top-k responsibilities.
-
-    Expert ``j`` minimises ``sum_i h_ij (y_i - x_i @ coef_j - intercept_j)^2 +
-    alpha * ||coef_j||^2`` where ``h_ij`` is the weight of the pair ``(i, j)``:
-    the problem :class:`~skmoe.experts.LinearExperts` solves, with the weights
-    given sparsely. An expert with no rows gets zero coefficients.
+def weighted_normal_equations(X, y, weights, offset):
+    """Every expert's weighted Gram matrix and right-hand side, on the GPU.
 
     Parameters
     ----------
-    X : cupy.ndarray of shape (n, d)
+    X : cupy.ndarray of shape (n, d), float32 or float64
     y : cupy.ndarray of shape (n,)
-    resp : cupy.ndarray of shape (n, k)
-        Weights of the selected experts (responsibilities times sample weights).
-    index : cupy.ndarray of shape (n, k), integer
-        The selected experts.
-    n_experts : int
-    alpha : float
+    weights : cupy.ndarray of shape (n, K)
+        Non-negative; zeros (rows a top-k gate did not route to an expert)
+        cost nothing.
+    offset : cupy.ndarray of shape (d,)
+        Subtracted from every row, which keeps float32 sums accurate when the
+        features have an offset.
 
     Returns
     -------
-    coef : cupy.ndarray of shape (n_experts, d)
-    intercept : cupy.ndarray of shape (n_experts,)
+    gram : numpy.ndarray of shape (K, d + 1, d + 1), float64
+        ``sum_i w_ij x1_i x1_i^T`` with ``x1 = [x - offset, 1]``; its last
+        diagonal entry is the expert's total weight.
+    rhs : numpy.ndarray of shape (K, d + 1), float64
+        ``sum_i w_ij y_i x1_i``.
     """
     cupy = require_cupy()
     n, d = X.shape
-    k = index.shape[1]
-    expert = index.ravel()
-    order = cupy.argsort(expert)
-    counts = cupy.bincount(expert, minlength=n_experts).get()
-    # Each expert's pairs are laid out in whole chunks of _CHUNK rows (zero rows
-    # pad the last), so that one batched product of the chunks gives every
-    # Gram matrix, and the right-hand sides as one more column.
-    n_chunks = -(-counts // _CHUNK)
-    chunk_bounds = np.concatenate([[0], np.cumsum(n_chunks)])
-    pair_start = np.concatenate([[0], np.cumsum(counts)])[:-1]
-    shift = cupy.asarray(chunk_bounds[:-1] * _CHUNK - pair_start)
-    # the source pair of each padded slot (n * k, past the end, for padding),
-    # so that one gather fills the chunks
-    source = cupy.full(int(chunk_bounds[-1]) * _CHUNK, n * k, dtype=order.dtype)
-    source[cupy.arange(n * k) + shift[expert[order]]] = order
-    # rows scaled by the square roots of their weights (0 for padding), so
-    # that each Gram matrix is a plain X1^T X1; centred, which keeps float32
-    # sums accurate when X has an offset. The mean is a product: CuPy's column
-    # reduction of a tall array took 230 ms on 10M x 64.
-    root = cupy.sqrt(cupy.concatenate([resp.ravel(), cupy.zeros(1, dtype=X.dtype)]))[source]
-    rows = cupy.minimum(source // k, n - 1)
-    offset = cupy.ones(n, dtype=X.dtype) @ X / n
-    X1 = cupy.empty((len(source), d + 2), dtype=X.dtype)
-    X1[:, :d] = X[rows]
-    X1[:, :d] -= offset
-    X1[:, :d] *= root[:, None]
-    X1[:, d] = root
-    X1[:, d + 1] = root * y[rows]
-    chunks = X1.reshape(-1, _CHUNK, d + 2)
-    products = cupy.matmul(chunks.transpose(0, 2, 1), chunks)
-    gram = cupy.zeros((n_experts, d + 1, d + 1), dtype=X.dtype)
-    rhs = cupy.zeros((n_experts, d + 1), dtype=X.dtype)
-    for j in np.flatnonzero(counts):
-        total = products[chunk_bounds[j] : chunk_bounds[j + 1]].sum(axis=0)
-        gram[j], rhs[j] = total[: d + 1, : d + 1], total[: d + 1, d + 1]
-    diagonal = cupy.full(d + 1, alpha, dtype=X.dtype)
-    diagonal[d] = 0
-    gram += cupy.diag(diagonal)
-    gram[counts == 0] = cupy.eye(d + 1, dtype=X.dtype)  # no rows: zero coefficients
-    theta = cupy.linalg.solve(gram, rhs[..., None])[..., 0]
-    coef = theta[:, :d]
-    return coef, theta[:, d] - coef @ offset
+    n_experts = weights.shape[1]
+    dtype = X.dtype
+    by_expert = cupy.ascontiguousarray(weights.T, dtype=dtype)
+    flat = cupy.flatnonzero(by_expert)
+    pair_w, pair_row = by_expert.ravel()[flat], flat % n
+    # where each expert's pairs start: flat is sorted, so a binary search each
+    starts = cupy.searchsorted(flat, cupy.arange(n_experts + 1) * n).get()
+    # each expert's pairs cut into segments of at most _SEGMENT pairs
+    bounds = [np.arange(starts[j], starts[j + 1], _SEGMENT) for j in range(n_experts)]
+    segment_expert = np.repeat(np.arange(n_experts), [len(b) for b in bounds])
+    bounds = np.concatenate([*bounds, [starts[-1]]]).astype(np.int64)
+    n_segments = len(segment_expert)
+    n_tiles = -(-d // _TILE)
+    gram = cupy.zeros((n_segments, d, d), dtype=dtype)
+    moments = cupy.zeros((n_segments, 2 * d + 2), dtype=dtype)
+    if n_segments:
+        ctype = "float" if dtype == cupy.float32 else "double"
+        compiled_kernel(_SOURCE, f"skmoe_pair_gram<{ctype}>")(
+            (n_segments, n_tiles * (n_tiles + 1) // 2),
+            (256,),
+            (
+                X,
+                cupy.ascontiguousarray(offset, dtype=dtype),
+                cupy.ascontiguousarray(y, dtype=dtype),
+                cupy.int64(d),
+                pair_row,
+                pair_w,
+                cupy.asarray(bounds),
+                cupy.int32(n_tiles),
+                gram,
+                moments,
+            ),
+        )
+    # the segments' partial sums added per expert in float64, in one product
+    membership = cupy.zeros((n_experts, n_segments))
+    membership[cupy.asarray(segment_expert), cupy.arange(n_segments)] = 1.0
+    gram = (membership @ gram.reshape(n_segments, -1).astype(cupy.float64)).get()
+    moments = (membership @ moments.astype(cupy.float64)).get()
+    full = np.empty((n_experts, d + 1, d + 1))
+    full[:, :d, :d] = gram.reshape(n_experts, d, d)
+    full[:, :d, d] = full[:, d, :d] = moments[:, :d]
+    full[:, d, d] = moments[:, 2 * d]
+    rhs = np.concatenate([moments[:, d : 2 * d], moments[:, 2 * d + 1 :]], axis=1)
+    return full, rhs

@@ -7,6 +7,7 @@ from sklearn.linear_model import Ridge
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import get_namespace, is_cupy_array, to_numpy
+from .._backend._linear import weighted_normal_equations
 
 
 def _weighted_gram(X1, weight):
@@ -14,6 +15,20 @@ def _weighted_gram(X1, weight):
     if sp.issparse(X1):
         return (X1.T @ sp.diags(weight) @ X1).toarray()
     return X1.T @ (X1 * weight[:, None])
+
+
+def _normal_equations(X, y, weights):
+    """The column means of dense X (0 for sparse), and every expert's weighted
+    Gram matrix and right-hand side of ``x1 = [x - offset, 1]``."""
+    offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0)
+    ones = np.ones((X.shape[0], 1))
+    X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X - offset, ones])
+    gram = np.zeros((weights.shape[1], X1.shape[1], X1.shape[1]))
+    for k in range(weights.shape[1]):
+        if weights[:, k].any():  # an expert routed no rows (top-k) costs nothing
+            gram[k] = _weighted_gram(X1, weights[:, k])
+    rhs = safe_sparse_dot(X1.T, weights * y[:, None]).T
+    return offset, gram, rhs
 
 
 def _solve_spd(A, b):
@@ -41,43 +56,23 @@ class LinearExperts:
     def fit(self, X, y, weights, random_state=None):
         """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
         if is_cupy_array(X):
-            return self._fit_device(X, y, weights)
-        offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0)
-        ones = np.ones((X.shape[0], 1))
-        X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X - offset, ones])
-        penalty = np.full(X1.shape[1], float(self.alpha))
+            # the products on the GPU; the K small systems solved here, as below
+            xp = get_namespace(X)
+            offset = xp.ones(X.shape[0], dtype=X.dtype) @ X / X.shape[0]
+            gram, rhs = weighted_normal_equations(X, y, weights, offset)
+            offset = to_numpy(offset).astype(np.float64)
+        else:
+            offset, gram, rhs = _normal_equations(X, y, weights)
+        penalty = np.full(gram.shape[1], float(self.alpha))
         penalty[-1] = 0.0  # the intercept is not penalised
-        theta = np.empty((self.n_experts, X1.shape[1]))
+        theta = np.zeros(rhs.shape)
         for k in range(self.n_experts):
-            w = weights[:, k]
-            if not w.any():  # no rows routed here (top-k): nothing to fit
-                theta[k] = 0.0
-                continue
-            gram = _weighted_gram(X1, w)
-            gram[np.diag_indices_from(gram)] += penalty
-            theta[k] = _solve_spd(gram, safe_sparse_dot(X1.T, w * y))
-        self.coef_ = theta[:, :-1]
-        self.intercept_ = theta[:, -1] - self.coef_ @ offset
-        return self
-
-    def _fit_device(self, X, y, weights):
-        """The same normal equations on the GPU: K weighted Gram products of
-        the centred data, one batched solve."""
-        xp = get_namespace(X)
-        n, d = X.shape
-        offset = xp.ones(n, dtype=X.dtype) @ X / n  # CuPy's column mean is slow on tall arrays
-        X1 = xp.hstack([X - offset, xp.ones((n, 1), dtype=X.dtype)])
-        gram = xp.stack([X1.T @ (X1 * weights[:, [k]]) for k in range(self.n_experts)])
-        rhs = (weights * y[:, None]).T @ X1
-        penalty = xp.full(d + 1, self.alpha, dtype=X.dtype)
-        penalty[d] = 0.0  # the intercept is not penalised
-        gram += xp.diag(penalty)
-        empty = weights.sum(axis=0) <= 0  # no rows routed here: nothing to fit
-        gram = xp.where(empty[:, None, None], xp.eye(d + 1, dtype=X.dtype), gram)
-        rhs = xp.where(empty[:, None], 0.0, rhs)
-        theta = xp.linalg.solve(gram, rhs[..., None])[..., 0]
-        self.coef_ = theta[:, :-1]
-        self.intercept_ = theta[:, -1] - self.coef_ @ offset
+            if gram[k, -1, -1] > 0:  # the expert's total weight; none (top-k): nothing to fit
+                theta[k] = _solve_spd(gram[k] + np.diag(penalty), rhs[k])
+        coef, intercept = theta[:, :-1], theta[:, -1] - theta[:, :-1] @ offset
+        if is_cupy_array(X):
+            coef, intercept = xp.asarray(coef, dtype=X.dtype), xp.asarray(intercept, dtype=X.dtype)
+        self.coef_, self.intercept_ = coef, intercept
         return self
 
     def predict(self, X):
