@@ -151,7 +151,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
         the gate's and the built-in experts' L2 penalties per unit weight.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (`n_iter_`,)
         The objective after each EM iteration. It falls only where an expert
         was restarted (see the two attributes below).
     n_expert_restarts_ : int
@@ -171,7 +171,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Mean log-likelihood of the held-out rows after each epoch, with
         ``early_stopping``; None otherwise.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has feature names that are all strings.
 
     See Also
