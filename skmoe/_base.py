@@ -9,6 +9,7 @@ expert likelihood (Gaussian noise or class probabilities) through small hooks.
 import copy
 import warnings
 from abc import ABCMeta, abstractmethod
+from functools import partial
 from math import prod
 from numbers import Integral, Real
 from time import time
@@ -28,7 +29,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._backend import get_namespace, is_cupy_array, require_cupy, to_host, to_numpy
+from ._backend import all_finite, get_namespace, is_cupy_array, require_cupy, to_host, to_numpy
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
     check_init_resp,
@@ -349,7 +350,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"Expected a 2-dimensional array, got {X.ndim} dimension(s).")
         if X.dtype not in (cupy.float32, cupy.float64):
             X = X.astype(cupy.float64)
-        if not bool(cupy.isfinite(X).all()):
+        if not all_finite(X):
             raise ValueError("Input X contains NaN or infinity.")
         _check_n_features(self, X, reset=reset)
         if isinstance(y, str) and y == "no_validation":
@@ -569,12 +570,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             merged[:, free] = 0.0  # an idle expert's few rows go to the next E-step
             # two ways to re-use the freed expert: on half of the worst expert's
             # rows, else on the worst-fitted rows of the whole mixture
-            for resp in (
-                split_worst_expert(merged, free, Z, run["log_lik"], sample_weight, rng, siblings),
-                restart_experts(merged, [free], sample_weight, run["row_log_lik"], rng, rows),
+            # (each start made only when its trial runs, and a failed trial let go
+            # before the next: on the GPU, memory holds few copies of the rows)
+            for start in (
+                partial(
+                    split_worst_expert,
+                    merged,
+                    free,
+                    Z,
+                    run["log_lik"],
+                    sample_weight,
+                    rng,
+                    siblings,
+                ),
+                partial(
+                    restart_experts, merged, [free], sample_weight, run["row_log_lik"], rng, rows
+                ),
             ):
+                trial = None
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
-                trial = self._em_run(trial_gate, trial_experts, X, Z, y, sample_weight, resp, rng)
+                trial = self._em_run(
+                    trial_gate, trial_experts, X, Z, y, sample_weight, start(), rng
+                )
                 if trial["lower_bound"] > run["lower_bound"]:
                     break
             else:

@@ -40,11 +40,11 @@ _SLICE_ROWS = 1 << 14
 def transposed_product(A, B):
     """``A.T @ B`` for tall ``A`` (n, p) and ``B`` (n, q), dense or sparse.
 
-    On the GPU a product whose inner dimension is millions of rows long and
-    whose output is small (the gradients and Hessians of the gate, over all
-    rows) runs on a handful of cuBLAS thread blocks: 20 ms for 2M x 64 rows.
-    Cut into slices of rows, the slices' products run as one batched call
-    across the whole device and are summed, at memory speed.
+    On the GPU the rows are cut into slices whose products run as one batched
+    call and are then summed. One cuBLAS call is faster (2.1 against 6.9 ms
+    for 10M x 64 by 10M x 16 in float32) but adds each of its few outputs up
+    over millions of rows in float32 in one run, and the gate's gradient, a
+    small difference of large sums, loses its digits: L-BFGS then stalls.
     """
     if not is_cupy_array(A):
         return safe_sparse_dot(A.T, B)

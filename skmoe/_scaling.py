@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
 
-from ._backend import get_namespace, is_cupy_array, to_numpy
+from ._backend import SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
 
 
 def fit_scaler(X, sample_weight):
@@ -17,7 +17,12 @@ def fit_scaler(X, sample_weight):
         return StandardScaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
     total = sample_weight.sum()
     mean = sample_weight @ X / total
-    var = sample_weight @ (X - mean) ** 2 / total
+    var = get_namespace(X).zeros_like(mean)
+    for i in range(0, X.shape[0], SLICE_ROWS):  # a slice's squares at a time, not all of X's
+        centred = X[i : i + SLICE_ROWS] - mean
+        centred *= centred
+        var += sample_weight[i : i + SLICE_ROWS] @ centred
+    var /= total
     scaler = StandardScaler()
     scaler.mean_, scaler.var_ = to_numpy(mean).astype(np.float64), to_numpy(var).astype(np.float64)
     # as StandardScaler: constant features keep their scale
@@ -31,7 +36,8 @@ def standardize(scaler, X):
     the CPU; on the GPU in X's own floating type."""
     if is_cupy_array(X):
         xp = get_namespace(X)
-        Z = (X - xp.asarray(scaler.mean_, dtype=X.dtype)) / xp.asarray(scaler.scale_, dtype=X.dtype)
+        Z = X - xp.asarray(scaler.mean_, dtype=X.dtype)
+        Z /= xp.asarray(scaler.scale_, dtype=X.dtype)  # in place: one copy of X, not two
         return xp.nan_to_num(Z, nan=0.0, copy=False)
     Z = scaler.transform(X)
     if sp.issparse(Z):

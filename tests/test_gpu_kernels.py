@@ -170,3 +170,14 @@ def test_transposed_product_matches_numpy(n):
     A, B = rng.normal(size=(n, 7)), rng.normal(size=(n, 3))
     out = transposed_product(cupy.asarray(A), cupy.asarray(B))
     np.testing.assert_allclose(out.get(), A.T @ B, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_all_finite_finds_any_non_finite_entry(bad):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend import all_finite
+
+    X = np.full((3000, 5), 3e38, dtype=np.float32)  # finite, but the sum overflows
+    if bad is not None:
+        X[np.random.default_rng().integers(3000), 3] = bad
+    assert all_finite(cupy.asarray(X)) == (bad is None)

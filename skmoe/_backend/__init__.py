@@ -57,6 +57,26 @@ def get_namespace(*arrays):
     return np
 
 
+# Rows per slice where a pass over a CuPy array is cut up to bound the
+# temporaries it needs.
+SLICE_ROWS = 1 << 20
+
+
+def all_finite(a):
+    """Whether every entry of the CuPy array ``a`` is finite.
+
+    A sum is finite unless an entry is not or the sum overflows; only then are
+    the entries checked, a slice of rows at a time. Neither way writes an
+    array of ``a``'s size.
+    """
+    if bool(get_namespace(a).isfinite(a.sum())):
+        return True
+    return all(
+        bool(get_namespace(a).isfinite(a[i : i + SLICE_ROWS]).all())
+        for i in range(0, len(a), SLICE_ROWS)
+    )
+
+
 def erf(x):
     """The error function on the device of ``x``."""
     if is_cupy_array(x):
