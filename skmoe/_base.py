@@ -43,8 +43,9 @@ from ._em import (
     split_worst_expert,
 )
 from ._gradient import gradient_run
+from ._math import column_sum
 from .experts import EstimatorExperts
-from .experts._estimators import set_random_states
+from .experts._estimators import ExpertFitError, set_random_states
 from .gates import HierarchicalGate, SoftmaxGate
 from .gates._balance import BALANCE_LOSSES
 
@@ -72,6 +73,44 @@ def _nested_kmeans(Z, sample_weight, branching, rng):
             split[rows] = parent * n_children + children
         labels = split
     return labels
+
+
+def _check_finite_outputs(outputs, weights):
+    """Raise :class:`ExpertFitError` naming each expert whose outputs on the
+    training rows hold NaN or infinity."""
+    xp = get_namespace(outputs)
+    finite = xp.isfinite(outputs).reshape(outputs.shape[0], outputs.shape[1], -1)
+    bad = np.flatnonzero(~to_numpy(finite.all(axis=(0, 2))))
+    if bad.size:
+        error = ValueError("its outputs on the training rows hold NaN or infinity")
+        raise ExpertFitError({int(k): error for k in bad}, to_numpy(column_sum(weights)))
+
+
+def _drop_experts(failure, gate, experts):
+    """Remove the failed experts from ``experts`` and the gate, warn, and
+    return the indices of those kept."""
+    failed = sorted(failure.errors)
+    keep = [k for k in range(experts.n_experts) if k not in failed]
+    if not keep:
+        raise failure
+    original = getattr(experts, "indices_", list(range(experts.n_experts)))
+    experts.dropped_ = [*getattr(experts, "dropped_", []), *(original[k] for k in failed)]
+    experts.indices_ = [original[k] for k in keep]
+    experts.drop(failed)
+    gate.drop_experts(keep)
+    warnings.warn(
+        f"{failure.details}. Dropped (expert_failure='drop'); {len(keep)} experts remain.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return keep
+
+
+def _renormalised(resp):
+    """Rows rescaled to sum to 1; a row left with no weight is spread evenly."""
+    xp = get_namespace(resp)
+    total = resp.sum(axis=1, keepdims=True)
+    return xp.where(total > 0, resp / xp.where(total > 0, total, 1.0), 1.0 / resp.shape[1])
 
 
 def _to_device(validated):
@@ -124,6 +163,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "init": [StrOptions({"kmeans", "random"}), "array-like"],
         "warm_start": ["boolean"],
         "n_jobs": [Integral, None],
+        "expert_failure": [StrOptions({"raise", "drop"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
@@ -156,6 +196,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         init="kmeans",
         warm_start=False,
         n_jobs=None,
+        expert_failure="raise",
         random_state=None,
         verbose=0,
         verbose_interval=10,
@@ -183,6 +224,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.init = init
         self.warm_start = warm_start
         self.n_jobs = n_jobs
+        self.expert_failure = expert_failure
         self.random_state = random_state
         self.verbose = verbose
         self.verbose_interval = verbose_interval
@@ -404,6 +446,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted mixture.
         """
+        previous = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException as error:
+            # never a half-fitted estimator: a fit that fails, or is
+            # interrupted, leaves the previous fitted state as it was
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            if isinstance(error, ExpertFitError):
+                raise error.as_raised() from error.__cause__
+            raise
+
+    def _fit(self, X, y, sample_weight):
         if self.device == "cuda" or is_cupy_array(X):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
@@ -462,6 +517,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(
                 "gate_noise=True needs top_k: the noise decides which experts enter "
                 "each row's top k, and a dense gate has no such choice."
+            )
+        if self.expert_failure == "drop" and (
+            self.solver != "em" or isinstance(self.n_experts, tuple)
+        ):
+            raise ValueError(
+                "expert_failure='drop' needs solver='em' and one level of gating: "
+                "only there can the gate be renormalised over the remaining experts."
             )
         if self.expert_hidden_units is not None and self.estimator is not None:
             raise ValueError(
@@ -533,6 +595,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.lower_bound_ = best["lower_bound"]
         self.lower_bounds_ = best["lower_bounds"]
         self.n_expert_restarts_ = best["n_expert_restarts"]
+        self.dropped_experts_ = sorted(getattr(best["experts"], "dropped_", []))
         self.n_merges_ = best["n_merges"]
         self.validation_scores_ = best.get("validation_scores")
         self.expert_load_, self.expert_importance_ = routing_shares(
@@ -553,9 +616,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         another sits nearly idle; the idle one is freed instead.
         """
         run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
-        groups = self._sibling_groups(resp.shape[1])
         idle_tried = set()
         for _ in range(resp.shape[1]):
+            groups = self._sibling_groups(run["resp"].shape[1])  # fewer, if experts were dropped
             pair = redundant_pair(run["distance"], run["resp"], sample_weight, groups)
             if pair is None and len(groups) > 1:
                 idle = idle_expert(run["resp"], sample_weight, groups, exclude=idle_tried)
@@ -621,9 +684,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
                 resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
                 restarts[k] += 1
-            outputs, params, log_lik, resp, gate_resp, row_log_lik = self._em_step(
-                gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
-            )
+            try:
+                outputs, params, log_lik, resp, gate_resp, row_log_lik = self._em_step(
+                    gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
+                )
+            except ExpertFitError as failure:
+                if self.expert_failure == "raise" or not hasattr(experts, "drop"):
+                    raise
+                keep = _drop_experts(failure, gate, experts)
+                resp, gate_resp = _renormalised(resp[:, keep]), _renormalised(gate_resp[:, keep])
+                restarts = restarts[keep]
+                continue  # the iteration again, without them
             penalty = gate.penalty() + self._expert_penalty(experts, params)
             previous = lower_bound
             lower_bound = (float(sample_weight @ row_log_lik) - penalty) / total_weight
@@ -657,6 +728,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         weights = resp * sample_weight[:, None]
         experts.fit(X, y, weights, random_state=rng)
         outputs = self._expert_outputs(experts, X)
+        _check_finite_outputs(outputs, weights)
         params = self._update_params(experts, outputs, y, weights)
         log_lik = self._log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, Z, log_lik)

@@ -120,6 +120,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     n_jobs : int, default=None
         Number of jobs fitting the K estimators of each M-step in parallel
         (joblib). Unused by the built-in experts.
+    expert_failure : {"raise", "drop"}, default="raise"
+        What to do when an expert's fit raises or its outputs are not finite:
+        re-raise, naming the expert and its weight mass, or (with ``solver="em"``
+        and one level of gating) drop the expert, renormalise the gate over the
+        others, warn, and record it in ``dropped_experts_``.
     random_state : int, RandomState instance or None, default=None
         Controls the initialisation, the experts' seeds and the weighted
         bootstrap. Pass an int for reproducible fits.
@@ -154,6 +159,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     lower_bounds_ : ndarray of shape (`n_iter_`,)
         The objective after each EM iteration. It falls only where an expert
         was restarted (see the two attributes below).
+    dropped_experts_ : list of int
+        Experts dropped by ``expert_failure="drop"``, by their index in the
+        initial mixture; ``estimators_`` and the gate's columns hold the others.
     n_expert_restarts_ : int
         Experts restarted because their load fell under ``min_expert_load``.
     n_merges_ : int
@@ -226,6 +234,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         init="kmeans",
         warm_start=False,
         n_jobs=None,
+        expert_failure="raise",
         random_state=None,
         verbose=0,
         verbose_interval=10,
@@ -254,6 +263,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             init=init,
             warm_start=warm_start,
             n_jobs=n_jobs,
+            expert_failure=expert_failure,
             random_state=random_state,
             verbose=verbose,
             verbose_interval=verbose_interval,

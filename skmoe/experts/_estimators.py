@@ -48,6 +48,46 @@ def _fit_expert(template, X, y, weight, seed):
     return estimator.fit(X, y, **fit_params)
 
 
+def _fit_or_error(template, X, y, weight, seed):
+    """:func:`_fit_expert`, returning the error it raised instead of raising
+    it: then whatever the joblib backend, the caller learns which experts
+    failed, and keeps the others' fits."""
+    try:
+        return _fit_expert(template, X, y, weight, seed)
+    except Exception as error:  # the caller re-raises it, naming the expert
+        return error
+
+
+class ExpertFitError(RuntimeError):
+    """Some experts' fits raised or gave non-finite outputs.
+
+    Attributes
+    ----------
+    errors : dict
+        The error of each failed expert, by its index.
+    """
+
+    def __init__(self, errors, weight_mass):
+        self.errors = errors
+        self.details = "; ".join(
+            f"expert {k} (weight mass {weight_mass[k]:.4g}) failed: {type(e).__name__}: {e}"
+            for k, e in errors.items()
+        )
+        super().__init__(f"{self.details}. expert_failure='drop' would drop it and go on.")
+
+    def as_raised(self):
+        """This error as one of the first failed expert's error type, so that
+        callers catching, say, ValueError still catch it; itself if that type
+        cannot be built from a message."""
+        first = next(iter(self.errors.values()))
+        try:
+            error = type(first)(str(self))
+        except Exception:
+            return self
+        error.__cause__ = first
+        return error
+
+
 class EstimatorExperts:
     """K scikit-learn estimators refitted each M-step with their own row weights.
 
@@ -70,9 +110,19 @@ class EstimatorExperts:
         """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
         seeds = check_random_state(random_state).randint(_MAX_SEED, size=self.n_experts)
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_expert)(template, X, y, weights[:, k], seeds[k])
+            delayed(_fit_or_error)(template, X, y, weights[:, k], seeds[k])
             for k, template in enumerate(self.templates)
         )
+        errors = {k: e for k, e in enumerate(self.estimators_) if isinstance(e, Exception)}
+        if errors:
+            raise ExpertFitError(errors, weights.sum(axis=0)) from next(iter(errors.values()))
+        return self
+
+    def drop(self, experts):
+        """Remove the experts at the indices ``experts``."""
+        keep = [k for k in range(self.n_experts) if k not in experts]
+        self.templates = [self.templates[k] for k in keep]
+        self.estimators_ = [self.estimators_[k] for k in keep]
         return self
 
     def predict(self, X):

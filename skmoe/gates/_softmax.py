@@ -214,6 +214,12 @@ class SoftmaxGate(BaseEstimator):
 
         return loss
 
+    def drop_experts(self, keep):
+        """Keep only the experts at the indices ``keep``: the softmax over the
+        rest is the old gate renormalised over them."""
+        self.coef_, self.intercept_ = self.coef_[:, keep], self.intercept_[keep]
+        return self
+
     def logits_standardized(self, Z):
         """Gate logits of standardised rows, before any top-k selection."""
         return safe_sparse_dot(Z, self.coef_) + self.intercept_
