@@ -2,7 +2,6 @@
 
 from ._classifier import MixtureOfExpertsClassifier
 from ._regressor import MixtureOfExpertsRegressor
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor", "__version__"]

@@ -44,6 +44,8 @@ from ._em import (
 )
 from ._gradient import gradient_run
 from ._math import column_sum
+from ._version import __version__
+from .exceptions import InconsistentVersionWarning
 from .experts import EstimatorExperts
 from .experts._estimators import ExpertFitError, set_random_states
 from .gates import HierarchicalGate, SoftmaxGate
@@ -846,7 +848,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # then predicts on the CPU
         state = to_host(super().__getstate__())
         state["_on_device"] = False
+        state["_skmoe_version"] = __version__
         return state
+
+    def __setstate__(self, state):
+        # as scikit-learn does for its own version: warn when the pickle was
+        # written by another version of skmoe
+        original = state.pop("_skmoe_version", "unknown, before 0.1")
+        if original != __version__:
+            warnings.warn(
+                InconsistentVersionWarning(
+                    estimator_name=type(self).__name__,
+                    current_version=__version__,
+                    original_version=original,
+                ),
+                stacklevel=2,
+            )
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ verbose
     def _print_init_start(self, init):
