@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
 )
 
 from ._backend import all_finite, get_namespace, is_cupy_array, require_cupy, to_host, to_numpy
+from ._chunks import in_row_chunks
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
     check_init_resp,
@@ -749,7 +750,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Non-negative, each row sums to 1.
         """
         check_is_fitted(self)
-        return self._like_input(self.gate_.predict_proba(self._validate_data(X, reset=False)), X)
+        X_valid = self._validate_data(X, reset=False)
+        return self._like_input(
+            in_row_chunks(self.gate_.predict_proba, self._row_bytes(), X_valid), X
+        )
 
     def predict_expert(self, X):
         """Index of the expert with the largest gate probability for each row.
@@ -830,11 +834,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_parameters = self._n_parameters()  # refuses wrapped experts before any work
         return -2 * self._row_log_likelihood(X, y).sum() + 2 * n_parameters
 
-    def _gate_and_X(self, X):
-        """Validated X and its gate probabilities, for the predict methods."""
-        check_is_fitted(self)
-        X = self._validate_data(X, reset=False)
-        return X, self.gate_.predict_proba(X)
+    def _row_bytes(self):
+        """A generous estimate of the memory one row needs while predicting: its
+        standardised copy, and a few arrays over experts (and classes)."""
+        n_outputs = len(getattr(self, "classes_", [None]))
+        return 8 * (self.n_features_in_ + 8 * len(self.estimators_) * n_outputs)
 
     def _like_input(self, result, X):
         """``result`` as the kind of array ``X`` is: NumPy in, NumPy out;

@@ -5,8 +5,10 @@ from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseMixtureOfExperts
+from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows
 from .experts import LogisticExperts, NetworkExperts
 
@@ -340,8 +342,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; rows sum to 1.
         """
-        X, gate = self._gate_and_X(X)
-        return np.einsum("nk,nkc->nc", gate, self._experts.predict_proba(X))
+        check_is_fitted(self)
+        return in_row_chunks(
+            self._proba_rows, self._row_bytes(), self._validate_data(X, reset=False)
+        )
+
+    def _proba_rows(self, X):
+        """The mixture's class probabilities on validated rows."""
+        return np.einsum("nk,nkc->nc", self.gate_.predict_proba(X), self._experts.predict_proba(X))
 
     def predict(self, X):
         """Most probable class of each row.

@@ -3,6 +3,7 @@ experts and merge-and-split moves. Shared by EM and gradient training."""
 
 import itertools
 import warnings
+from functools import partial
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -11,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._backend import _kernels as kernels
 from ._backend import get_namespace, is_cupy_array, to_numpy
 from ._backend._kernels import MAX_EXPERTS
+from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 
 # An expert whose load falls under min_expert_load is restarted on the rows the
@@ -50,10 +52,16 @@ def posteriors(gate, Z, log_lik):
     sparse one it would only learn its own choices back (with top_k=1 the
     posterior is the choice), never which other expert fits a row better.
     """
-    logits = gate.logits_standardized(Z)
     n_experts, top_k = log_lik.shape[1], gate.top_k
-    if is_cupy_array(logits) and top_k is not None and top_k < n_experts <= MAX_EXPERTS:
-        return _posteriors_kernel(logits, log_lik, top_k)
+    if is_cupy_array(Z) and top_k is not None and top_k < n_experts <= MAX_EXPERTS:
+        return _posteriors_kernel(gate.logits_standardized(Z), log_lik, top_k)
+    # in chunks of rows: a row's temporaries are a few arrays over the experts
+    row_bytes = 8 * (Z.shape[1] + 8 * n_experts)
+    return in_row_chunks(partial(_posteriors_rows, gate), row_bytes, Z, log_lik)
+
+
+def _posteriors_rows(gate, Z, log_lik):
+    logits = gate.logits_standardized(Z)
     log_resp, row_log_lik = e_step(gate.log_proba_from_logits(logits), log_lik)
     resp = exp_floored(log_resp)
     if gate.top_k is None or gate.top_k >= log_lik.shape[1]:

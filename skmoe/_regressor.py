@@ -1,5 +1,6 @@
 """Mixture-of-experts regression with Gaussian expert noise."""
 
+from functools import partial
 from numbers import Real
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._backend import erf, get_namespace, is_cupy_array
 from ._backend._kernels import MAX_EXPERTS, mixture_mean
 from ._base import BaseMixtureOfExperts
+from ._chunks import in_row_chunks
 from ._math import column_sum
 from .experts import LinearExperts, NetworkExperts
 from .gates import SoftmaxGate
@@ -371,19 +373,26 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Only when ``return_std`` is True.
         """
-        X_in = X
+        check_is_fitted(self)
+        X_valid = self._validate_data(X, reset=False)
         if not return_std and self._fused_predict():
-            X = self._validate_data(X, reset=False)
-            return self._like_input(self._predict_fused(X), X_in)
-        X, gate = self._gate_and_X(X)
-        means = self._experts.predict(X)
+            return self._like_input(self._predict_fused(X_valid), X)
+        result = in_row_chunks(
+            partial(self._mean_and_std, return_std=return_std), self._row_bytes(), X_valid
+        )
+        if not return_std:
+            return self._like_input(result, X)
+        return tuple(self._like_input(r, X) for r in result)
+
+    def _mean_and_std(self, X, *, return_std):
+        """The mixture's mean of y on validated rows, and its standard deviation."""
+        gate, means = self.gate_.predict_proba(X), self._experts.predict(X)
         xp = get_namespace(means)
         y_mean = xp.einsum("nk,nk->n", gate, means)
         if not return_std:
-            return self._like_input(y_mean, X_in)
+            return y_mean
         spread = self.noise_variance_ + (means - y_mean[:, None]) ** 2
-        y_std = xp.sqrt(xp.einsum("nk,nk->n", gate, spread))
-        return self._like_input(y_mean, X_in), self._like_input(y_std, X_in)
+        return y_mean, xp.sqrt(xp.einsum("nk,nk->n", gate, spread))
 
     def _fused_predict(self):
         """Whether predict can take the GPU's one-GEMM, one-kernel path."""
