@@ -535,6 +535,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
 
     def _fit_mixture(self, X, y, sample_weight, n_experts, validation):
+        self._online = None  # fit starts anew; partial_fit then continues from it
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
         if warm and len(self.estimators_) != n_experts:

@@ -4,17 +4,25 @@ from functools import partial
 from numbers import Real
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
 from ._backend._kernels import MAX_EXPERTS, mixture_mean
 from ._base import BaseMixtureOfExperts
 from ._chunks import in_row_chunks
+from ._em import posteriors, routing_shares
 from ._math import column_sum
+from ._online import OnlineStatistics
 from .experts import LinearExperts, NetworkExperts
 from .gates import SoftmaxGate
+
+# EM steps on each chunk in partial_fit: each refines the chunk's E-step
+# under the parameters the previous one gave.
+_ONLINE_STEPS_PER_CHUNK = 3
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -383,6 +391,98 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if not return_std:
             return self._like_input(result, X)
         return tuple(self._like_input(r, X) for r in result)
+
+    def _online_fit_available(self):
+        # the online M-step works on the built-in experts' sufficient statistics
+        return (
+            self.estimator is None and self.solver == "em" and not isinstance(self.n_experts, tuple)
+        )
+
+    @available_if(_online_fit_available)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One step of online EM on a chunk of rows, for data streamed in chunks.
+
+        The first call starts the mixture from k-means on its chunk (or
+        continues a model fitted by :meth:`fit`); each call then runs an E-step
+        under the current parameters, moves the experts' sufficient
+        statistics towards the chunk's (stepwise online EM, Cappé and
+        Moulines, 2009) and refits the experts from them, and takes the
+        gate's few Newton steps on the chunk, three times per chunk. The
+        method exists only with the built-in experts (``estimator=None``),
+        ``solver="em"`` and one level of gating, and runs on the CPU.
+        Merge-and-split moves and restarts, which need all rows, do not run.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training rows.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        previous = dict(self.__dict__)
+        try:
+            return self._partial_fit(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()  # as fit: a failed step leaves the state as it was
+            self.__dict__.update(previous)
+            raise
+
+    def _partial_fit(self, X, y, sample_weight):
+        if self.device != "cpu" or is_cupy_array(X):
+            raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
+        first = not hasattr(self, "gate_")
+        X, y = self._validate_data(X, y, reset=first)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if np.any(sample_weight < 0) or not sample_weight.sum() > 0:
+            raise ValueError("sample_weight must be non-negative and not all zero.")
+        if first:
+            self._on_device = False
+            y = self._prepare_target(y, sample_weight)
+            n_experts = self._resolved_n_experts()
+            if n_experts > X.shape[0]:
+                raise ValueError(
+                    f"n_experts={n_experts} must be <= the {X.shape[0]} rows of the first "
+                    "chunk: k-means starts the experts from it."
+                )
+            gate, experts = self._make_gate(), self._builtin_experts(n_experts)
+            gate.set_params(top_k=self.top_k)
+            gate.init_scaler(X, sample_weight)
+        else:
+            gate, experts, y = self.gate_, self._experts, self._encode_target(y)
+        if getattr(self, "_online", None) is None:
+            self._online = OnlineStatistics(np.asarray(X.mean(axis=0)).ravel())
+        Z, variance = gate.standardize(X), getattr(self, "noise_variance_", None)
+        for repeat in range(_ONLINE_STEPS_PER_CHUNK):
+            if first and repeat == 0:
+                rng = check_random_state(self.random_state)
+                resp = gate_resp = self._initial_resp(Z, sample_weight, experts.n_experts, rng)
+            else:
+                log_lik = self._log_lik(experts.predict(X), y, variance)
+                resp, gate_resp, _ = posteriors(gate, Z, log_lik)
+            stats = self._online.update(X, y, resp * sample_weight[:, None], again=repeat > 0)
+            experts.solve(stats.offset, stats.gram * stats.weight, stats.rhs * stats.weight)
+            theta = np.column_stack(
+                [experts.coef_, experts.intercept_ + experts.coef_ @ stats.offset]
+            )
+            residual_ss = stats.residual_sum_of_squares(theta)
+            residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
+            mass = stats.gram[:, -1, -1] * stats.weight
+            variance = np.where(mass > 0, residual_ss / np.where(mass > 0, mass, 1.0), 0.0)
+            variance = np.maximum(variance, self._variance_floor)
+            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
+        self.gate_, self._experts = gate, experts
+        self.noise_variance_ = variance
+        self.estimators_ = experts.to_estimators()
+        self.n_iter_ = stats.n_steps
+        self.expert_load_, self.expert_importance_ = routing_shares(
+            gate.log_proba_standardized(Z), sample_weight
+        )
+        return self
 
     def _mean_and_std(self, X, *, return_std):
         """The mixture's mean of y on validated rows, and its standard deviation."""

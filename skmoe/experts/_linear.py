@@ -17,10 +17,12 @@ def _weighted_gram(X1, weight):
     return X1.T @ (X1 * weight[:, None])
 
 
-def _normal_equations(X, y, weights):
-    """The column means of dense X (0 for sparse), and every expert's weighted
-    Gram matrix and right-hand side of ``x1 = [x - offset, 1]``."""
-    offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0)
+def _normal_equations(X, y, weights, offset=None):
+    """The offset (by default the column means of dense X, 0 for sparse), and
+    every expert's weighted Gram matrix and right-hand side of
+    ``x1 = [x - offset, 1]``."""
+    if offset is None:
+        offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0)
     ones = np.ones((X.shape[0], 1))
     X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X - offset, ones])
     gram = np.zeros((weights.shape[1], X1.shape[1], X1.shape[1]))
@@ -56,23 +58,32 @@ class LinearExperts:
     def fit(self, X, y, weights, random_state=None):
         """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
         if is_cupy_array(X):
-            # the products on the GPU; the K small systems solved here, as below
+            # the products on the GPU; the K small systems solved on the host
             xp = get_namespace(X)
             offset = xp.ones(X.shape[0], dtype=X.dtype) @ X / X.shape[0]
             gram, rhs = weighted_normal_equations(X, y, weights, offset)
             offset = to_numpy(offset).astype(np.float64)
         else:
             offset, gram, rhs = _normal_equations(X, y, weights)
+        self.solve(offset, gram, rhs)
+        if is_cupy_array(X):
+            self.coef_ = xp.asarray(self.coef_, dtype=X.dtype)
+            self.intercept_ = xp.asarray(self.intercept_, dtype=X.dtype)
+        return self
+
+    def solve(self, offset, gram, rhs):
+        """Set the coefficients from every expert's normal equations: ``gram``
+        (K, d + 1, d + 1) and ``rhs`` (K, d + 1) of ``x1 = [x - offset, 1]``,
+        the ridge penalty not yet added. An expert with no weight (the last
+        diagonal entry of its ``gram``) gets zero coefficients."""
         penalty = np.full(gram.shape[1], float(self.alpha))
         penalty[-1] = 0.0  # the intercept is not penalised
         theta = np.zeros(rhs.shape)
         for k in range(self.n_experts):
-            if gram[k, -1, -1] > 0:  # the expert's total weight; none (top-k): nothing to fit
+            if gram[k, -1, -1] > 0:
                 theta[k] = _solve_spd(gram[k] + np.diag(penalty), rhs[k])
-        coef, intercept = theta[:, :-1], theta[:, -1] - theta[:, :-1] @ offset
-        if is_cupy_array(X):
-            coef, intercept = xp.asarray(coef, dtype=X.dtype), xp.asarray(intercept, dtype=X.dtype)
-        self.coef_, self.intercept_ = coef, intercept
+        self.coef_ = theta[:, :-1]
+        self.intercept_ = theta[:, -1] - self.coef_ @ offset
         return self
 
     def predict(self, X):
