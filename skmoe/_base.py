@@ -485,6 +485,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"n_experts={n_experts} must be <= n_samples={X.shape[0]}: every expert "
                 "needs rows to fit."
             )
+        n_weighted = int(np.count_nonzero(to_numpy(sample_weight)))
+        if n_experts > n_weighted:
+            raise ValueError(
+                f"n_experts={n_experts} must be <= the {n_weighted} rows with positive "
+                "sample_weight: every expert needs rows to fit."
+            )
         if self.top_k is not None and self.top_k > n_experts:
             raise ValueError(f"top_k={self.top_k} must be <= n_experts={n_experts}.")
         self._check_solver_options()

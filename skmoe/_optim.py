@@ -93,8 +93,10 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
             jac=True,
             method="L-BFGS-B",
             # stop on the gradient alone: the default relative-decrease test
-            # stops warm-started fits well short of the optimum
-            options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-3 * tol},
+            # stops warm-started fits well short of the optimum; and, as in
+            # scikit-learn's LogisticRegression, allow long line searches:
+            # features at 1e12 scale otherwise end the run at its first step
+            options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-3 * tol, "maxls": 50},
         )
     theta = xp.asarray(result.x, dtype=coef.dtype)
     return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()

@@ -285,7 +285,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y = self._encode_target(y)
         total = float(sample_weight.sum())
         mean = float(sample_weight @ y) / total
-        y_var = float(sample_weight @ (y - mean) ** 2) / total
+        with np.errstate(over="ignore"):  # reported below, in words
+            y_var = float(sample_weight @ (y - mean) ** 2) / total
+        if not np.isfinite(y_var):
+            raise ValueError(
+                "y's variance overflows float64 (values beyond about 1e154): rescale y."
+            )
         # a constant target has no scale of its own: floor in absolute terms
         y_var = y_var if y_var > 0 else 1.0
         self._variance_floor = self.noise_floor * y_var

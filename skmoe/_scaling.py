@@ -31,6 +31,18 @@ def fit_scaler(X, sample_weight):
     return scaler
 
 
+def _constant_features(scaler):
+    """The features the scaler found constant, as StandardScaler decides it.
+
+    Their scale is kept at 1, and the mean of a constant column at 1e18 can be
+    off by a rounding step, which a scale of 1 keeps: 2048 where 0 is meant.
+    """
+    eps = np.finfo(np.float64).eps
+    n = np.max(scaler.n_samples_seen_)
+    mean = 0.0 if scaler.mean_ is None else scaler.mean_
+    return scaler.var_ <= n * eps * scaler.var_ + (n * mean * eps) ** 2
+
+
 def standardize(scaler, X):
     """Standardised copy of X, missing values set to 0 (no vote): float64 on
     the CPU; on the GPU in X's own floating type."""
@@ -38,12 +50,15 @@ def standardize(scaler, X):
         xp = get_namespace(X)
         Z = X - xp.asarray(scaler.mean_, dtype=X.dtype)
         Z /= xp.asarray(scaler.scale_, dtype=X.dtype)  # in place: one copy of X, not two
+        Z *= xp.asarray(~_constant_features(scaler), dtype=X.dtype)
         return xp.nan_to_num(Z, nan=0.0, copy=False)
     Z = scaler.transform(X)
+    constant = _constant_features(scaler)
     if sp.issparse(Z):
-        Z = sp.csr_matrix(Z, dtype=np.float64)
+        Z = sp.csr_matrix(Z @ sp.diags((~constant).astype(np.float64)), dtype=np.float64)
         Z.data[np.isnan(Z.data)] = 0.0
         return Z
     Z = np.asarray(Z, dtype=np.float64)
     Z[np.isnan(Z)] = 0.0
+    Z[:, constant] = 0.0  # a constant feature casts no vote
     return Z

@@ -3,7 +3,7 @@
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
-from sklearn.dummy import DummyClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import has_fit_parameter
 
@@ -30,6 +30,13 @@ def _fit_expert(template, X, y, weight, seed):
     whose ``fit`` takes no ``sample_weight`` get a weighted bootstrap instead:
     as many rows as carry weight, drawn with probability proportional to it.
     """
+    if not weight.max() > 0:
+        # routed no rows (a restart took them): a placeholder that predicts
+        # the data's mean or class shares, until EM hands it rows again
+        placeholder = (
+            DummyClassifier(strategy="prior") if is_classifier(template) else DummyRegressor()
+        )
+        return placeholder.fit(X, y)
     # weights under the largest one's rounding error cannot move a weighted fit
     rows = np.flatnonzero(weight > weight.max() * np.finfo(weight.dtype).eps)
     X, y, weight = _safe_indexing(X, rows), y[rows], weight[rows]
