@@ -27,44 +27,17 @@ import joblib
 import numpy as np
 import sklearn
 from _report import write_report  # beside this script
+from _timing import ExpertFitTimer
 from sklearn.tree import DecisionTreeRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import skmoe
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_regime_regression
-from skmoe.experts import EstimatorExperts
 
 N_EXPERTS = 8
 MAX_DEPTH = 8
 N_TEST = 10000
-
-
-class _FitTimer:
-    """Accumulates the time and number of calls of EstimatorExperts.fit (the K
-    expert fits of one M-step, the part joblib parallelises) while installed."""
-
-    def __init__(self):
-        self.seconds = 0.0
-        self.calls = 0
-        self._original = EstimatorExperts.fit
-
-    def __enter__(self):
-        timer = self
-
-        def timed(experts, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return timer._original(experts, *args, **kwargs)
-            finally:
-                timer.seconds += time.perf_counter() - start
-                timer.calls += 1
-
-        EstimatorExperts.fit = timed
-        return self
-
-    def __exit__(self, *exc):
-        EstimatorExperts.fit = self._original
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -148,7 +121,7 @@ def make_model(n_jobs, max_iter):
 def run(n_jobs, data, max_iter):
     X_train, X_test, y_train, y_test = data
     model = make_model(n_jobs, max_iter)
-    with _FitTimer() as timer, _CpuMeter() as cpu:
+    with ExpertFitTimer() as timer, _CpuMeter() as cpu:
         start = time.perf_counter()
         model.fit(X_train, y_train)
         fit_s = time.perf_counter() - start

@@ -19,40 +19,13 @@ from pathlib import Path
 
 import numpy as np
 from _report import write_report  # beside this script
+from _timing import ExpertFitTimer
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeRegressor
 
 import skmoe
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_regime_regression
-from skmoe.experts import EstimatorExperts
-
-
-class _FitTimer:
-    """Accumulates the time and number of calls of EstimatorExperts.fit (one
-    call per M-step, merge-and-split trials included) while installed."""
-
-    def __init__(self):
-        self.seconds = 0.0
-        self.calls = 0
-        self._original = EstimatorExperts.fit
-
-    def __enter__(self):
-        timer = self
-
-        def timed(experts, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return timer._original(experts, *args, **kwargs)
-            finally:
-                timer.seconds += time.perf_counter() - start
-                timer.calls += 1
-
-        EstimatorExperts.fit = timed
-        return self
-
-    def __exit__(self, *exc):
-        EstimatorExperts.fit = self._original
 
 
 def run(top_k, data, n_experts, max_iter):
@@ -64,7 +37,7 @@ def run(top_k, data, n_experts, max_iter):
         max_iter=max_iter,
         random_state=0,
     )
-    with _FitTimer() as timer:
+    with ExpertFitTimer() as timer:
         start = time.perf_counter()
         model.fit(X_train, y_train)
         total = time.perf_counter() - start
