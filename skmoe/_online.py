@@ -24,12 +24,13 @@ class OnlineStatistics:
     """Running per-unit-weight sufficient statistics of K linear experts.
 
     ``gram`` and ``rhs`` are the normal equations of ``x1 = [x - offset, 1]``
-    with the offset fixed by the first chunk, ``yy`` the weighted squares of
-    ``y``; ``weight`` counts the rows' weight seen so far.
+    with the offset fixed by the first chunk (its column means, 0 for sparse
+    input), ``yy`` the weighted squares of ``y``; ``weight`` counts the rows'
+    weight seen so far.
     """
 
-    def __init__(self, offset):
-        self.offset = offset
+    def __init__(self):
+        self.offset = None
         self.n_steps = 0
         self.weight = 0.0
 
@@ -38,7 +39,7 @@ class OnlineStatistics:
         replaces the last chunk's contribution (a refined E-step of the same
         chunk) instead of adding a new one."""
         total = weights.sum()
-        _, gram, rhs = _normal_equations(X, y, weights, offset=self.offset)
+        self.offset, gram, rhs = _normal_equations(X, y, weights, offset=self.offset)
         chunk = (gram / total, rhs / total, (weights * (y**2)[:, None]).sum(axis=0) / total)
         if not again:
             self.n_steps += 1

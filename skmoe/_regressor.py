@@ -1,13 +1,14 @@
 """Mixture-of-experts regression with Gaussian expert noise."""
 
+import copy
 from functools import partial
 from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
@@ -458,9 +459,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             gate.set_params(top_k=self.top_k)
             gate.init_scaler(X, sample_weight)
         else:
-            gate, experts, y = self.gate_, self._experts, self._encode_target(y)
-        if getattr(self, "_online", None) is None:
-            self._online = OnlineStatistics(np.asarray(X.mean(axis=0)).ravel())
+            # copies: the state is replaced only once the step has succeeded
+            gate, experts = copy.deepcopy((self.gate_, self._experts))
+            y = self._encode_target(y)
+        online = copy.deepcopy(getattr(self, "_online", None)) or OnlineStatistics()
         Z, variance = gate.standardize(X), getattr(self, "noise_variance_", None)
         for repeat in range(_ONLINE_STEPS_PER_CHUNK):
             if first and repeat == 0:
@@ -469,7 +471,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             else:
                 log_lik = self._log_lik(experts.predict(X), y, variance)
                 resp, gate_resp, _ = posteriors(gate, Z, log_lik)
-            stats = self._online.update(X, y, resp * sample_weight[:, None], again=repeat > 0)
+            stats = online.update(X, y, resp * sample_weight[:, None], again=repeat > 0)
             experts.solve(stats.offset, stats.gram * stats.weight, stats.rhs * stats.weight)
             theta = np.column_stack(
                 [experts.coef_, experts.intercept_ + experts.coef_ @ stats.offset]
@@ -480,7 +482,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             variance = np.where(mass > 0, residual_ss / np.where(mass > 0, mass, 1.0), 0.0)
             variance = np.maximum(variance, self._variance_floor)
             gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
-        self.gate_, self._experts = gate, experts
+        self.gate_, self._experts, self._online = gate, experts, online
         self.noise_variance_ = variance
         self.estimators_ = experts.to_estimators()
         self.n_iter_ = stats.n_steps

@@ -2,14 +2,17 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._online import OnlineStatistics
 from skmoe.datasets import make_regime_regression
+from skmoe.experts import LinearExperts
 
 
 def _one_pass(model, X, y, n_chunks=20):
-    for rows in np.array_split(np.arange(len(X)), n_chunks):
+    for rows in np.array_split(np.arange(X.shape[0]), n_chunks):
         model.partial_fit(X[rows], y[rows])
     return model
 
@@ -59,3 +62,32 @@ def test_a_first_chunk_smaller_than_the_experts_is_refused(regime_data):
     X, y, _, _ = regime_data
     with pytest.raises(ValueError, match="n_experts=4 must be <= the 3 rows of the first chunk"):
         MixtureOfExpertsRegressor(n_experts=4).partial_fit(X[:3], y[:3])
+
+
+def test_running_statistics_solve_the_same_experts_for_sparse_input(regime_data):
+    # sparse rows are not centred (offset 0), dense ones are: the experts agree
+    X, y, X_test, _ = regime_data
+    weights = np.random.default_rng(0).uniform(size=(len(X), 3))
+    predictions = []
+    for rows in (X, sp.csr_matrix(X)):
+        stats = OnlineStatistics()
+        for chunk in np.array_split(np.arange(len(X)), 4):
+            stats.update(rows[chunk], y[chunk], weights[chunk])
+        experts = LinearExperts(3).solve(
+            stats.offset, stats.gram * stats.weight, stats.rhs * stats.weight
+        )
+        predictions.append(experts.predict(X_test))
+    np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-8, atol=1e-8)
+
+
+def test_a_failed_step_leaves_the_model_as_it_was(regime_data):
+    X, y, X_test, _ = regime_data
+    model = MixtureOfExpertsRegressor(random_state=0).partial_fit(X[:1000], y[:1000])
+    expected, n_iter = model.predict(X_test), model.n_iter_
+    bad = np.full(1000, np.nan)
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(X[1000:2000], bad)
+    assert model.n_iter_ == n_iter
+    np.testing.assert_array_equal(model.predict(X_test), expected)
+    model.partial_fit(X[1000:2000], y[1000:2000])  # and it goes on from there
+    assert model.n_iter_ == n_iter + 1
