@@ -7,9 +7,9 @@ expert likelihood (Gaussian noise or class probabilities) through small hooks.
 """
 
 import copy
+import functools
 import warnings
 from abc import ABCMeta, abstractmethod
-from functools import partial
 from math import prod
 from numbers import Integral, Real
 from time import time
@@ -76,6 +76,26 @@ def _nested_kmeans(Z, sample_weight, branching, rng):
             split[rows] = parent * n_children + children
         labels = split
     return labels
+
+
+def keeps_state_on_failure(method):
+    """Decorate a fitting method so that, if it raises or is interrupted, the
+    estimator's attributes are put back as they were: never a half-fitted
+    estimator. Failed experts are reported in their own error's type."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        previous = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as error:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            if isinstance(error, ExpertFitError):
+                raise error.as_raised() from error.__cause__
+            raise
+
+    return wrapper
 
 
 def _check_finite_outputs(outputs, weights):
@@ -431,6 +451,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
+    @keeps_state_on_failure
     def fit(self, X, y, sample_weight=None):
         """Fit the mixture, by EM or by gradient training (``solver``).
 
@@ -449,19 +470,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted mixture.
         """
-        previous = dict(self.__dict__)
-        try:
-            return self._fit(X, y, sample_weight)
-        except BaseException as error:
-            # never a half-fitted estimator: a fit that fails, or is
-            # interrupted, leaves the previous fitted state as it was
-            self.__dict__.clear()
-            self.__dict__.update(previous)
-            if isinstance(error, ExpertFitError):
-                raise error.as_raised() from error.__cause__
-            raise
-
-    def _fit(self, X, y, sample_weight):
         if self.device == "cuda" or is_cupy_array(X):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
@@ -646,7 +654,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # (each start made only when its trial runs, and a failed trial let go
             # before the next: on the GPU, memory holds few copies of the rows)
             for start in (
-                partial(
+                functools.partial(
                     split_worst_expert,
                     merged,
                     free,
@@ -656,7 +664,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     rng,
                     siblings,
                 ),
-                partial(
+                functools.partial(
                     restart_experts, merged, [free], sample_weight, run["row_log_lik"], rng, rows
                 ),
             ):

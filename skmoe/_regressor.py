@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
 from ._backend._kernels import MAX_EXPERTS, mixture_mean
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._em import posteriors, routing_shares
 from ._math import column_sum
@@ -406,6 +406,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     @available_if(_online_fit_available)
     @_fit_context(prefer_skip_nested_validation=True)
+    @keeps_state_on_failure
     def partial_fit(self, X, y, sample_weight=None):
         """One step of online EM on a chunk of rows, for data streamed in chunks.
 
@@ -430,15 +431,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         -------
         self : object
         """
-        previous = dict(self.__dict__)
-        try:
-            return self._partial_fit(X, y, sample_weight)
-        except BaseException:
-            self.__dict__.clear()  # as fit: a failed step leaves the state as it was
-            self.__dict__.update(previous)
-            raise
-
-    def _partial_fit(self, X, y, sample_weight):
         if self.device != "cpu" or is_cupy_array(X):
             raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
         first = not hasattr(self, "gate_")
