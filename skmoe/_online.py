@@ -33,6 +33,7 @@ class OnlineStatistics:
         self.offset = None
         self.n_steps = 0
         self.weight = 0.0
+        self._before = self._current = None  # the statistics before and after the last chunk
 
     def update(self, X, y, weights, *, again=False):
         """Blend in the statistics of one chunk's weighted rows; ``again``
@@ -44,7 +45,7 @@ class OnlineStatistics:
         if not again:
             self.n_steps += 1
             self.weight += total
-            self._before = getattr(self, "_current", None)
+            self._before = self._current
         # (1/t) ** decay at the t-th of equal chunks; by weight, a small chunk
         # moves the statistics less
         step = (total / self.weight) ** STEP_DECAY
