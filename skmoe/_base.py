@@ -78,6 +78,21 @@ def _nested_kmeans(Z, sample_weight, branching, rng):
     return labels
 
 
+def check_weights(sample_weight, n_samples):
+    """``sample_weight`` as validated float64 NumPy weights of ``n_samples``
+    rows (ones if None): non-negative, not all zero."""
+    sample_weight = _check_sample_weight(
+        None if sample_weight is None else to_numpy(sample_weight),
+        np.empty((n_samples, 0)),  # only its length counts
+        dtype=np.float64,
+    )
+    if np.any(sample_weight < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    if not sample_weight.sum() > 0:
+        raise ValueError("sample_weight must not be all zero.")
+    return sample_weight
+
+
 def keeps_state_on_failure(method):
     """Decorate a fitting method so that, if it raises or is interrupted, the
     estimator's attributes are put back as they were: never a half-fitted
@@ -474,15 +489,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
         self._on_device = is_cupy_array(X)
-        sample_weight = _check_sample_weight(
-            None if sample_weight is None else to_numpy(sample_weight),
-            np.empty((X.shape[0], 0)) if self._on_device else X,  # only its length counts
-            dtype=np.float64,
-        )
-        if np.any(sample_weight < 0):
-            raise ValueError("sample_weight must be non-negative.")
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must not be all zero.")
+        sample_weight = check_weights(sample_weight, X.shape[0])
         if self._on_device:
             sample_weight = get_namespace(X).asarray(sample_weight, dtype=X.dtype)
         self._check_estimator_list()

@@ -9,11 +9,11 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
 from ._backend._kernels import MAX_EXPERTS, mixture_mean
-from ._base import BaseMixtureOfExperts, keeps_state_on_failure
+from ._base import BaseMixtureOfExperts, check_weights, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._em import posteriors, routing_shares
 from ._math import column_sum
@@ -435,9 +435,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
         first = not hasattr(self, "gate_")
         X, y = self._validate_data(X, y, reset=first)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if np.any(sample_weight < 0) or not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must be non-negative and not all zero.")
+        sample_weight = check_weights(sample_weight, X.shape[0])
         if first:
             self._on_device = False
             y = self._prepare_target(y, sample_weight)
