@@ -54,6 +54,10 @@ from .gates._balance import BALANCE_LOSSES
 
 _DEFAULT_N_EXPERTS = 4
 
+# EM rounds on each chunk in partial_fit: each refines the chunk's E-step
+# under the parameters the previous one gave.
+_ONLINE_STEPS_PER_CHUNK = 3
+
 # Newton steps of the gate per M-step. EM needs each M-step to improve the gate,
 # not to solve it: a few warm-started steps do that at a fraction of the cost,
 # and the gate converges along with the experts (a generalised EM).
@@ -757,6 +761,71 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         params = self._update_params(experts, outputs, y, weights)
         log_lik = self._log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, Z, log_lik)
+
+    # ------------------------------------------------------------------ online EM
+    def _online_fit_available(self):
+        # the online M-step works on the built-in experts' statistics
+        return (
+            self.estimator is None and self.solver == "em" and not isinstance(self.n_experts, tuple)
+        )
+
+    def _prepare_online_target(self, y, sample_weight, classes):
+        """``_prepare_target`` for the first chunk of ``partial_fit``."""
+        return self._prepare_target(y, sample_weight)
+
+    def _online_statistics(self):
+        """A new running-statistics object for ``partial_fit``."""
+        raise NotImplementedError
+
+    def _online_params(self, experts, online):
+        """The likelihood's parameters (noise variances) from the statistics."""
+        return None
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        """One chunk of stepwise online EM (see the subclasses' ``partial_fit``)."""
+        if self.device != "cpu" or is_cupy_array(X):
+            raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
+        first = not hasattr(self, "gate_")
+        X, y = self._validate_data(X, y, reset=first)
+        sample_weight = check_weights(sample_weight, X.shape[0])
+        if first:
+            self._on_device = False
+            y = self._prepare_online_target(y, sample_weight, classes)
+            n_experts = self._resolved_n_experts()
+            if n_experts > X.shape[0]:
+                raise ValueError(
+                    f"n_experts={n_experts} must be <= the {X.shape[0]} rows of the first "
+                    "chunk: k-means starts the experts from it."
+                )
+            gate, experts = self._make_gate(), self._builtin_experts(n_experts)
+            gate.set_params(top_k=self.top_k)
+            gate.init_scaler(X, sample_weight)
+            params = None
+        else:
+            # copies: the state is replaced only once the step has succeeded
+            gate, experts = copy.deepcopy((self.gate_, self._experts))
+            y, params = self._encode_target(y), self._get_params_attributes()
+        online = copy.deepcopy(getattr(self, "_online", None)) or self._online_statistics()
+        Z = gate.standardize(X)
+        for repeat in range(_ONLINE_STEPS_PER_CHUNK):
+            if first and repeat == 0:
+                rng = check_random_state(self.random_state)
+                resp = gate_resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+            else:
+                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+                resp, gate_resp, _ = posteriors(gate, Z, log_lik)
+            weights = resp * sample_weight[:, None]
+            online.update(experts, X, y, weights, again=repeat > 0)
+            params = self._online_params(experts, online)
+            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
+        self.gate_, self._experts, self._online = gate, experts, online
+        self._set_params_attributes(params)
+        self.estimators_ = experts.to_estimators()
+        self.n_iter_ = online.n_steps
+        self.expert_load_, self.expert_importance_ = routing_shares(
+            gate.log_proba_standardized(Z), sample_weight
+        )
+        return self
 
     # ------------------------------------------------------------------ gate access
     def gate_proba(self, X):

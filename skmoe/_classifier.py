@@ -1,15 +1,17 @@
 """Mixture-of-experts classification."""
 
 import numpy as np
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows
+from ._online import OnlineLogisticStatistics
 from .experts import LogisticExperts, NetworkExperts
 
 # Probabilities are clipped here before the log, so an expert that gives the
@@ -283,6 +285,44 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 f"data contains only one class: {self.classes_[0]!r}"
             )
         return encoder.transform(y)
+
+    def _prepare_online_target(self, y, sample_weight, classes):
+        if classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        self.classes_ = np.unique(classes)
+        if self.classes_.size < 2:
+            raise ValueError(f"classes must hold at least 2 classes, got {self.classes_}.")
+        return self._encode_target(y)
+
+    def _online_statistics(self):
+        return OnlineLogisticStatistics()
+
+    @available_if(BaseMixtureOfExperts._online_fit_available)
+    @_fit_context(prefer_skip_nested_validation=True)
+    @keeps_state_on_failure
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One step of online EM on a chunk of rows, for data streamed in chunks.
+
+        As :meth:`MixtureOfExpertsRegressor.partial_fit`, for the built-in
+        logistic experts: logistic regression has no finite sufficient
+        statistics, so each chunk's loss enters as its second-order expansion
+        at the parameters when the chunk is seen, and each M-step solves the
+        running sums (a Newton step on the approximated loss of all chunks).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training rows.
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class the stream will hold; needed at the first call only.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
 
     def _encode_target(self, y):
         unknown = ~np.isin(y, self.classes_)

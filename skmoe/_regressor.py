@@ -1,29 +1,22 @@
 """Mixture-of-experts regression with Gaussian expert noise."""
 
-import copy
 from functools import partial
 from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import erf, get_namespace, is_cupy_array
 from ._backend._kernels import MAX_EXPERTS, mixture_mean
-from ._base import BaseMixtureOfExperts, check_weights, keeps_state_on_failure
+from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
-from ._em import posteriors, routing_shares
 from ._math import column_sum
 from ._online import OnlineStatistics
 from .experts import LinearExperts, NetworkExperts
 from .gates import SoftmaxGate
-
-# EM steps on each chunk in partial_fit: each refines the chunk's E-step
-# under the parameters the previous one gave.
-_ONLINE_STEPS_PER_CHUNK = 3
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -398,13 +391,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             return self._like_input(result, X)
         return tuple(self._like_input(r, X) for r in result)
 
-    def _online_fit_available(self):
-        # the online M-step works on the built-in experts' sufficient statistics
-        return (
-            self.estimator is None and self.solver == "em" and not isinstance(self.n_experts, tuple)
-        )
-
-    @available_if(_online_fit_available)
+    @available_if(BaseMixtureOfExperts._online_fit_available)
     @_fit_context(prefer_skip_nested_validation=True)
     @keeps_state_on_failure
     def partial_fit(self, X, y, sample_weight=None):
@@ -431,55 +418,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         -------
         self : object
         """
-        if self.device != "cpu" or is_cupy_array(X):
-            raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
-        first = not hasattr(self, "gate_")
-        X, y = self._validate_data(X, y, reset=first)
-        sample_weight = check_weights(sample_weight, X.shape[0])
-        if first:
-            self._on_device = False
-            y = self._prepare_target(y, sample_weight)
-            n_experts = self._resolved_n_experts()
-            if n_experts > X.shape[0]:
-                raise ValueError(
-                    f"n_experts={n_experts} must be <= the {X.shape[0]} rows of the first "
-                    "chunk: k-means starts the experts from it."
-                )
-            gate, experts = self._make_gate(), self._builtin_experts(n_experts)
-            gate.set_params(top_k=self.top_k)
-            gate.init_scaler(X, sample_weight)
-        else:
-            # copies: the state is replaced only once the step has succeeded
-            gate, experts = copy.deepcopy((self.gate_, self._experts))
-            y = self._encode_target(y)
-        online = copy.deepcopy(getattr(self, "_online", None)) or OnlineStatistics()
-        Z, variance = gate.standardize(X), getattr(self, "noise_variance_", None)
-        for repeat in range(_ONLINE_STEPS_PER_CHUNK):
-            if first and repeat == 0:
-                rng = check_random_state(self.random_state)
-                resp = gate_resp = self._initial_resp(Z, sample_weight, experts.n_experts, rng)
-            else:
-                log_lik = self._log_lik(experts.predict(X), y, variance)
-                resp, gate_resp, _ = posteriors(gate, Z, log_lik)
-            stats = online.update(X, y, resp * sample_weight[:, None], again=repeat > 0)
-            experts.solve(stats.offset, stats.gram * stats.weight, stats.rhs * stats.weight)
-            theta = np.column_stack(
-                [experts.coef_, experts.intercept_ + experts.coef_ @ stats.offset]
-            )
-            residual_ss = stats.residual_sum_of_squares(theta)
-            residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
-            mass = stats.gram[:, -1, -1] * stats.weight
-            variance = np.where(mass > 0, residual_ss / np.where(mass > 0, mass, 1.0), 0.0)
-            variance = np.maximum(variance, self._variance_floor)
-            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
-        self.gate_, self._experts, self._online = gate, experts, online
-        self.noise_variance_ = variance
-        self.estimators_ = experts.to_estimators()
-        self.n_iter_ = stats.n_steps
-        self.expert_load_, self.expert_importance_ = routing_shares(
-            gate.log_proba_standardized(Z), sample_weight
-        )
-        return self
+        return self._partial_fit(X, y, sample_weight)
+
+    def _online_statistics(self):
+        return OnlineStatistics()
+
+    def _online_params(self, experts, online):
+        # the Gaussian M-step from the running statistics, as _update_params
+        # does from the rows
+        theta = np.column_stack([experts.coef_, experts.intercept_ + experts.coef_ @ online.offset])
+        residual_ss = online.residual_sum_of_squares(theta)
+        residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
+        mass = online.gram[:, -1, -1] * online.weight
+        variance = np.where(mass > 0, residual_ss / np.where(mass > 0, mass, 1.0), 0.0)
+        return np.maximum(variance, self._variance_floor)
 
     def _mean_and_std(self, X, *, return_std):
         """The mixture's mean of y on validated rows, and its standard deviation."""

@@ -1,14 +1,15 @@
-"""partial_fit: stepwise online EM over chunks of rows."""
+"""partial_fit: stepwise online EM over chunks of rows, for both estimators."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor
 
-from skmoe import MixtureOfExpertsRegressor
-from skmoe._online import OnlineStatistics
-from skmoe.datasets import make_regime_regression
-from skmoe.experts import LinearExperts
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._online import OnlineLogisticStatistics, OnlineStatistics
+from skmoe.datasets import make_regime_classification, make_regime_regression
+from skmoe.experts import LinearExperts, LogisticExperts
 
 
 def _one_pass(model, X, y, n_chunks=20):
@@ -70,12 +71,9 @@ def test_running_statistics_solve_the_same_experts_for_sparse_input(regime_data)
     weights = np.random.default_rng(0).uniform(size=(len(X), 3))
     predictions = []
     for rows in (X, sp.csr_matrix(X)):
-        stats = OnlineStatistics()
+        stats, experts = OnlineStatistics(), LinearExperts(3)
         for chunk in np.array_split(np.arange(len(X)), 4):
-            stats.update(rows[chunk], y[chunk], weights[chunk])
-        experts = LinearExperts(3).solve(
-            stats.offset, stats.gram * stats.weight, stats.rhs * stats.weight
-        )
+            stats.update(experts, rows[chunk], y[chunk], weights[chunk])
         predictions.append(experts.predict(X_test))
     np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-8, atol=1e-8)
 
@@ -91,3 +89,45 @@ def test_a_failed_step_leaves_the_model_as_it_was(regime_data):
     np.testing.assert_array_equal(model.predict(X_test), expected)
     model.partial_fit(X[1000:2000], y[1000:2000])  # and it goes on from there
     assert model.n_iter_ == n_iter + 1
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_logistic_expansions_converge_to_the_weighted_logistic_fit(n_classes):
+    # one chunk, its expansion refined at each solution: Newton's method on the
+    # chunk's penalised log-loss, which LogisticRegression minimises too
+    X, y = make_regime_classification(n_samples=600, n_classes=n_classes, random_state=0)
+    weights = np.random.default_rng(0).uniform(0.1, 1.0, size=(len(X), 2))
+    experts, stats = LogisticExperts(2, n_classes, alpha=1.0), OnlineLogisticStatistics()
+    for again in [False] + [True] * 15:
+        stats.update(experts, X, y, weights, again=again)
+    for k in range(2):
+        reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000)
+        reference.fit(X, y, sample_weight=weights[:, k])
+        np.testing.assert_allclose(experts.coef_[k], reference.coef_, rtol=1e-5, atol=1e-6)
+        # a softmax's intercepts are defined up to a shared shift
+        centred = experts.intercept_[k] - (experts.intercept_[k].mean() if n_classes > 2 else 0)
+        expected = reference.intercept_ - (reference.intercept_.mean() if n_classes > 2 else 0)
+        np.testing.assert_allclose(centred, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_one_pass_beats_one_logistic_model():
+    X, y = make_regime_classification(n_samples=12000, n_classes=3, random_state=0)
+    X, y, X_test, y_test = X[:10000], y[:10000], X[10000:], y[10000:]
+    model = MixtureOfExpertsClassifier(random_state=0)
+    for rows in np.array_split(np.arange(len(X)), 20):
+        model.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+    single = LogisticRegression().fit(X, y).score(X_test, y_test)
+    assert model.n_iter_ == 20
+    assert model.score(X_test, y_test) > single + 0.1
+    np.testing.assert_allclose(model.predict_proba(X_test).sum(axis=1), 1.0)
+
+
+def test_classifier_partial_fit_needs_the_classes_first(regime_data):
+    X, y, _, _ = regime_data
+    labels = (y > 0).astype(int)
+    model = MixtureOfExpertsClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        model.partial_fit(X[:500], labels[:500])
+    model.partial_fit(X[:500], labels[:500], classes=[0, 1])
+    with pytest.raises(ValueError, match="labels not seen"):
+        model.partial_fit(X[500:1000], labels[500:1000] + 5)

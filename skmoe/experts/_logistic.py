@@ -1,12 +1,14 @@
 """K weighted logistic regressions solved as one problem: the default classifier experts."""
 
 import numpy as np
+import scipy.linalg
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import fit_linear_lbfgs, sigmoid_cross_entropy
+from .._optim import _damped_cholesky, fit_linear_lbfgs, sigmoid_cross_entropy
+from ._linear import _weighted_gram
 
 
 class LogisticExperts:
@@ -63,6 +65,55 @@ class LogisticExperts:
         )
         self.coef_ = coef.T.reshape(K, m, -1)
         self.intercept_ = intercept.reshape(K, m)
+        return self
+
+    def parameters(self, n_features):
+        """Each expert's parameters as one row, class by class ``[coef, intercept]``:
+        shape (K, m * (n_features + 1)); zeros before the first fit."""
+        K, m = self.n_experts, self._n_outputs
+        if not hasattr(self, "coef_"):
+            self.coef_, self.intercept_ = np.zeros((K, m, n_features)), np.zeros((K, m))
+        return np.concatenate([self.coef_, self.intercept_[..., None]], axis=2).reshape(K, -1)
+
+    def loss_derivatives(self, k, X1, y, weight):
+        """Gradient and Hessian of expert ``k``'s weighted log-loss in its
+        :meth:`parameters`, on rows ``X1 = [X, 1]`` with class indices ``y``."""
+        m = self._n_outputs
+        theta = self.parameters(X1.shape[1] - 1)[k].reshape(m, -1)
+        logits = safe_sparse_dot(X1, theta.T)
+        if m == 1:
+            p = expit(logits[:, 0])
+            grad = safe_sparse_dot(X1.T, weight * (p - (y == 1)))
+            return grad, _weighted_gram(X1, weight * p * (1 - p))
+        p = exp_floored(log_softmax_rows(logits))
+        residual = p - (y[:, None] == np.arange(m))
+        grad = safe_sparse_dot(X1.T, weight[:, None] * residual).T.ravel()
+        d1 = X1.shape[1]
+        hessian = np.empty((m * d1, m * d1))
+        for a in range(m):
+            for b in range(a, m):
+                block = _weighted_gram(X1, weight * p[:, a] * ((a == b) - p[:, b]))
+                hessian[a * d1 : (a + 1) * d1, b * d1 : (b + 1) * d1] = block
+                hessian[b * d1 : (b + 1) * d1, a * d1 : (a + 1) * d1] = block.T
+        return grad, hessian
+
+    def solve(self, hessian, rhs):
+        """Set each expert's parameters to the minimiser of ``1/2 t^T H t - rhs^T t``
+        plus the ridge penalty on the coefficients (not the intercepts)."""
+        K, m = self.n_experts, self._n_outputs
+        d1 = rhs.shape[1] // m
+        penalty = np.tile(np.r_[np.full(d1 - 1, float(self.alpha)), 0.0], m)
+        # a softmax's Hessian is singular along the shift all its intercepts
+        # share: damped, as the gate's, and the intercepts kept centred
+        theta = np.array(
+            [
+                scipy.linalg.cho_solve(_damped_cholesky(h + np.diag(penalty)), r)
+                for h, r in zip(hessian, rhs, strict=True)
+            ]
+        ).reshape(K, m, d1)
+        self.coef_, self.intercept_ = theta[..., :-1].copy(), theta[..., -1].copy()
+        if m > 1:
+            self.intercept_ -= self.intercept_.mean(axis=1, keepdims=True)
         return self
 
     def predict_proba(self, X):
