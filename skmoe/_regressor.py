@@ -325,12 +325,17 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return self._log_lik(means, y, noise_variance), grad[..., None]
 
     def _update_params(self, experts, outputs, y, weights):
-        # Gaussian M-step. For ridge experts the penalty alpha*||w||^2 / (2 sigma^2)
-        # is part of the objective, so it enters the variance that maximises it.
-        xp = get_namespace(outputs)
+        # the Gaussian M-step
         residual_ss = column_sum(weights * (y[:, None] - outputs) ** 2)
-        residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
-        mass = column_sum(weights)
+        return self._noise_variance(experts, residual_ss, column_sum(weights))
+
+    def _noise_variance(self, experts, residual_ss, mass):
+        """Each expert's noise variance from its weighted residual sum of squares
+        and its weight; floored, and the floor for an expert with no weight."""
+        # For ridge experts the penalty alpha*||w||^2 / (2 sigma^2) is part of
+        # the objective, so it enters the variance that maximises it.
+        xp = get_namespace(residual_ss)
+        residual_ss = residual_ss + self._builtin_penalty_scale() * experts.squared_norms()
         variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
         return xp.maximum(variance, self._variance_floor)
 
@@ -428,10 +433,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         # does from the rows
         theta = np.column_stack([experts.coef_, experts.intercept_ + experts.coef_ @ online.offset])
         residual_ss = online.residual_sum_of_squares(theta)
-        residual_ss += self._builtin_penalty_scale() * experts.squared_norms()
-        mass = online.gram[:, -1, -1] * online.weight
-        variance = np.where(mass > 0, residual_ss / np.where(mass > 0, mass, 1.0), 0.0)
-        return np.maximum(variance, self._variance_floor)
+        return self._noise_variance(experts, residual_ss, online.gram[:, -1, -1] * online.weight)
 
     def _mean_and_std(self, X, *, return_std):
         """The mixture's mean of y on validated rows, and its standard deviation."""
