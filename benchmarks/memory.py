@@ -13,12 +13,18 @@ the call needs on top of its input. BLAS and OpenMP are held to one thread
 (threadpoolctl) in the fit and in the subprocesses. The target is about 1 GiB
 at most, whatever the number of rows.
 
+A fit is measured the same way, in float64 and in float32: a mixture of
+4 experts, 3 EM iterations (merge-and-split trials may add some), on
+--fit-rows x 50 standard normal rows (200,000 by default) whose target is
+``where(x0 > 0, 2 x1, -x2)``; its "output" is the gate's coefficients, which
+take X's type.
+
 Before anything runs, the memory the machine has available is checked
 against what the largest call may need; if --rows would not fit, the script
 says so and stops (pass a smaller --rows, or --force).
 
-    python benchmarks/memory.py [--rows 5000000] [--working-memory MIB]
-                                [--out benchmarks/results]
+    python benchmarks/memory.py [--rows 5000000] [--fit-rows 200000]
+                                [--working-memory MIB] [--out benchmarks/results]
 
 --working-memory sets ``sklearn.set_config(working_memory=...)`` inside the
 subprocesses (default: scikit-learn's own, 1024 MiB). Writes memory.json and
@@ -52,8 +58,10 @@ N_FEATURES = 50
 N_EXPERTS = 16
 TRAIN_ROWS = 20000
 TARGET_MIB = 1024  # what a call may need on top of X
-METHODS = ("predict", "predict(return_std=True)", "gate_proba")
+METHODS = ("predict", "predict(return_std=True)", "gate_proba", "fit")
 DTYPES = ("float64", "float32")
+FIT_EXPERTS = 4
+FIT_ITER = 3
 
 
 def peak_rss_mib():
@@ -61,7 +69,15 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def fit_target(X):
+    """A piecewise-linear target of X, in float64 whatever X's type."""
+    return np.where(X[:, 0] > 0, 2.0 * X[:, 1], -X[:, 2]).astype(np.float64)
+
+
 def call(model, method, X):
+    if method == "fit":
+        model = MixtureOfExpertsRegressor(n_experts=FIT_EXPERTS, max_iter=FIT_ITER, random_state=0)
+        return (model.fit(X, fit_target(X)).gate_.coef_,)
     if method == "predict":
         return (model.predict(X),)
     if method == "predict(return_std=True)":
@@ -84,7 +100,8 @@ def child(spec):
     rng = np.random.default_rng(0)
     call(model, spec["method"], rng.standard_normal((100, N_FEATURES), dtype=dtype))  # warm-up
     before_x = peak_rss_mib()
-    X = np.random.default_rng(0).standard_normal((spec["rows"], N_FEATURES), dtype=dtype)
+    rows = spec["fit_rows"] if spec["method"] == "fit" else spec["rows"]
+    X = np.random.default_rng(0).standard_normal((rows, N_FEATURES), dtype=dtype)
     after_x = peak_rss_mib()
     start = time.perf_counter()
     outputs = call(model, spec["method"], X)
@@ -95,7 +112,7 @@ def child(spec):
             {
                 "method": spec["method"],
                 "input_dtype": spec["dtype"],
-                "rows": spec["rows"],
+                "rows": rows,
                 "x_mib": X.nbytes / MIB,
                 "peak_before_x_mib": before_x,
                 "peak_after_x_mib": after_x,
@@ -154,6 +171,7 @@ def fit_model(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--fit-rows", type=int, default=200_000)
     parser.add_argument("--working-memory", type=int, default=None, metavar="MIB")
     parser.add_argument("--force", action="store_true", help="run even if memory looks short")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -188,6 +206,7 @@ def main():
                     "method": method,
                     "dtype": dtype,
                     "rows": args.rows,
+                    "fit_rows": args.fit_rows,
                     "working_memory": args.working_memory,
                 }
                 start = time.perf_counter()
@@ -201,7 +220,7 @@ def main():
                     row = {
                         "method": method,
                         "input_dtype": dtype,
-                        "rows": args.rows,
+                        "rows": args.fit_rows if method == "fit" else args.rows,
                         "error": f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}",
                     }
                 else:
@@ -223,6 +242,9 @@ def main():
         "numpy": np.__version__,
         "python": platform.python_version(),
         "rows": args.rows,
+        "fit_rows": args.fit_rows,
+        "fit_experts": FIT_EXPERTS,
+        "fit_max_iter": FIT_ITER,
         "n_features": N_FEATURES,
         "n_experts": N_EXPERTS,
         "train_rows": TRAIN_ROWS,
@@ -242,33 +264,37 @@ def main():
         '"Peak above X" is the process\'s peak resident set after the call less its peak '
         "right after creating X (getrusage's ru_maxrss); it includes the "
         'returned arrays ("output"). The target is a peak above X of at most about '
-        f"{TARGET_MIB} MiB. BLAS and OpenMP held to one thread. "
+        f"{TARGET_MIB} MiB. `fit` is a fit of {FIT_EXPERTS} experts, max_iter={FIT_ITER}, "
+        f"on {args.fit_rows} x {N_FEATURES} rows (target where(x0 > 0, 2 x1, -x2)); its output "
+        "is the gate's coefficients. BLAS and OpenMP held to one thread. "
         f"scikit-learn's working_memory: {working_memory} MiB. "
         f"Source: {result['source']}. "
         "Generated by `python benchmarks/memory.py"
         + (f" --rows {args.rows}" if args.rows != 5_000_000 else "")
+        + (f" --fit-rows {args.fit_rows}" if args.fit_rows != 200_000 else "")
         + (f" --working-memory {args.working_memory}" if args.working_memory else "")
         + "`.",
         "",
-        "| input | call | X (MiB) | peak above X (MiB) | output (MiB) "
+        "| input | call | rows | X (MiB) | peak above X (MiB) | output (MiB) "
         "| temporaries: peak above X less output (MiB) | within target | call (s) | output dtype |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "error" in row:
             lines.append(
-                f"| {row['input_dtype']} | `{row['method']}` | | failed: "
+                f"| {row['input_dtype']} | `{row['method']}` | {row['rows']} | | failed: "
                 f"{row['error'].splitlines()[-1]} | | | | | |"
             )
             continue
         above, output = row["peak_above_x_mib"], row["output_mib"]
         temporaries, within = max(above - output, 0), "yes" if above <= TARGET_MIB else "no"
         lines.append(
-            f"| {row['input_dtype']} | `{row['method']}` | {row['x_mib']:.0f} | {above:.0f} | "
+            f"| {row['input_dtype']} | `{row['method']}` | {row['rows']} | {row['x_mib']:.0f} | "
+            f"{above:.0f} | "
             f"{output:.0f} | {temporaries:.0f} | {within} | "
             f"{row['call_s']:.2f} | {', '.join(sorted(set(row['output_dtypes'])))} |"
         )
-    lines += ["", f"Whole run (fit and six subprocesses): {total_s:.0f} s."]
+    lines += ["", f"Whole run (fit and {len(rows)} subprocesses): {total_s:.0f} s."]
     markdown = "\n".join(lines) + "\n"
     write_report(args.out, "memory", result, markdown)
 

@@ -25,11 +25,20 @@ from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     validate_data,
 )
 
-from ._backend import all_finite, get_namespace, is_cupy_array, require_cupy, to_host, to_numpy
+from ._backend import (
+    all_finite,
+    check_device_finite,
+    get_namespace,
+    is_cupy_array,
+    require_cupy,
+    to_host,
+    to_numpy,
+)
 from ._chunks import in_row_chunks
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
@@ -44,7 +53,7 @@ from ._em import (
     split_worst_expert,
 )
 from ._gradient import gradient_run
-from ._math import column_sum
+from ._math import column_sum, weighted_sum
 from ._version import __version__
 from .exceptions import InconsistentVersionWarning
 from .experts import EstimatorExperts
@@ -120,6 +129,8 @@ def keeps_state_on_failure(method):
 def _check_finite_outputs(outputs, weights):
     """Raise :class:`ExpertFitError` naming each expert whose outputs on the
     training rows hold NaN or infinity."""
+    if all_finite(outputs):  # one sum: CuPy's reduction along the rows is slow
+        return
     xp = get_namespace(outputs)
     finite = xp.isfinite(outputs).reshape(outputs.shape[0], outputs.shape[1], -1)
     bad = np.flatnonzero(~to_numpy(finite.all(axis=(0, 2))))
@@ -406,14 +417,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.allow_nan = bool(expert_tags) and all(t.allow_nan for t in expert_tags)
         return tags
 
-    def _validate_data(self, X, y="no_validation", *, reset):
+    def _validate_data(self, X, y="no_validation", *, reset, device_finite_check=True):
         """validate_data with what the gate and the experts accept; on the GPU
         (``device="cuda"`` or CuPy input at fit, a GPU fit at predict) the
-        same checks, with the arrays moved to the device."""
+        same checks, with the arrays moved to the device. A caller that finds
+        non-finite rows in its own results may skip the pass over CuPy X."""
         on_device = (self.device == "cuda" or is_cupy_array(X)) if reset else self._on_device
         if is_cupy_array(X):
             if on_device:
-                return self._validate_device_data(X, y, reset=reset)
+                return self._validate_device_data(
+                    X, y, reset=reset, finite_check=device_finite_check
+                )
             X = to_numpy(X)  # a CPU fit predicts on the CPU
         result = validate_data(
             self,
@@ -424,9 +438,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ensure_all_finite="allow-nan" if get_tags(self).input_tags.allow_nan else True,
             reset=reset,
         )
+        if isinstance(result, tuple) and not is_classifier(self):
+            # a regression target takes X's floating type, as Ridge's does
+            # (checked again: a finite float64 can round to float32's infinity)
+            X_valid, y_valid = result
+            y_valid = check_array(y_valid, dtype=X_valid.dtype, ensure_2d=False, input_name="y")
+            result = X_valid, y_valid
         return _to_device(result) if on_device else result
 
-    def _validate_device_data(self, X, y, *, reset):
+    def _validate_device_data(self, X, y, *, reset, finite_check):
         """The checks of ``_validate_data`` for CuPy input, run on the device."""
         cupy = require_cupy()
         _check_feature_names(self, X, reset=reset)
@@ -434,8 +454,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"Expected a 2-dimensional array, got {X.ndim} dimension(s).")
         if X.dtype not in (cupy.float32, cupy.float64):
             X = X.astype(cupy.float64)
-        if not all_finite(X):
-            raise ValueError("Input X contains NaN or infinity.")
+        if finite_check:
+            check_device_finite(X)
         _check_n_features(self, X, reset=reset)
         if isinstance(y, str) and y == "no_validation":
             return X
@@ -477,7 +497,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+            Training data. Float32 X is fitted in float32 (the sums over
+            its rows in float64); other types in float64.
         y : array-like of shape (n_samples,)
             Target values.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -493,9 +514,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
         self._on_device = is_cupy_array(X)
-        sample_weight = check_weights(sample_weight, X.shape[0])
-        if self._on_device:
-            sample_weight = get_namespace(X).asarray(sample_weight, dtype=X.dtype)
+        # the weights take X's floating type, so that the (n, K) arrays they
+        # multiply stay in it
+        sample_weight = get_namespace(X).asarray(
+            check_weights(sample_weight, X.shape[0]), dtype=X.dtype
+        )
         self._check_estimator_list()
         y = self._prepare_target(y, sample_weight)
         n_experts = self._resolved_n_experts()
@@ -713,6 +736,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
                 resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
                 restarts[k] += 1
+            # the last step's (n, K) arrays let go before the next step makes
+            # its own: on the GPU, memory holds only so many of them
+            outputs = log_lik = None
             try:
                 outputs, params, log_lik, resp, gate_resp, row_log_lik = self._em_step(
                     gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
@@ -724,9 +750,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 resp, gate_resp = _renormalised(resp[:, keep]), _renormalised(gate_resp[:, keep])
                 restarts = restarts[keep]
                 continue  # the iteration again, without them
-            penalty = gate.penalty() + self._expert_penalty(experts, params)
+            penalty = float(gate.penalty() + self._expert_penalty(experts, params))
             previous = lower_bound
-            lower_bound = (float(sample_weight @ row_log_lik) - penalty) / total_weight
+            lower_bound = (weighted_sum(sample_weight, row_log_lik) - penalty) / total_weight
             lower_bounds.append(lower_bound)
             self._print_iter_end(n_iter, lower_bound, lower_bound - previous)
             if dead.size == 0 and abs(lower_bound - previous) < self.tol:
@@ -759,6 +785,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         outputs = self._expert_outputs(experts, X)
         _check_finite_outputs(outputs, weights)
         params = self._update_params(experts, outputs, y, weights)
+        del weights  # let go before the E-step makes its (n, K) arrays
         log_lik = self._log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, Z, log_lik)
 
@@ -787,7 +814,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
         first = not hasattr(self, "gate_")
         X, y = self._validate_data(X, y, reset=first)
-        sample_weight = check_weights(sample_weight, X.shape[0])
+        sample_weight = check_weights(sample_weight, X.shape[0]).astype(X.dtype, copy=False)
         if first:
             self._on_device = False
             y = self._prepare_online_target(y, sample_weight, classes)
@@ -838,7 +865,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_experts)
-            Non-negative, each row sums to 1.
+            Non-negative, each row sums to 1. In X's floating type.
         """
         check_is_fitted(self)
         X_valid = self._validate_data(X, reset=False)
@@ -905,7 +932,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         n_parameters = self._n_parameters()  # refuses wrapped experts before any work
         log_lik = self._row_log_likelihood(X, y)
-        return -2 * log_lik.sum() + n_parameters * np.log(len(log_lik))
+        return -2 * log_lik.sum(dtype=np.float64) + n_parameters * np.log(len(log_lik))
 
     def aic(self, X, y):
         """Akaike information criterion of the fitted mixture on (X, y).
@@ -923,7 +950,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         aic : float
         """
         n_parameters = self._n_parameters()  # refuses wrapped experts before any work
-        return -2 * self._row_log_likelihood(X, y).sum() + 2 * n_parameters
+        return -2 * self._row_log_likelihood(X, y).sum(dtype=np.float64) + 2 * n_parameters
 
     def _row_bytes(self):
         """A generous estimate of the memory one row needs while predicting: its

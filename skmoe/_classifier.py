@@ -38,6 +38,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``fit`` takes no ``sample_weight`` are fitted on a weighted bootstrap
         of their rows; an expert routed rows of a single class predicts that
         class (a :class:`~sklearn.dummy.DummyClassifier` stands in for it).
+        They are given X as it is (float32 stays float32) and compute in
+        whatever type they do; their probabilities enter the mixture in X's
+        type.
     n_experts : int or tuple of int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
         when it is a list. A tuple builds a hierarchy of gates (Jordan &
@@ -153,7 +156,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     estimators_ : list of classifiers
         The K fitted experts, trained on class indices ``0 .. n_classes - 1``.
         For the built-in experts, :class:`~sklearn.linear_model.LogisticRegression`
-        objects that carry the coefficients of the batched solve.
+        objects that carry the coefficients of the batched solve, in the
+        floating type of the X fitted (float32 for float32 X, as
+        LogisticRegression's own).
     n_iter_ : int
         EM iterations of the kept initialisation, merge-and-split runs included.
     converged_ : bool
@@ -380,7 +385,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``; rows sum to 1.
+            Columns follow ``classes_``; rows sum to 1. In X's floating type
+            (float32 stays float32).
         """
         check_is_fitted(self)
         return in_row_chunks(

@@ -74,6 +74,7 @@ def _posteriors_kernel(logits, log_lik, top_k):
     """:func:`posteriors` under a top-k gate on the GPU: one fused kernel."""
     xp = get_namespace(logits)
     resp_top, index, row_log_lik, dense = kernels.e_step(logits, log_lik, top_k, dense=True)
+    del logits  # let go before the next (n, K) array is made
     resp = xp.zeros_like(dense)
     resp[xp.arange(len(resp))[:, None], index] = resp_top
     return resp, dense, row_log_lik
@@ -182,7 +183,8 @@ def routing_shares(log_gate, sample_weight):
         routed = xp.zeros_like(gate)
         routed[xp.arange(len(gate)), gate.argmax(axis=1)] = 1.0
     else:
-        routed = (gate > 0) / (gate > 0).sum(axis=1, keepdims=True)
+        selected = (gate > 0).astype(gate.dtype)
+        routed = selected / selected.sum(axis=1, keepdims=True)
     total = sample_weight.sum()
     return to_numpy(sample_weight @ routed / total), to_numpy(sample_weight @ gate / total)
 

@@ -10,6 +10,10 @@ responsibilities, as EM does, then moves the gate by an epoch of Adam steps.
 Gradients are written out in NumPy. For a row with log-likelihood
 ``l = log sum_k g_k p_k``, ``dl / d log p_k = r_k`` and ``dl / d logit_k = r_k - g_k``
 (``r`` the row's responsibilities), the identities EM is built on.
+
+Training runs in the input's floating type: with float32 X the network
+experts' parameters, the minibatch products and the passes over all rows are
+float32; the objective's sums over the rows are taken in float64.
 """
 
 import copy
@@ -20,7 +24,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._em import MAX_RESTARTS_PER_EXPERT, e_step, posteriors, restart_experts
-from ._math import exp_floored, log_softmax_rows
+from ._math import exp_floored, log_softmax_rows, weighted_sum
 from .gates._balance import BALANCE_LOSSES, noisy_load_cv_loss
 
 # The default minibatch size, as scikit-learn's MLP estimators: min(200, n_samples).
@@ -53,7 +57,7 @@ def _batch_gradients(model, gate, experts, Z, y, weight, fixed_log_lik, params, 
     if noisy:  # Shazeer et al. (2017): logits + N(0, 1) * softplus(Z @ W_noise)
         noise_logits = safe_sparse_dot(Z, gate.noise_coef_) + gate.noise_intercept_
         noise_std = np.logaddexp(0.0, noise_logits)
-        noise = rng.standard_normal(logits.shape)
+        noise = rng.standard_normal(logits.shape).astype(logits.dtype, copy=False)
         routed = logits + noise * noise_std
     log_gate = gate.log_proba_from_logits(routed)
     if fixed_log_lik is None:
@@ -105,7 +109,9 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
     best epoch's parameters are kept. Returns a result as ``_em_run`` does.
     """
     differentiable = model.estimator is None
-    total_weight = sample_weight.sum()
+    if differentiable:  # trained in Z's floating type
+        experts.params = [p.astype(Z.dtype, copy=False) for p in experts.params]
+    total_weight = float(sample_weight.sum())
     n_samples, n_experts = resp.shape
     batch_size = _AUTO_BATCH_SIZE if model.batch_size == "auto" else model.batch_size
     batch_size = min(batch_size, n_samples)
@@ -147,8 +153,9 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         log_lik = model._log_lik(model._expert_outputs(experts, X), y, params)
         resp, _, row_log_lik = posteriors(gate, Z, log_lik)
         gate.record_balance_penalty(Z, sample_weight)
-        expert_penalty = experts.penalty() if differentiable else 0.0
-        lower_bound = (sample_weight @ row_log_lik - gate.penalty() - expert_penalty) / total_weight
+        expert_penalty = float(experts.penalty()) if differentiable else 0.0
+        log_lik_sum = weighted_sum(sample_weight, row_log_lik)
+        lower_bound = (log_lik_sum - gate.penalty() - expert_penalty) / total_weight
         lower_bounds.append(lower_bound)
         previous = lower_bounds[-2] if len(lower_bounds) > 1 else -np.inf
         model._print_iter_end(len(lower_bounds), lower_bound, lower_bound - previous)
@@ -202,4 +209,4 @@ def _validation_score(model, gate, experts, params, validation):
     Z = gate.standardize(X)
     log_lik = model._log_lik(model._expert_outputs(experts, X), y, params)
     row_log_lik = e_step(gate.log_proba_standardized(Z), log_lik)[1]
-    return np.average(row_log_lik, weights=sample_weight)
+    return float(np.average(row_log_lik, weights=sample_weight))

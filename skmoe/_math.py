@@ -4,8 +4,13 @@ NumPy reduces a short trailing axis (K experts, C classes) an order of magnitude
 slower than a long one, and these reductions run in every EM iteration. Summing
 through a matrix product and taking maxima over a loop of K columns keeps them
 at memory speed. Each function works on NumPy and CuPy arrays alike.
+
+Float32 arrays stay float32, but on the CPU their long sums (over rows) are
+accumulated in float64: a float32 sum over millions of rows keeps few digits,
+and the gate's gradient, a small difference of large sums, needs them.
 """
 
+import numpy as np
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._backend import get_namespace, is_cupy_array
@@ -17,6 +22,33 @@ from ._backend._kernels import MAX_EXPERTS, softmax_cross_entropy_kernel
 # this floor is exponentiated as if it were at it: the result moves by < 1e-217,
 # and products with weights down to 1e-90 stay normal.
 _LOG_FLOOR = -500.0
+# float32's normal numbers end at exp(-87); at exp(-60) a result moves by
+# < 1e-26 and products with weights down to 1e-12 stay normal.
+_LOG_FLOOR_FLOAT32 = -60.0
+
+
+def _float32_on_host(*dtypes):
+    """Whether NumPy arithmetic on arrays of these dtypes runs in float32."""
+    return np.result_type(*dtypes) == np.float32
+
+
+def vdot(a, b):
+    """``vdot(a, b)``; for float32 NumPy arrays the products are summed in
+    float64 (a float32 sum of millions of terms keeps few digits)."""
+    xp = get_namespace(a, b)
+    if xp is not np or not _float32_on_host(a.dtype, b.dtype):
+        return xp.vdot(a, b)
+    return np.add.reduce(np.multiply(a, b).ravel(), dtype=np.float64)
+
+
+def weighted_sum(weights, values):
+    """``float(weights @ values)`` of two vectors over the rows, summed in
+    float64 for float32 NumPy input (see :func:`vdot`)."""
+    if get_namespace(weights, values) is not np or not _float32_on_host(
+        weights.dtype, values.dtype
+    ):
+        return float(weights @ values)
+    return float(vdot(weights, values))
 
 
 def row_max(a):
@@ -33,7 +65,7 @@ def row_sum(a):
     return a @ get_namespace(a).ones(a.shape[-1], dtype=a.dtype)
 
 
-# Rows per slice in transposed_product on the GPU.
+# Rows per slice in transposed_product on the GPU, and for float32 on the CPU.
 _SLICE_ROWS = 1 << 14
 
 
@@ -45,8 +77,12 @@ def transposed_product(A, B):
     for 10M x 64 by 10M x 16 in float32) but adds each of its few outputs up
     over millions of rows in float32 in one run, and the gate's gradient, a
     small difference of large sums, loses its digits: L-BFGS then stalls.
+    On the CPU float32 products are cut likewise, their slices summed in
+    float64 (BLAS, too, sums a float32 product's rows in float32).
     """
     if not is_cupy_array(A):
+        if _float32_on_host(A.dtype, B.dtype) and A.shape[0] > _SLICE_ROWS:
+            return _sliced_transposed_product(A, B)
         return safe_sparse_dot(A.T, B)
     xp = get_namespace(A)
     slices = A.shape[0] // _SLICE_ROWS
@@ -62,21 +98,38 @@ def transposed_product(A, B):
     return out
 
 
+def _sliced_transposed_product(A, B):
+    """``A.T @ B`` of float32 NumPy arrays (A dense or CSR): float32 products
+    of slices of rows, summed in float64, returned in float32."""
+    if not (isinstance(A, np.ndarray) or A.format == "csr"):
+        A = A.tocsr()  # slices of rows of other sparse formats cost a pass each
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for start in range(0, A.shape[0], _SLICE_ROWS):
+        rows = slice(start, start + _SLICE_ROWS)
+        out += safe_sparse_dot(A[rows].T, B[rows])
+    return out.astype(np.float32)
+
+
 def column_sum(a):
     """``a.sum(axis=0)`` of a 2-D array, as a product with a vector of ones: on
     the GPU a reduction over the long axis of a tall array is an order of
-    magnitude slower."""
+    magnitude slower. Float32 NumPy input is summed in float64 and the result
+    rounded to float32."""
+    if not is_cupy_array(a) and a.dtype == np.float32:
+        return np.add.reduce(a, axis=0, dtype=np.float64).astype(np.float32)
     return get_namespace(a).ones(a.shape[0], dtype=a.dtype) @ a
 
 
 def exp_floored(a, out=None):
-    """``exp(a)`` of log-probabilities, with arguments raised to at least -500.
+    """``exp(a)`` of log-probabilities, with arguments raised to at least -500
+    (-60 in float32).
 
     ``-inf`` (an expert a sparse gate did not select) still gives exactly 0.
     """
     xp = get_namespace(a)
     selected = a != -xp.inf
-    result = xp.exp(xp.maximum(a, _LOG_FLOOR, out=out), out=out)
+    floor = _LOG_FLOOR_FLOAT32 if a.dtype == np.float32 else _LOG_FLOOR
+    result = xp.exp(xp.maximum(a, floor, out=out), out=out)
     result *= selected  # not a masked assignment: on the GPU that is a scan and a scatter
     return result
 
@@ -92,8 +145,18 @@ def logsumexp_rows(a):
 
 
 def log_softmax_rows(a):
-    """``a - logsumexp(a)`` along the last axis."""
-    return a - logsumexp_rows(a)[..., None]
+    """``a - logsumexp(a)`` along the last axis.
+
+    In float32 the row's maximum is taken off first: ``logsumexp(a)`` rounds
+    to a step of ``eps * |a|``, and with logits in the tens the probabilities
+    summed to 1 only within 3e-6 (float64's 1e-14 rounding stays as it was).
+    """
+    if a.dtype != np.float32:
+        return a - logsumexp_rows(a)[..., None]
+    xp = get_namespace(a)
+    top = row_max(a)
+    shifted = a - xp.where(xp.isfinite(top), top, 0.0)[..., None]  # no inf - inf
+    return shifted - xp.log(row_sum(exp_floored(shifted)))[..., None]
 
 
 def softmax_cross_entropy(logits, targets):
@@ -117,7 +180,7 @@ def softmax_cross_entropy(logits, targets):
     if is_cupy_array(logits) and logits.ndim == 2 and logits.shape[1] <= MAX_EXPERTS:
         return softmax_cross_entropy_kernel(logits, targets)
     log_p = log_softmax_rows(logits)
-    loss = -get_namespace(log_p).vdot(targets, log_p)
+    loss = -vdot(targets, log_p)
     proba = exp_floored(log_p, out=log_p)
     grad = proba * row_sum(targets)[..., None]
     grad -= targets

@@ -8,6 +8,9 @@ the M-step solves the experts from the running statistics. The gate has no
 finite sufficient statistics, so it takes the batch M-step's few Newton steps
 on each chunk, warm-started (a stochastic generalised M-step).
 
+The running statistics are float64 whatever the input's type: they are sums
+over many chunks. The experts solved from them take the chunk's type.
+
 Written here because no library offers online EM for mixtures of experts.
 """
 
@@ -67,9 +70,10 @@ class OnlineStatistics(_RunningAverage):
         """Blend in one chunk's weighted rows and solve ``experts`` from the
         running statistics."""
         self.offset, gram, rhs = _normal_equations(X, y, weights, offset=self.offset)
-        yy = (weights * (y**2)[:, None]).sum(axis=0)
-        self.gram, self.rhs, self.yy = self._blend((gram, rhs, yy), weights.sum(), again)
-        experts.solve(self.offset, self.gram * self.weight, self.rhs * self.weight)
+        yy = (weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64)
+        total = weights.sum(dtype=np.float64)
+        self.gram, self.rhs, self.yy = self._blend((gram, rhs, yy), total, again)
+        experts.solve(self.offset, self.gram * self.weight, self.rhs * self.weight, dtype=X.dtype)
         return self
 
     def residual_sum_of_squares(self, theta):
@@ -93,14 +97,15 @@ class OnlineLogisticStatistics(_RunningAverage):
 
     def update(self, experts, X, y, weights, *, again=False):
         """Blend in one chunk's expansion and solve ``experts`` from the sums."""
-        ones = np.ones((X.shape[0], 1))
+        ones = np.ones((X.shape[0], 1))  # float64: so is X1, and the expansion
         X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X, ones])
         theta = experts.parameters(X.shape[1])  # (K, m * (d + 1))
         hessian = np.empty((experts.n_experts, theta.shape[1], theta.shape[1]))
-        rhs = np.empty_like(theta)
+        rhs = np.empty(theta.shape)
         for k in range(experts.n_experts):
             grad, hessian[k] = experts.loss_derivatives(k, X1, y, weights[:, k])
             rhs[k] = hessian[k] @ theta[k] - grad
-        self.hessian, self.rhs = self._blend((hessian, rhs), weights.sum(), again)
-        experts.solve(self.hessian * self.weight, self.rhs * self.weight)
+        total = weights.sum(dtype=np.float64)
+        self.hessian, self.rhs = self._blend((hessian, rhs), total, again)
+        experts.solve(self.hessian * self.weight, self.rhs * self.weight, dtype=X.dtype)
         return self

@@ -20,7 +20,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace, to_numpy
-from ._math import column_sum, transposed_product
+from ._math import column_sum, transposed_product, vdot
 
 
 @cache
@@ -34,20 +34,33 @@ def sigmoid_cross_entropy(logits, positive, weights):
     ``positive`` is a boolean array broadcastable to ``logits``; ``weights`` has the
     shape of ``logits``. Returns the loss and its derivative with respect to logits.
     """
-    # -log sigmoid(z) = log(1 + exp(-z)); -log(1 - sigmoid(z)) = log(1 + exp(z))
-    loss = np.vdot(weights, np.logaddexp(0.0, logits) - positive * logits)
+    # -log sigmoid(z) = log(1 + exp(-z)); -log(1 - sigmoid(z)) = log(1 + exp(z));
+    # summed in float64 for float32 rows, whose sums L-BFGS's line search compares
+    loss = vdot(weights, np.logaddexp(0.0, logits) - positive * logits)
     grad = weights * (expit(logits) - positive)
     return loss, grad
 
 
-def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, tol):
-    """Minimise ``logit_loss(X @ coef + intercept) + alpha / 2 * ||coef||^2``.
+def linear_loss(X, logit_loss):
+    """``(coef, intercept) -> (loss, grad_coef, grad_intercept)`` of
+    ``logit_loss(X @ coef + intercept)``, where ``logit_loss`` maps logits of
+    shape (n_samples, n_outputs) to ``(loss, grad)``."""
+
+    def terms(coef, intercept):
+        loss, grad = logit_loss(safe_sparse_dot(X, coef) + intercept)
+        return loss, transposed_product(X, grad), column_sum(grad)
+
+    return terms
+
+
+def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol):
+    """Minimise ``loss(coef, intercept) + alpha / 2 * ||coef||^2``.
 
     Parameters
     ----------
-    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
-    logit_loss : callable
-        Maps logits of shape (n_samples, n_outputs) to ``(loss, grad)``.
+    loss_terms : callable
+        Maps ``(coef, intercept)`` to the loss and its gradients with respect
+        to both, as :func:`linear_loss` builds them from a loss on logits.
     coef : ndarray of shape (n_features, n_outputs)
         Starting point (warm start).
     intercept : ndarray of shape (n_outputs,)
@@ -67,7 +80,7 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
         The minimiser. L-BFGS only accepts steps that lower the objective, so the
         result is never worse than the starting point: EM stays monotone.
     """
-    xp = get_namespace(X)
+    xp = get_namespace(coef)
     n_features, n_outputs = coef.shape
     split = n_features * n_outputs
     scale = float(scale)  # a device scalar would make the gradient a device array
@@ -75,10 +88,9 @@ def fit_linear_lbfgs(X, logit_loss, coef, intercept, *, alpha, scale, max_iter, 
     def objective(theta):
         theta = xp.asarray(theta, dtype=coef.dtype)
         w = theta[:split].reshape(n_features, n_outputs)
-        loss, grad = logit_loss(safe_sparse_dot(X, w) + theta[split:])
+        loss, grad_w, grad_b = loss_terms(w, theta[split:])
         value = loss + 0.5 * alpha * xp.vdot(w, w)
-        grad_w = transposed_product(X, grad) + alpha * w
-        grad = xp.concatenate([grad_w.ravel(), column_sum(grad)])
+        grad = xp.concatenate([(grad_w + alpha * w).ravel(), grad_b])
         return float(value) / scale, to_numpy(grad).astype(np.float64) / scale
 
     theta0 = to_numpy(xp.concatenate([coef.ravel(), intercept])).astype(np.float64)

@@ -9,14 +9,18 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import erf, get_namespace, is_cupy_array
-from ._backend._kernels import MAX_EXPERTS, mixture_mean
+from ._backend import all_finite, check_device_finite, erf, get_namespace, is_cupy_array
+from ._backend._kernels import MAX_EXPERTS
+from ._backend._tiled import mixture_predict
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._math import column_sum
 from ._online import OnlineStatistics
 from .experts import LinearExperts, NetworkExperts
 from .gates import SoftmaxGate
+
+# float32's largest number and smallest normal one bound its likelihoods
+_FLOAT32 = np.finfo(np.float32)
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -36,6 +40,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``random_state``. A list: one expert per element (``n_experts`` then
         defaults to its length). Estimators whose ``fit`` takes no
         ``sample_weight`` are fitted on a weighted bootstrap of their rows.
+        They are given X as it is (float32 stays float32) and compute in
+        whatever type they do; their predictions enter the mixture in X's type.
     n_experts : int or tuple of int, default=None
         Number of experts, K. None means 4, or the length of ``estimator``
         when it is a list. A tuple builds a hierarchy of gates (Jordan &
@@ -152,7 +158,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         The K fitted experts. For the built-in experts, :class:`~sklearn.linear_model.Ridge`
         objects that carry the coefficients of the batched solve.
     noise_variance_ : ndarray of shape (n_experts,)
-        Each expert's Gaussian noise variance.
+        Each expert's Gaussian noise variance. Like the gate's and the
+        built-in experts' coefficients, in the floating type of the X fitted
+        (float32 for float32 X, as :class:`~sklearn.linear_model.Ridge`).
     n_iter_ : int
         EM iterations of the kept initialisation, merge-and-split runs included.
     converged_ : bool
@@ -277,22 +285,31 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _prepare_target(self, y, sample_weight):
         y = self._encode_target(y)
+        y64 = y.astype(np.float64, copy=False)  # float32's squares can leave its range
         total = float(sample_weight.sum())
-        mean = float(sample_weight @ y) / total
+        mean = float(sample_weight @ y64) / total
         with np.errstate(over="ignore"):  # reported below, in words
-            y_var = float(sample_weight @ (y - mean) ** 2) / total
+            y_var = float(sample_weight @ (y64 - mean) ** 2) / total
         if not np.isfinite(y_var):
             raise ValueError(
                 "y's variance overflows float64 (values beyond about 1e154): rescale y."
             )
+        if y.dtype == np.float32 and float(abs(y64 - mean).max()) ** 2 >= _FLOAT32.max:
+            raise ValueError(
+                "y's squares overflow float32 (deviations beyond about 1e19): rescale y, "
+                "or pass X as float64."
+            )
         # a constant target has no scale of its own: floor in absolute terms
         y_var = y_var if y_var > 0 else 1.0
-        self._variance_floor = self.noise_floor * y_var
+        # under float32's normal numbers the floor would round to 0
+        tiny = float(_FLOAT32.tiny) if y.dtype == np.float32 else 0.0
+        self._variance_floor = max(self.noise_floor * y_var, tiny)
         self._y_location = (mean, np.sqrt(y_var))  # the network experts' output units
         return y
 
     def _encode_target(self, y):
-        if is_cupy_array(y):
+        # validation gives y X's floating type, as Ridge does
+        if is_cupy_array(y) or y.dtype in (np.float32, np.float64):
             return y
         return np.asarray(y, dtype=np.float64)
 
@@ -335,7 +352,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         # For ridge experts the penalty alpha*||w||^2 / (2 sigma^2) is part of
         # the objective, so it enters the variance that maximises it.
         xp = get_namespace(residual_ss)
-        residual_ss = residual_ss + self._builtin_penalty_scale() * experts.squared_norms()
+        # in the residuals' floating type: wrapped experts' zero norms are float64
+        penalty = self._builtin_penalty_scale() * experts.squared_norms()
+        residual_ss = residual_ss + penalty.astype(residual_ss.dtype, copy=False)
         variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
         return xp.maximum(variance, self._variance_floor)
 
@@ -345,10 +364,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
 
     def _log_lik(self, outputs, y, noise_variance):
-        return -0.5 * (
-            get_namespace(outputs).log(2 * np.pi * noise_variance)
-            + (y[:, None] - outputs) ** 2 / noise_variance
-        )
+        xp = get_namespace(outputs)
+        noise_variance = noise_variance.astype(outputs.dtype, copy=False)  # the rows' type
+        squared = (y[:, None] - outputs) ** 2 / noise_variance
+        if squared.dtype == np.float32:
+            # past float32's range a row would be impossible under every
+            # expert, and its responsibilities NaN
+            squared = xp.minimum(squared, _FLOAT32.max, out=squared)
+        return -0.5 * (xp.log(2 * np.pi * noise_variance) + squared)
 
     def _expert_distance(self, means, noise_variance, a, b):
         # total variation between N(mu_a, s^2) and N(mu_b, s^2) with the pooled
@@ -382,12 +405,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Returns
         -------
         y_mean : ndarray of shape (n_samples,)
+            In X's floating type (float32 stays float32).
         y_std : ndarray of shape (n_samples,)
-            Only when ``return_std`` is True.
+            Only when ``return_std`` is True; in X's floating type.
         """
         check_is_fitted(self)
-        X_valid = self._validate_data(X, reset=False)
-        if not return_std and self._fused_predict():
+        fused = not return_std and self._fused_predict()
+        # a non-finite entry of X makes its row's prediction non-finite:
+        # the fused path checks its output instead of X, a tenth of the time
+        X_valid = self._validate_data(X, reset=False, device_finite_check=not fused)
+        if fused:
             return self._like_input(self._predict_fused(X_valid), X)
         result = in_row_chunks(
             partial(self._mean_and_std, return_std=return_std), self._row_bytes(), X_valid
@@ -433,7 +460,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         # does from the rows
         theta = np.column_stack([experts.coef_, experts.intercept_ + experts.coef_ @ online.offset])
         residual_ss = online.residual_sum_of_squares(theta)
-        return self._noise_variance(experts, residual_ss, online.gram[:, -1, -1] * online.weight)
+        mass = online.gram[:, -1, -1] * online.weight
+        variance = self._noise_variance(experts, residual_ss, mass)
+        return variance.astype(experts.coef_.dtype, copy=False)  # float64 statistics, X's type
 
     def _mean_and_std(self, X, *, return_std):
         """The mixture's mean of y on validated rows, and its standard deviation."""
@@ -442,7 +471,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y_mean = xp.einsum("nk,nk->n", gate, means)
         if not return_std:
             return y_mean
-        spread = self.noise_variance_ + (means - y_mean[:, None]) ** 2
+        noise_variance = self.noise_variance_.astype(means.dtype, copy=False)  # the rows' type
+        spread = noise_variance + (means - y_mean[:, None]) ** 2
         return y_mean, xp.sqrt(xp.einsum("nk,nk->n", gate, spread))
 
     def _fused_predict(self):
@@ -456,10 +486,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         )
 
     def _predict_fused(self, X):
-        """The mixture mean from one product of X with the gate's weights (its
-        input standardisation folded in) beside the experts' coefficients, and
-        one kernel that picks each row's top-k experts and weighs their means;
-        nothing of size n x d is written."""
+        """The mixture mean from X's product with the gate's weights (its
+        input standardisation folded in) beside the experts' coefficients, each
+        row's top-k experts picked and their means weighed in the same kernel;
+        X is read once and nothing of size n x K is written."""
         xp = get_namespace(X)
         gate, experts = self.gate_, self._experts
         scale = xp.asarray(gate.scaler_.scale_, dtype=X.dtype)
@@ -468,4 +498,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         weights = xp.concatenate([gate_coef, experts.coef_.T], axis=1)
         bias = xp.concatenate([gate.intercept_ - mean @ gate_coef, experts.intercept_])
         n_experts = len(experts.intercept_)
-        return mixture_mean(X @ weights, bias, gate.top_k or n_experts)
+        y_mean = mixture_predict(X, weights, bias, gate.top_k or n_experts)
+        if not all_finite(y_mean):
+            check_device_finite(X)
+        return y_mean

@@ -44,21 +44,24 @@ def _constant_features(scaler):
 
 
 def standardize(scaler, X):
-    """Standardised copy of X, missing values set to 0 (no vote): float64 on
-    the CPU; on the GPU in X's own floating type."""
+    """Standardised copy of X in X's own floating type, missing values set to
+    0 (no vote). The scaler's statistics stay float64, as StandardScaler's."""
     if is_cupy_array(X):
         xp = get_namespace(X)
         Z = X - xp.asarray(scaler.mean_, dtype=X.dtype)
         Z /= xp.asarray(scaler.scale_, dtype=X.dtype)  # in place: one copy of X, not two
         Z *= xp.asarray(~_constant_features(scaler), dtype=X.dtype)
         return xp.nan_to_num(Z, nan=0.0, copy=False)
-    Z = scaler.transform(X)
-    constant = _constant_features(scaler)
+    with np.errstate(divide="ignore", invalid="ignore"):  # such columns are zeroed below
+        Z = scaler.transform(X)  # float32 stays float32; other input becomes float64
+    # a constant feature casts no vote; nor does one whose scale is under the
+    # normal numbers of Z's type (1e-38 in float32): dividing by it overflowed
+    constant = _constant_features(scaler) | (scaler.scale_ < np.finfo(Z.dtype).tiny)
     if sp.issparse(Z):
-        Z = sp.csr_matrix(Z @ sp.diags((~constant).astype(np.float64)), dtype=np.float64)
+        Z = sp.csr_matrix(Z @ sp.diags((~constant).astype(Z.dtype)), dtype=Z.dtype)
         Z.data[np.isnan(Z.data)] = 0.0
         return Z
-    Z = np.asarray(Z, dtype=np.float64)
+    Z = np.asarray(Z)
     Z[np.isnan(Z)] = 0.0
     Z[:, constant] = 0.0  # a constant feature casts no vote
     return Z

@@ -9,6 +9,7 @@ import pytest
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._backend import cupy_available
+from skmoe.gates import SoftmaxGate
 
 
 @pytest.mark.skipif(cupy_available(), reason="CuPy and CUDA are present")
@@ -22,8 +23,8 @@ def test_cuda_without_cupy_says_how_to_install(regime_data):
 @pytest.mark.parametrize("top_k", [None, 2])
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-8), (np.float32, 1e-4)])
 def test_gpu_fit_matches_cpu_fit(regime_data, top_k, dtype, rtol):
+    # the reference is the CPU's float64 fit
     X, y, X_test, _ = regime_data
-    X, y, X_test = X.astype(dtype), y.astype(dtype), X_test.astype(dtype)
     params = dict(n_experts=4, top_k=top_k, random_state=0)
     if dtype == np.float32:
         # float32 rounding can tip EM's discrete choices (when to stop, which
@@ -31,12 +32,12 @@ def test_gpu_fit_matches_cpu_fit(regime_data, top_k, dtype, rtol):
         # near an optimum, both must reach the same one
         params["init"] = MixtureOfExpertsRegressor(**params).fit(X, y).gate_proba(X)
     cpu = MixtureOfExpertsRegressor(**params).fit(X, y)
-    gpu = MixtureOfExpertsRegressor(device="cuda", **params).fit(X, y)
+    gpu = MixtureOfExpertsRegressor(device="cuda", **params).fit(X.astype(dtype), y.astype(dtype))
     if dtype == np.float64:
         assert gpu.n_iter_ == cpu.n_iter_ and gpu.n_merges_ == cpu.n_merges_
     expected = cpu.predict(X_test)
     np.testing.assert_allclose(
-        gpu.predict(X_test),
+        gpu.predict(X_test.astype(dtype)),
         expected,
         rtol=rtol,
         atol=rtol * np.abs(expected).max(),
@@ -123,3 +124,38 @@ def test_fused_predict_matches_the_gate_and_experts(regime_data, top_k):
         rtol=1e-4,
         atol=1e-4 * float(abs(expected).max()),
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-6), (np.float32, 1e-3)])
+def test_gpu_gate_fit_by_the_fused_loss_matches_cpu(dtype, rtol):
+    # a gate of more than 256 coefficients is fitted by L-BFGS, on the GPU
+    # through the fused loss-and-gradient kernel
+    import cupy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 40)).astype(dtype)
+    resp = rng.dirichlet(np.ones(8), size=3000) * (1 + 3 * (X[:, :8] > 0))
+    resp = (resp / resp.sum(axis=1, keepdims=True)).astype(dtype)
+    gates = []
+    for xp in (np, cupy):
+        gate = SoftmaxGate(alpha=0.1, max_iter=1000, tol=1e-9)
+        gate.init_scaler(xp.asarray(X), xp.ones(len(X), dtype=dtype))
+        gates.append(gate.fit_standardized(gate.standardize(xp.asarray(X)), xp.asarray(resp)))
+    cpu, gpu = gates
+    assert cpu.coef_.size > 256
+    np.testing.assert_allclose(gpu.coef_.get(), cpu.coef_, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(gpu.intercept_.get(), cpu.intercept_, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fused_predict_refuses_non_finite_rows(regime_data, bad):
+    import cupy
+
+    X, y, X_test, _ = regime_data
+    model = MixtureOfExpertsRegressor(n_experts=3, device="cuda", random_state=0).fit(X, y)
+    X_test = X_test.copy()
+    X_test[7, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.predict(cupy.asarray(X_test))

@@ -147,6 +147,42 @@ def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, n_features, n_experts",
+    [(5000, 64, 16), (4097, 7, 5), (777, 1, 1), (300, 33, 64), (2049, 130, 3), (0, 4, 2)],
+)
+def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import softmax_loss_terms
+
+    rng = np.random.default_rng()
+    Z = rng.normal(size=(n, n_features)).astype(dtype)
+    targets = rng.uniform(size=(n, n_experts)).astype(dtype)
+    coef = rng.normal(scale=0.3, size=(n_features, n_experts))
+    intercept = rng.normal(size=n_experts)
+    terms = softmax_loss_terms(cupy.asarray(Z), cupy.asarray(targets))
+    loss, grad_coef, grad_intercept = terms(cupy.asarray(coef), cupy.asarray(intercept))
+    Z64, targets64 = Z.astype(np.float64), targets.astype(np.float64)
+    log_p = log_softmax_rows(Z64 @ coef.astype(dtype) + intercept.astype(dtype))
+    grad = np.exp(log_p) * targets64.sum(axis=1, keepdims=True) - targets64
+    scale = 10 * np.sqrt(max(n, 1)) * RTOL[dtype]  # sums over n rows
+    np.testing.assert_allclose(
+        float(loss), -np.vdot(targets64, log_p), rtol=RTOL[dtype], atol=scale
+    )
+    np.testing.assert_allclose(grad_coef.get(), Z64.T @ grad, rtol=RTOL[dtype], atol=scale)
+    np.testing.assert_allclose(grad_intercept.get(), grad.sum(axis=0), atol=scale)
+
+
+def test_fused_gate_loss_declines_sizes_beyond_it():
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import softmax_loss_terms
+
+    assert softmax_loss_terms(cupy.zeros((10, 4)), cupy.zeros((10, 65))) is None
+    assert softmax_loss_terms(cupy.zeros((10, 2000)), cupy.zeros((10, 16))) is None
+    assert softmax_loss_terms(cupy.zeros((10, 8))[:, ::2], cupy.zeros((10, 16))) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, n_experts, k", SHAPES)
 def test_mixture_mean_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
@@ -159,6 +195,25 @@ def test_mixture_mean_matches_numpy(n, n_experts, k, dtype):
     logits, means = np.split(logits_means.astype(np.float64) + bias, 2, axis=1)
     expected = (exp_floored(_log_gate(logits, k)) * means).sum(axis=1)
     np.testing.assert_allclose(out, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [64, 5, 300])
+@pytest.mark.parametrize("n, n_experts, k", SHAPES)
+def test_tiled_mixture_predict_matches_numpy(n, n_experts, k, n_features, dtype):
+    # 300 features is beyond the tiled kernel: one GEMM, then mixture_mean
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import mixture_predict
+
+    rng = np.random.default_rng()
+    X = rng.normal(size=(n, n_features)).astype(dtype)
+    weights = rng.normal(scale=n_features**-0.5, size=(n_features, 2 * n_experts)).astype(dtype)
+    bias = rng.normal(size=2 * n_experts).astype(dtype)
+    out = mixture_predict(*map(cupy.asarray, (X, weights, bias)), k).get()
+    logits, means = np.split(X.astype(np.float64) @ weights + bias, 2, axis=1)
+    expected = (exp_floored(_log_gate(logits, k)) * means).sum(axis=1)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=RTOL[dtype], atol=10 * RTOL[dtype])
 
 
 @pytest.mark.parametrize("n", [0, 1000, 1 << 14, 3 * (1 << 14) + 17])

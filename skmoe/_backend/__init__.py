@@ -63,7 +63,7 @@ SLICE_ROWS = 1 << 20
 
 
 def all_finite(a):
-    """Whether every entry of the CuPy array ``a`` is finite.
+    """Whether every entry of the array ``a`` (CuPy or NumPy) is finite.
 
     A sum is finite unless an entry is not or the sum overflows; only then are
     the entries checked, a slice of rows at a time. Neither way writes an
@@ -75,6 +75,12 @@ def all_finite(a):
         bool(get_namespace(a).isfinite(a[i : i + SLICE_ROWS]).all())
         for i in range(0, len(a), SLICE_ROWS)
     )
+
+
+def check_device_finite(X):
+    """Raise scikit-learn's error for CuPy ``X`` with a NaN or an infinity."""
+    if not all_finite(X):
+        raise ValueError("Input X contains NaN or infinity.")
 
 
 def erf(x):

@@ -16,7 +16,9 @@ from . import require_cupy
 # back to plain CuPy operations there.
 MAX_EXPERTS = 64
 
-_SOURCE = r"""
+# Shared with the other kernel modules: -inf, a row of K values in 16-byte
+# accesses, a row's top-k.
+ROW_HELPERS_SOURCE = r"""
 // NVRTC has no INFINITY macro
 template <typename T> __device__ T skmoe_neg_inf();
 template <> __device__ float skmoe_neg_inf<float>() { return __int_as_float(0xff800000); }
@@ -91,6 +93,54 @@ __device__ void skmoe_top_k(const T* row, T* val, int* idx) {
     }
 }
 
+// The mixture's mean over the row's TOPK experts: a softmax over their gate
+// logits l weighing their means m.
+template <typename T, int K, int TOPK>
+__device__ T skmoe_top_k_mean(const T* l, const T* m) {
+    T val[TOPK];
+    int idx[TOPK];
+    skmoe_top_k<T, K, TOPK>(l, val, idx);
+    T total = 0, mean = 0;
+#pragma unroll
+    for (int p = 0; p < TOPK; ++p) {
+        T mp = m[0];
+#pragma unroll
+        for (int j = 1; j < K; ++j) mp = (idx[p] == j) ? m[j] : mp;  // no dynamic index
+        T e = exp(val[p] - val[0]);
+        total += e;
+        mean += e * mp;
+    }
+    return mean / total;
+}
+
+// Softmax cross-entropy of one row's logits l against its soft targets t:
+// returns the row's loss -sum_j t_j log softmax(l)_j, and overwrites l with
+// softmax(l) and t with the gradient softmax(l) sum_j t_j - t.
+template <typename T, int K>
+__device__ T skmoe_softmax_xent_row(T* l, T* t) {
+    T top = l[0];
+#pragma unroll
+    for (int j = 1; j < K; ++j) top = max(top, l[j]);
+    T total = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) total += exp(l[j] - top);
+    const T lse = top + log(total);
+    T weight = 0, loss = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+        weight += t[j];
+        loss -= t[j] * (l[j] - lse);
+        l[j] = exp(l[j] - lse);
+    }
+#pragma unroll
+    for (int j = 0; j < K; ++j) t[j] = l[j] * weight - t[j];
+    return loss;
+}
+"""
+
+_SOURCE = (
+    ROW_HELPERS_SOURCE
+    + r"""
 // Gate: softmax over each row's TOPK largest logits. Writes probabilities and
 // expert indices, (n, TOPK) each, in descending order of probability.
 template <typename T, int K, int TOPK>
@@ -189,25 +239,9 @@ __global__ void skmoe_softmax_xent(const T* logits, const T* targets, long long 
     T l[K], t[K];
     skmoe_load_row<T, K>(logits + i * K, l);
     skmoe_load_row<T, K>(targets + i * K, t);
-    T top = l[0];
-#pragma unroll
-    for (int j = 1; j < K; ++j) top = max(top, l[j]);
-    T total = 0;
-#pragma unroll
-    for (int j = 0; j < K; ++j) total += exp(l[j] - top);
-    const T lse = top + log(total);
-    T weight = 0, loss = 0;
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-        weight += t[j];
-        loss -= t[j] * (l[j] - lse);
-        l[j] = exp(l[j] - lse);
-    }
+    row_loss[i] = skmoe_softmax_xent_row<T, K>(l, t);
     if (proba != nullptr) skmoe_store_row<T, K>(l, proba + i * K);
-#pragma unroll
-    for (int j = 0; j < K; ++j) t[j] = l[j] * weight - t[j];
     skmoe_store_row<T, K>(t, grad + i * K);
-    row_loss[i] = loss;
 }
 
 // Prediction of a mixture of regression experts: from each row's gate logits
@@ -223,22 +257,10 @@ __global__ void skmoe_mixture_mean(const T* logits_means, const T* bias, long lo
     skmoe_load_row<T, K>(logits_means + i * 2 * K + K, m);
 #pragma unroll
     for (int j = 0; j < K; ++j) { l[j] += bias[j]; m[j] += bias[K + j]; }
-    T val[TOPK];
-    int idx[TOPK];
-    skmoe_top_k<T, K, TOPK>(l, val, idx);
-    T total = 0, mean = 0;
-#pragma unroll
-    for (int p = 0; p < TOPK; ++p) {
-        T mp = m[0];
-#pragma unroll
-        for (int j = 1; j < K; ++j) mp = (idx[p] == j) ? m[j] : mp;  // no dynamic index
-        T e = exp(val[p] - val[0]);
-        total += e;
-        mean += e * mp;
-    }
-    out[i] = mean / total;
+    out[i] = skmoe_top_k_mean<T, K, TOPK>(l, m);
 }
 """
+)
 
 _BLOCK = 256
 

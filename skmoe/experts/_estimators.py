@@ -102,6 +102,10 @@ class EstimatorExperts:
     ``weights[:, k]`` is positive. Classifiers are fitted on class indices
     ``0 .. n_classes - 1`` and their probabilities are aligned to those indices,
     so an expert that saw only some classes gives 0 to the others.
+
+    X reaches the estimators as it is (float32 stays float32); what type they
+    compute in is theirs. Their outputs are cast to X's floating type, the
+    type of the mixture's arithmetic.
     """
 
     def __init__(self, templates, *, n_classes=None, n_jobs=None):
@@ -133,12 +137,14 @@ class EstimatorExperts:
         return self
 
     def predict(self, X):
-        """Every expert's prediction, shape (n_samples, n_experts)."""
-        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(np.float64)
+        """Every expert's prediction, shape (n_samples, n_experts), in X's
+        floating type."""
+        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(X.dtype)
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_experts, n_classes)."""
-        proba = np.zeros((X.shape[0], self.n_experts, self.n_classes))
+        """Class probabilities, shape (n_samples, n_experts, n_classes), in X's
+        floating type."""
+        proba = np.zeros((X.shape[0], self.n_experts, self.n_classes), dtype=X.dtype)
         for k, est in enumerate(self.estimators_):
             proba[:, k, est.classes_] = est.predict_proba(X)
         return proba

@@ -9,6 +9,11 @@ from sklearn.utils.extmath import safe_sparse_dot
 from .._backend import get_namespace, is_cupy_array, to_numpy
 from .._backend._linear import weighted_normal_equations
 
+# Float32 rows are cast to float64 this many at a time for the normal
+# equations: a slice's copies stay in cache, which was faster than one pass
+# (0.14 against 0.24 s for 400,000 x 20 rows and 8 experts).
+_SLICE_ROWS = 1 << 14
+
 
 def _weighted_gram(X1, weight):
     """``X1.T @ diag(weight) @ X1`` as a dense array."""
@@ -20,9 +25,30 @@ def _weighted_gram(X1, weight):
 def _normal_equations(X, y, weights, offset=None):
     """The offset (by default the column means of dense X, 0 for sparse), and
     every expert's weighted Gram matrix and right-hand side of
-    ``x1 = [x - offset, 1]``."""
+    ``x1 = [x - offset, 1]``, all in float64.
+
+    The Gram matrices are sums over all rows, which float32 would round, so
+    float32 rows are cast to float64 a slice at a time (no float64 copy of X)
+    and the slices' sums added.
+    """
     if offset is None:
-        offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0)
+        offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0, dtype=np.float64)
+    if X.dtype == np.float64:
+        return offset, *_gram_and_rhs(X, y, weights, offset)
+    if sp.issparse(X):
+        X = X.tocsr()  # whose slices of rows are cheap
+    gram = rhs = 0.0
+    for start in range(0, X.shape[0], _SLICE_ROWS):
+        rows = slice(start, start + _SLICE_ROWS)
+        in_float64 = (a[rows].astype(np.float64) for a in (X, y, weights))
+        slice_gram, slice_rhs = _gram_and_rhs(*in_float64, offset)
+        gram, rhs = gram + slice_gram, rhs + slice_rhs
+    return offset, gram, rhs
+
+
+def _gram_and_rhs(X, y, weights, offset):
+    """Every expert's weighted Gram matrix and right-hand side of
+    ``x1 = [x - offset, 1]``."""
     ones = np.ones((X.shape[0], 1))
     X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X - offset, ones])
     gram = np.zeros((weights.shape[1], X1.shape[1], X1.shape[1]))
@@ -30,7 +56,7 @@ def _normal_equations(X, y, weights, offset=None):
         if weights[:, k].any():  # an expert routed no rows (top-k) costs nothing
             gram[k] = _weighted_gram(X1, weights[:, k])
     rhs = safe_sparse_dot(X1.T, weights * y[:, None]).T
-    return offset, gram, rhs
+    return gram, rhs
 
 
 def _solve_spd(A, b):
@@ -65,30 +91,34 @@ class LinearExperts:
             offset = to_numpy(offset).astype(np.float64)
         else:
             offset, gram, rhs = _normal_equations(X, y, weights)
-        self.solve(offset, gram, rhs)
+        self.solve(offset, gram, rhs, dtype=X.dtype)
         if is_cupy_array(X):
             self.coef_ = xp.asarray(self.coef_, dtype=X.dtype)
             self.intercept_ = xp.asarray(self.intercept_, dtype=X.dtype)
         return self
 
-    def solve(self, offset, gram, rhs):
+    def solve(self, offset, gram, rhs, dtype=np.float64):
         """Set the coefficients from every expert's normal equations: ``gram``
         (K, d + 1, d + 1) and ``rhs`` (K, d + 1) of ``x1 = [x - offset, 1]``,
         the ridge penalty not yet added. An expert with no weight (the last
-        diagonal entry of its ``gram``) gets zero coefficients."""
+        diagonal entry of its ``gram``) gets zero coefficients. Solved in
+        float64; the coefficients are stored as ``dtype`` (X's, as Ridge's)."""
         penalty = np.full(gram.shape[1], float(self.alpha))
         penalty[-1] = 0.0  # the intercept is not penalised
         theta = np.zeros(rhs.shape)
         for k in range(self.n_experts):
             if gram[k, -1, -1] > 0:
                 theta[k] = _solve_spd(gram[k] + np.diag(penalty), rhs[k])
-        self.coef_ = theta[:, :-1]
-        self.intercept_ = theta[:, -1] - self.coef_ @ offset
+        coef = theta[:, :-1]
+        self.intercept_ = (theta[:, -1] - coef @ offset).astype(dtype, copy=False)
+        self.coef_ = coef.astype(dtype, copy=False)
         return self
 
     def predict(self, X):
-        """Every expert's prediction, shape (n_samples, n_experts)."""
-        return safe_sparse_dot(X, self.coef_.T) + self.intercept_
+        """Every expert's prediction, shape (n_samples, n_experts), in X's
+        floating type."""
+        coef, intercept = (a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_))
+        return safe_sparse_dot(X, coef.T) + intercept
 
     def squared_norms(self):
         """``||coef_[k]||^2`` per expert: the penalised quantity."""

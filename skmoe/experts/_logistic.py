@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import _damped_cholesky, fit_linear_lbfgs, sigmoid_cross_entropy
+from .._optim import _damped_cholesky, fit_linear_lbfgs, linear_loss, sigmoid_cross_entropy
 from ._linear import _weighted_gram
 
 
@@ -18,7 +18,9 @@ class LogisticExperts:
     objective of ``LogisticRegression(C=1 / alpha)`` with ``sample_weight=w[:, k]``:
     a sigmoid model for two classes, a multinomial one for more. The K problems
     are separable, so one L-BFGS run over all their parameters solves each of
-    them; every refit warm-starts from the previous solution.
+    them; every refit warm-starts from the previous solution. The products
+    run in X's floating type, and the coefficients are stored in it (as
+    LogisticRegression's).
     """
 
     def __init__(self, n_experts, n_classes, *, alpha=1.0, max_iter=500, tol=1e-8):
@@ -36,8 +38,12 @@ class LogisticExperts:
         """Refit every expert; ``y`` holds class indices, ``weights`` (n, K)."""
         K, m = self.n_experts, self._n_outputs
         if not hasattr(self, "coef_"):
-            self.coef_ = np.zeros((K, m, X.shape[1]))
-            self.intercept_ = np.zeros((K, m))
+            self.coef_ = np.zeros((K, m, X.shape[1]), dtype=X.dtype)
+            self.intercept_ = np.zeros((K, m), dtype=X.dtype)
+        # L-BFGS computes in the coefficients' type: X's
+        self.coef_, self.intercept_ = (
+            a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_)
+        )
         n = X.shape[0]
         if m == 1:
             positive = (y == 1)[:, None]
@@ -54,14 +60,14 @@ class LogisticExperts:
 
         # parameters laid out as (n_features, K * m) so all logits come from one GEMM
         coef, intercept = fit_linear_lbfgs(
-            X,
-            loss,
+            linear_loss(X, loss),
             self.coef_.reshape(K * m, -1).T,
             self.intercept_.ravel(),
             alpha=self.alpha,
             scale=max(weights.sum(), np.finfo(float).tiny),
             max_iter=self.max_iter,
-            tol=self.tol,
+            # float32 losses hold about 7 digits: below that L-BFGS chases rounding
+            tol=max(self.tol, 10 * np.finfo(X.dtype).eps),
         )
         self.coef_ = coef.T.reshape(K, m, -1)
         self.intercept_ = intercept.reshape(K, m)
@@ -97,9 +103,10 @@ class LogisticExperts:
                 hessian[b * d1 : (b + 1) * d1, a * d1 : (a + 1) * d1] = block.T
         return grad, hessian
 
-    def solve(self, hessian, rhs):
+    def solve(self, hessian, rhs, dtype=np.float64):
         """Set each expert's parameters to the minimiser of ``1/2 t^T H t - rhs^T t``
-        plus the ridge penalty on the coefficients (not the intercepts)."""
+        plus the ridge penalty on the coefficients (not the intercepts);
+        solved in float64, stored as ``dtype``."""
         K, m = self.n_experts, self._n_outputs
         d1 = rhs.shape[1] // m
         penalty = np.tile(np.r_[np.full(d1 - 1, float(self.alpha)), 0.0], m)
@@ -111,15 +118,18 @@ class LogisticExperts:
                 for h, r in zip(hessian, rhs, strict=True)
             ]
         ).reshape(K, m, d1)
-        self.coef_, self.intercept_ = theta[..., :-1].copy(), theta[..., -1].copy()
+        coef, intercept = theta[..., :-1], theta[..., -1].copy()
         if m > 1:
-            self.intercept_ -= self.intercept_.mean(axis=1, keepdims=True)
+            intercept -= intercept.mean(axis=1, keepdims=True)
+        self.coef_, self.intercept_ = coef.astype(dtype), intercept.astype(dtype)
         return self
 
     def predict_proba(self, X):
-        """Every expert's class probabilities, shape (n_samples, n_experts, n_classes)."""
+        """Every expert's class probabilities, shape (n_samples, n_experts, n_classes),
+        in X's floating type."""
         K, m = self.n_experts, self._n_outputs
-        logits = safe_sparse_dot(X, self.coef_.reshape(K * m, -1).T) + self.intercept_.ravel()
+        coef, intercept = (a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_))
+        logits = safe_sparse_dot(X, coef.reshape(K * m, -1).T) + intercept.ravel()
         logits = logits.reshape(-1, K, m)
         if m == 1:
             p1 = expit(logits)

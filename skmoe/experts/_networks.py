@@ -117,25 +117,28 @@ class NetworkExperts:
         """Outputs of shape (n_samples, n_experts, n_outputs), and what
         :meth:`backward` needs."""
         n, K, m = Z.shape[0], self.n_experts, self.n_outputs
+        # in Z's floating type, whatever the parameters' (the same in training)
+        params = [p.astype(Z.dtype, copy=False) for p in self.params]
         if self.hidden_units is None:
-            W, b = self.params
+            W, b = params
             net = safe_sparse_dot(Z, W) + b
             cache = (Z,)
         else:
-            W1, b1, W2, b2 = self.params
+            W1, b1, W2, b2 = params
             H = self.hidden_units
             W1_flat = W1.transpose(1, 0, 2).reshape(-1, K * H)
             hidden = np.maximum(safe_sparse_dot(Z, W1_flat).reshape(n, K, H) + b1, 0.0)
             net = np.einsum("nkh,khm->nkm", hidden, W2) + b2
             cache = (Z, hidden)
-        return self.y_offset + self.y_scale * net.reshape(n, K, m), cache
+        # Python floats: a NumPy float64 scalar would promote float32 outputs
+        return float(self.y_offset) + float(self.y_scale) * net.reshape(n, K, m), cache
 
     def backward(self, cache, grad_outputs, *, penalty_weight):
         """Gradients of the parameters, in the order of :attr:`params`, of an
         objective with gradient ``grad_outputs`` on the outputs plus
         ``penalty_weight`` times :meth:`penalty`."""
         decay = penalty_weight * self.alpha
-        grad_net = self.y_scale * grad_outputs
+        grad_net = float(self.y_scale) * grad_outputs
         n, K = grad_net.shape[:2]
         if self.hidden_units is None:
             (Z,) = cache
@@ -172,8 +175,8 @@ class NetworkExperts:
         """``(W, b)`` of a layer on standardised input, rewritten for raw input."""
         scale = self.scaler.scale_
         mean = self.scaler.mean_ if self.scaler.with_mean else np.zeros_like(scale)
-        W_raw = W / scale[:, None]
-        return W_raw, b - mean @ W_raw
+        W_raw = (W / scale[:, None]).astype(W.dtype, copy=False)  # the scaler's is float64
+        return W_raw, (b - mean @ W_raw).astype(b.dtype, copy=False)
 
     def to_estimators(self):
         """One fitted scikit-learn estimator per expert that predicts as it does:
@@ -191,7 +194,8 @@ class NetworkExperts:
             layers[0] = self._raw_first_layer(*layers[0])
             W_out, b_out = layers[-1]
             if self.classes is None:
-                layers[-1] = (self.y_scale * W_out, self.y_scale * b_out + self.y_offset)
+                y_scale, y_offset = float(self.y_scale), float(self.y_offset)
+                layers[-1] = (y_scale * W_out, y_scale * b_out + y_offset)
             elif m == 2:  # two logits: their difference is the binary logit
                 layers[-1] = (W_out[:, 1:] - W_out[:, :1], b_out[1:] - b_out[:1])
             experts.append(self._estimator(layers))

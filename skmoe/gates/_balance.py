@@ -13,7 +13,8 @@ import scipy.special
 
 def _through_softmax(proba, row_weight, a):
     """Gradient on the logits of a loss whose gradient on ``proba[i, j]`` is
-    ``row_weight[i] * a[j]``."""
+    ``row_weight[i] * a[j]``; in ``proba``'s floating type."""
+    a = a.astype(proba.dtype, copy=False)  # a float64 ``a`` would promote (n, K) arrays
     return row_weight[:, None] * proba * (a - (proba @ a)[:, None])
 
 

@@ -92,7 +92,7 @@ class HierarchicalGate(SoftmaxGate):
 
     def logits_standardized(self, Z):
         """The leaves' log-probabilities: each path's node log-probabilities summed."""
-        log_proba = np.zeros((Z.shape[0], 1))
+        log_proba = np.zeros((Z.shape[0], 1), dtype=Z.dtype)
         for gates in self.gates_:
             node_log_proba = [log_softmax_rows(gate.logits_standardized(Z)) for gate in gates]
             # each leaf so far splits into its node's children

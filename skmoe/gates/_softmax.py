@@ -10,8 +10,9 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import get_namespace, is_cupy_array
+from .._backend._tiled import softmax_loss_terms
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import fit_linear_lbfgs, fit_softmax_newton
+from .._optim import fit_linear_lbfgs, fit_softmax_newton, linear_loss
 from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
@@ -82,6 +83,8 @@ class SoftmaxGate(BaseEstimator):
         Standardisation of the gate's input, fitted on the first call to ``fit``.
     coef_ : ndarray of shape (n_features, n_experts)
     intercept_ : ndarray of shape (n_experts,)
+        Both in the floating type of the input last fitted (float32 for
+        float32 X), as scikit-learn's linear models' coefficients.
 
     Examples
     --------
@@ -148,7 +151,7 @@ class SoftmaxGate(BaseEstimator):
         return self
 
     def standardize(self, X):
-        """Standardised float64 copy of X, missing values set to 0."""
+        """Standardised copy of X in its floating type, missing values set to 0."""
         return standardize(self.scaler_, X)
 
     def fit_standardized(self, Z, targets):
@@ -161,6 +164,11 @@ class SoftmaxGate(BaseEstimator):
         if not hasattr(self, "coef_") or self.coef_.shape[1] != n_experts:
             self.coef_ = xp.zeros((Z.shape[1], n_experts), dtype=Z.dtype)
             self.intercept_ = xp.zeros(n_experts, dtype=Z.dtype)
+        # all in Z's floating type (a float64 term would promote every
+        # product); the coefficients follow it, as Ridge's follow X's
+        self.coef_, self.intercept_, targets = (
+            a.astype(Z.dtype, copy=False) for a in (self.coef_, self.intercept_, targets)
+        )
         row_weight = targets.sum(axis=1)
         loss = self._logit_loss(targets, row_weight)
         if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
@@ -176,8 +184,7 @@ class SoftmaxGate(BaseEstimator):
             )
         else:
             self.coef_, intercept = fit_linear_lbfgs(
-                Z,
-                lambda logits: loss(logits)[:2],
+                self._linear_loss(Z, targets, loss),
                 self.coef_,
                 self.intercept_,
                 alpha=self.alpha,
@@ -189,6 +196,15 @@ class SoftmaxGate(BaseEstimator):
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
         return self.record_balance_penalty(Z, row_weight)
+
+    def _linear_loss(self, Z, targets, loss):
+        """The L-BFGS objective on (coef, intercept): one CUDA kernel for the
+        plain cross-entropy of a dense CuPy ``Z``, else composed from ``loss``
+        on the logits."""
+        fused = None
+        if is_cupy_array(Z) and self.balance_loss is None:
+            fused = softmax_loss_terms(Z, targets)
+        return fused or linear_loss(Z, lambda logits: loss(logits)[:2])
 
     def record_balance_penalty(self, Z, row_weight):
         """Store the weighted balance loss of the current gate on ``Z``, the
@@ -221,8 +237,10 @@ class SoftmaxGate(BaseEstimator):
         return self
 
     def logits_standardized(self, Z):
-        """Gate logits of standardised rows, before any top-k selection."""
-        return safe_sparse_dot(Z, self.coef_) + self.intercept_
+        """Gate logits of standardised rows, before any top-k selection, in
+        Z's floating type whatever the fit's."""
+        coef, intercept = (a.astype(Z.dtype, copy=False) for a in (self.coef_, self.intercept_))
+        return safe_sparse_dot(Z, coef) + intercept
 
     def log_proba_from_logits(self, logits):
         """Log gate probabilities (-inf for experts that top-k drops)."""
