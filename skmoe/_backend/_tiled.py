@@ -282,8 +282,7 @@ def softmax_loss_terms(Z, targets):
     rows = _tile_rows(dp + kp + 2, dp * kp, Z.dtype.itemsize)
     patches = (dp // 4) * (kp // 4)
     if (
-        Z.ndim != 2
-        or Z.dtype not in (cupy.float32, cupy.float64)
+        Z.dtype not in (cupy.float32, cupy.float64)
         or not Z.flags.c_contiguous
         or n_experts > MAX_EXPERTS
         or rows is None
