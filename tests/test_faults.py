@@ -22,7 +22,8 @@ class Failing(RegressorMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         if self.error is not None:
             raise self.error
-        self.tree_ = DecisionTreeRegressor(max_depth=3).fit(X, y, sample_weight=sample_weight)
+        self.tree_ = DecisionTreeRegressor(max_depth=3, random_state=0)
+        self.tree_.fit(X, y, sample_weight=sample_weight)
         return self
 
     def predict(self, X):
