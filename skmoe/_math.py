@@ -44,10 +44,6 @@ def vdot(a, b):
 def weighted_sum(weights, values):
     """``float(weights @ values)`` of two vectors over the rows, summed in
     float64 for float32 NumPy input (see :func:`vdot`)."""
-    if get_namespace(weights, values) is not np or not _float32_on_host(
-        weights.dtype, values.dtype
-    ):
-        return float(weights @ values)
     return float(vdot(weights, values))
 
 

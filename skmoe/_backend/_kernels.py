@@ -280,10 +280,15 @@ def compiled_kernel(code, name):
     return _module(cupy.cuda.Device().id, code, name).get_function(name)
 
 
+def template_name(name, dtype, *sizes):
+    """The instance of the kernel template ``name`` for ``dtype`` (float32 or
+    float64) and compile-time ``sizes``: ``"name<float, 16, 2>"``."""
+    ctype = "float" if dtype == require_cupy().float32 else "double"
+    return f"{name}<{', '.join([ctype, *map(str, sizes)])}>"
+
+
 def _kernel(name, dtype, *sizes):
-    cupy = require_cupy()
-    ctype = "float" if dtype == cupy.float32 else "double"
-    return compiled_kernel(_SOURCE, f"{name}<{', '.join([ctype, *map(str, sizes)])}>")
+    return compiled_kernel(_SOURCE, template_name(name, dtype, *sizes))
 
 
 def _check(logits, k):

@@ -14,7 +14,7 @@ memory-bound. Dense weights are the same computation with ``n * K`` pairs.
 import numpy as np
 
 from . import require_cupy
-from ._kernels import compiled_kernel
+from ._kernels import compiled_kernel, template_name
 
 _SOURCE = r"""
 // Block (s, t) takes the pairs [bounds[s], bounds[s + 1]), all of one expert,
@@ -153,8 +153,7 @@ def weighted_normal_equations(X, y, weights, offset):
     gram = cupy.zeros((n_segments, d, d), dtype=dtype)
     moments = cupy.zeros((n_segments, 2 * d + 2), dtype=dtype)
     if n_segments:
-        ctype = "float" if dtype == cupy.float32 else "double"
-        compiled_kernel(_SOURCE, f"skmoe_pair_gram<{ctype}>")(
+        compiled_kernel(_SOURCE, template_name("skmoe_pair_gram", dtype))(
             (n_segments, n_tiles * (n_tiles + 1) // 2),
             (256,),
             (

@@ -17,10 +17,18 @@ where it stands; nothing of size n x K goes to global memory.
   experts' means of a tile of rows, then each row's top-k weighted mean.
 """
 
+from functools import cache
+
 import numpy as np
 
 from . import require_cupy
-from ._kernels import MAX_EXPERTS, ROW_HELPERS_SOURCE, compiled_kernel, mixture_mean
+from ._kernels import (
+    MAX_EXPERTS,
+    ROW_HELPERS_SOURCE,
+    compiled_kernel,
+    mixture_mean,
+    template_name,
+)
 
 _THREADS = 128
 _BLOCKS_PER_SM = 4
@@ -245,16 +253,17 @@ def _tile_rows(row_values, fixed_values, itemsize):
     return None
 
 
+@cache
+def _multiprocessors(device_id):
+    # asked once per device: ``attributes`` queries every attribute there is
+    return require_cupy().cuda.Device(device_id).attributes["MultiProcessorCount"]
+
+
 def _blocks(n, rows):
     """Blocks of the grid-stride loops: a few per multiprocessor, fewer for
     short inputs."""
-    cupy = require_cupy()
-    sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
+    sm_count = _multiprocessors(require_cupy().cuda.Device().id)
     return max(1, min(-(-n // rows), _BLOCKS_PER_SM * sm_count))
-
-
-def _ctype(dtype):
-    return "float" if dtype == require_cupy().float32 else "double"
 
 
 def softmax_loss_terms(Z, targets):
@@ -291,7 +300,7 @@ def softmax_loss_terms(Z, targets):
         return None
     targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
     kernel = compiled_kernel(
-        _SOURCE, f"skmoe_gate_loss_grad<{_ctype(Z.dtype)}, {n_experts}, {d}, {rows}>"
+        _SOURCE, template_name("skmoe_gate_loss_grad", Z.dtype, n_experts, d, rows)
     )
     blocks = _blocks(n, rows)
     split = 1 if patches >= _THREADS else _THREADS // patches
@@ -347,7 +356,7 @@ def mixture_predict(X, weights, bias, k):
         return mixture_mean(X @ weights, bias, k)
     out = cupy.empty(n, dtype=X.dtype)
     if n:
-        name = f"skmoe_mixture_predict<{_ctype(X.dtype)}, {n_experts}, {k}, {d}, {rows}>"
+        name = template_name("skmoe_mixture_predict", X.dtype, n_experts, k, d, rows)
         compiled_kernel(_SOURCE, name)(
             (_blocks(n, rows),), (_THREADS,), (X, weights, bias, cupy.int64(n), out)
         )
