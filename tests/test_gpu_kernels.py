@@ -106,6 +106,44 @@ def test_linear_experts_on_the_gpu_match_the_cpu(n, n_features, n_experts, k, dt
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts", [(10000, 16), (4097, 3), (31, 1), (0, 4), (5000, 70)])
+def test_expert_pairs_match_numpy(n, n_experts, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._linear import expert_pairs
+
+    rng = np.random.default_rng()
+    weights = rng.uniform(0.1, 1.0, size=(n, n_experts)).astype(dtype)
+    weights[rng.uniform(size=weights.shape) < 0.8] = 0  # some rows with none, some all
+    pair_row, pair_w, starts = expert_pairs(cupy.asarray(weights))
+    rows, experts = np.nonzero(weights.T)[::-1]  # by expert, rows ascending
+    assert pair_row.dtype == np.int32 and pair_w.dtype == dtype
+    np.testing.assert_array_equal(pair_row.get(), rows)
+    np.testing.assert_array_equal(pair_w.get(), weights[rows, experts])
+    np.testing.assert_array_equal(starts, np.searchsorted(experts, np.arange(n_experts + 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_experts_on_the_gpu_take_misaligned_rows(dtype):
+    """Rows whose starts are not 16-byte aligned take the scalar loads."""
+    cupy = pytest.importorskip("cupy")
+    from skmoe.experts import LinearExperts
+
+    rng = np.random.default_rng()
+    n, d, n_experts = 3000, 8, 3
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = rng.normal(size=n).astype(dtype)
+    weights = rng.uniform(size=(n, n_experts)).astype(dtype)
+    misaligned = cupy.empty(n * d + 1, dtype=dtype)[1:].reshape(n, d)
+    misaligned[...] = cupy.asarray(X)
+    assert misaligned.data.ptr % 16 != 0
+    args = [cupy.asarray(y), cupy.asarray(weights)]
+    fitted = LinearExperts(n_experts).fit(misaligned, *args)
+    aligned = LinearExperts(n_experts).fit(cupy.asarray(X), *args)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(fitted.coef_.get(), aligned.coef_.get(), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, n_experts, k", SHAPES)
 def test_e_step_from_log_likelihoods_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")

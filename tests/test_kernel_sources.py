@@ -25,7 +25,15 @@ INSTANCES = {
             "skmoe_mixture_mean<{T}, 7, 6>",
         ],
     ),
-    "linear": (_linear._SOURCE, ["skmoe_pair_gram<{T}>"]),
+    "linear": (
+        _linear._SOURCE,
+        [
+            "skmoe_count_pairs<{T}>",
+            "skmoe_list_pairs<{T}>",
+            "skmoe_pair_gram<{T}, true>",
+            "skmoe_pair_gram<{T}, false>",
+        ],
+    ),
     "tiled": (
         _tiled._SOURCE,
         [
