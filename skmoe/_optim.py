@@ -86,12 +86,17 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
     scale = float(scale)  # a device scalar would make the gradient a device array
 
     def objective(theta):
-        theta = xp.asarray(theta, dtype=coef.dtype)
-        w = theta[:split].reshape(n_features, n_outputs)
-        loss, grad_w, grad_b = loss_terms(w, theta[split:])
-        value = loss + 0.5 * alpha * xp.vdot(w, w)
-        grad = xp.concatenate([(grad_w + alpha * w).ravel(), grad_b])
-        return float(value) / scale, to_numpy(grad).astype(np.float64) / scale
+        device_theta = xp.asarray(theta, dtype=coef.dtype)
+        loss, grad_w, grad_b = loss_terms(
+            device_theta[:split].reshape(n_features, n_outputs), device_theta[split:]
+        )
+        # one transfer back from the device; the penalty added on the host
+        terms = xp.concatenate([xp.reshape(xp.asarray(loss), (1,)), grad_w.ravel(), grad_b])
+        terms = to_numpy(terms).astype(np.float64)
+        w = theta[:split]
+        grad = terms[1:]
+        grad[:split] += alpha * w
+        return (terms[0] + 0.5 * alpha * np.dot(w, w)) / scale, grad / scale
 
     theta0 = to_numpy(xp.concatenate([coef.ravel(), intercept])).astype(np.float64)
     # The products here are thin (n x d times d x m) and alternate with
