@@ -51,13 +51,35 @@ __device__ __forceinline__ void skmoe_load_weights(const T* W, T* ws) {
 }
 
 // Rows [row0, row0 + TR) of the (n, D) matrix X into shared memory (zeros past
-// n), in coalesced loads.
+// n), in coalesced loads. Where D is a multiple of the vector width and X is
+// aligned, each thread issues all its loads of the tile, 16 bytes each, before
+// its first store: the kernels wait on these loads more than on anything else,
+// and scalar loads stored as they came kept too few bytes in flight.
 template <typename T, int D, int TR, int XS>
 __device__ __forceinline__ void skmoe_load_tile(const T* X, long long n, long long row0, T* xs) {
+    typedef skmoe_vec<T> V;
+    typedef typename V::type VT;
+    constexpr int VD = D / V::width, PER = (TR * VD + SKMOE_THREADS - 1) / SKMOE_THREADS;
     const long long rows = n - row0 < TR ? n - row0 : TR;
+    if (D % V::width == 0 && reinterpret_cast<size_t>(X) % sizeof(VT) == 0) {
+        const T zero[V::width] = {};
+        VT v[PER > 0 ? PER : 1];  // (PER is 0 where D is under the width)
+#pragma unroll
+        for (int q = 0; q < PER; ++q) {
+            const int e = threadIdx.x + q * SKMOE_THREADS;
+            v[q] = e < TR * VD && e / VD < rows ? reinterpret_cast<const VT*>(X + row0 * D)[e]
+                                                : V::join(zero);
+        }
+#pragma unroll
+        for (int q = 0; q < PER; ++q) {
+            const int e = threadIdx.x + q * SKMOE_THREADS;
+            if (e < TR * VD) V::split(v[q], xs + (e / VD) * XS + (e % VD) * V::width);
+        }
+    } else {
 #pragma unroll 8
-    for (int e = threadIdx.x; e < TR * D; e += SKMOE_THREADS)
-        xs[(e / D) * XS + e % D] = e < rows * D ? X[row0 * D + e] : (T)0;
+        for (int e = threadIdx.x; e < TR * D; e += SKMOE_THREADS)
+            xs[(e / D) * XS + e % D] = e < rows * D ? X[row0 * D + e] : (T)0;
+    }
 }
 
 // out[r][k] = bias[k] + sum_j xs[r][j] ws[j][k] for the tile's TR rows and
