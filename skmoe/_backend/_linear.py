@@ -23,18 +23,22 @@ _SOURCE = (
     + r"""
 // The non-zero weights of the (n, K) row-major matrix, listed by expert. Block
 // b takes rows [b R, (b + 1) R), blockDim.x at a time, one row per thread; a
-// warp's ballot ranks each non-zero among its warp's, the warps' counts in
-// shared memory among the block's. COUNT: the block's non-zeros per expert,
-// at counts[j * gridDim.x + b]. Otherwise each non-zero's row and weight go
-// to offsets[j * gridDim.x + b] plus its rank, so that each expert's pairs
-// come out in ascending rows: the listing is stable, and no sort is needed.
+// warp's ballot counts and ranks its non-zeros, and one thread per expert
+// turns the warps' counts into where their pairs go. COUNT: the block's
+// non-zeros per expert, at counts[j * gridDim.x + b]. Otherwise each
+// non-zero's row and weight go to offsets[j * gridDim.x + b] plus its rank,
+// so that each expert's pairs come out in ascending rows: the listing is
+// stable, and no sort is needed.
 template <typename T, bool COUNT>
 __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
                             long long* offsets, int* pair_row, T* pair_w) {
-    extern __shared__ int shared[];  // the warps' counts (warps x K), then the block's (K)
+    // per warp and expert, a count, then where the warp's pairs go (warps x K);
+    // per expert, where the block's next pair goes (K)
+    extern __shared__ long long shared[];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    int* block_count = shared + warps * K;
-    for (int j = threadIdx.x; j < K; j += blockDim.x) block_count[j] = 0;
+    long long* next = shared + warps * K;
+    for (int j = threadIdx.x; j < K; j += blockDim.x)
+        next[j] = COUNT ? 0 : offsets[(long long)j * gridDim.x + blockIdx.x];
     const long long begin = blockIdx.x * R, end = min(n, begin + R);
     for (long long row0 = begin; row0 < end; row0 += blockDim.x) {
         const long long i = row0 + threadIdx.x;
@@ -44,27 +48,28 @@ __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
             if (lane == 0) shared[warp * K + j] = __popc(ballot);
         }
         __syncthreads();
-        if (!COUNT) {
+        for (int j = threadIdx.x; j < K; j += blockDim.x)
+            for (int v = 0; v < warps; ++v) {
+                const long long count = shared[v * K + j];
+                shared[v * K + j] = next[j];
+                next[j] += count;
+            }
+        __syncthreads();
+        if (!COUNT)
             for (int j = 0; j < K; ++j) {
                 const T w = i < end ? row[j] : (T)0;
                 const unsigned ballot = __ballot_sync(0xffffffffu, w != (T)0);
                 if (w != (T)0) {
-                    long long q = offsets[(long long)j * gridDim.x + blockIdx.x] + block_count[j];
-                    for (int v = 0; v < warp; ++v) q += shared[v * K + j];
-                    q += __popc(ballot & ((1u << lane) - 1));
+                    const long long q = shared[warp * K + j] + __popc(ballot & ((1u << lane) - 1));
                     pair_row[q] = (int)i;
                     pair_w[q] = w;
                 }
             }
-        }
-        __syncthreads();
-        for (int j = threadIdx.x; j < K; j += blockDim.x)
-            for (int v = 0; v < warps; ++v) block_count[j] += shared[v * K + j];
         __syncthreads();
     }
     if (COUNT)
         for (int j = threadIdx.x; j < K; j += blockDim.x)
-            offsets[(long long)j * gridDim.x + blockIdx.x] = block_count[j];
+            offsets[(long long)j * gridDim.x + blockIdx.x] = next[j];
 }
 
 template <typename T>
@@ -234,14 +239,15 @@ def expert_pairs(weights):
         raise ValueError(f"the GPU experts take fewer than 2**31 rows; got {n}.")
     weights = cupy.ascontiguousarray(weights)
     blocks = max(1, -(-n // _LIST_ROWS))
-    shared = (_LIST_THREADS // 32 + 1) * n_experts * 4
+    shared = (_LIST_THREADS // 32 + 1) * n_experts * 8
     args = (weights, cupy.int64(n), cupy.int32(n_experts), cupy.int64(_LIST_ROWS))
     counts = cupy.zeros(n_experts * blocks, dtype=cupy.int64)
     kernel = compiled_kernel(_SOURCE, template_name("skmoe_count_pairs", weights.dtype))
     kernel((blocks,), (_LIST_THREADS,), (*args, counts), shared_mem=shared)
     # expert-major, block-minor: an exclusive scan gives each block's offsets
-    offsets = cupy.cumsum(counts) - counts
-    starts = np.append(offsets[::blocks].get(), int(offsets[-1] + counts[-1]))
+    ends = cupy.cumsum(counts)
+    offsets = ends - counts
+    starts = cupy.concatenate([offsets[::blocks], ends[-1:]]).get()
     pair_row = cupy.empty(int(starts[-1]), dtype=cupy.int32)
     pair_w = cupy.empty(int(starts[-1]), dtype=weights.dtype)
     kernel = compiled_kernel(_SOURCE, template_name("skmoe_list_pairs", weights.dtype))
