@@ -187,7 +187,16 @@ def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "n, n_features, n_experts",
-    [(5000, 64, 16), (4097, 7, 5), (777, 1, 1), (300, 33, 64), (2049, 130, 3), (0, 4, 2)],
+    # 100,003 rows: several tiles per block of the grid-stride loop
+    [
+        (5000, 64, 16),
+        (100_003, 64, 16),
+        (4097, 7, 5),
+        (777, 1, 1),
+        (300, 33, 64),
+        (2049, 130, 3),
+        (0, 4, 2),
+    ],
 )
 def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype):
     cupy = pytest.importorskip("cupy")
