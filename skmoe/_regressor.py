@@ -10,7 +10,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import all_finite, check_device_finite, erf, get_namespace, is_cupy_array
-from ._backend._kernels import MAX_EXPERTS
+from ._backend._kernels import MAX_EXPERTS, gaussian_log_lik, weighted_squared_residuals
 from ._backend._tiled import mixture_predict
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
@@ -343,7 +343,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _update_params(self, experts, outputs, y, weights):
         # the Gaussian M-step
-        residual_ss = column_sum(weights * (y[:, None] - outputs) ** 2)
+        if is_cupy_array(outputs):
+            residual_ss = column_sum(weighted_squared_residuals(weights, outputs, y))
+        else:
+            residual_ss = column_sum(weights * (y[:, None] - outputs) ** 2)
         return self._noise_variance(experts, residual_ss, column_sum(weights))
 
     def _noise_variance(self, experts, residual_ss, mass):
@@ -364,6 +367,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
 
     def _log_lik(self, outputs, y, noise_variance):
+        if is_cupy_array(outputs):
+            return gaussian_log_lik(outputs, y, noise_variance)
         xp = get_namespace(outputs)
         noise_variance = noise_variance.astype(outputs.dtype, copy=False)  # the rows' type
         squared = (y[:, None] - outputs) ** 2 / noise_variance

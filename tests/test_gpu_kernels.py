@@ -283,3 +283,28 @@ def test_all_finite_finds_any_non_finite_entry(bad):
     if bad is not None:
         X[np.random.default_rng().integers(3000), 3] = bad
     assert all_finite(cupy.asarray(X)) == (bad is None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_log_lik_matches_numpy(dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import gaussian_log_lik, weighted_squared_residuals
+
+    rng = np.random.default_rng()
+    n, n_experts = 1001, 7
+    means = rng.normal(size=(n, n_experts)).astype(dtype)
+    y = rng.normal(size=n).astype(dtype)
+    y[0], y[1] = 1e30, np.nan  # a square past float32's range, and a NaN
+    variance = rng.uniform(0.1, 2.0, size=n_experts).astype(dtype)
+    weights = rng.uniform(size=(n, n_experts)).astype(dtype)
+    squared = (y[:, None].astype(np.float64) - means) ** 2 / variance
+    if dtype == np.float32:
+        squared = np.minimum(squared, np.finfo(np.float32).max)
+    expected = -0.5 * (np.log(2 * np.pi * variance.astype(np.float64)) + squared)
+    got = gaussian_log_lik(*map(cupy.asarray, (means, y, variance)))
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.get(), expected, rtol=RTOL[dtype])
+    assert np.isnan(got[1].get()).all()
+    expected = weights * (y[:, None].astype(np.float64) - means) ** 2
+    got = weighted_squared_residuals(*map(cupy.asarray, (weights, means, y)))
+    np.testing.assert_allclose(got[2:].get(), expected[2:], rtol=RTOL[dtype])
