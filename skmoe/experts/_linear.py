@@ -60,22 +60,16 @@ def _gram_and_rhs(X, y, weights, offset):
 
 
 def _solve_spd(A, b):
-    """Solve the symmetric systems ``A[k] @ x[k] = b[k]``: in one batched call
-    where every one is positive definite and solves cleanly (K calls to scipy
-    cost more than the solves themselves), otherwise one at a time."""
-    try:
-        np.linalg.cholesky(A)  # raises unless every system is positive definite
-        return np.linalg.solve(A, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        return np.array([_solve_one_spd(a, v) for a, v in zip(A, b, strict=True)])
-
-
-def _solve_one_spd(A, b):
-    """Solve the symmetric system, falling back to least squares if singular."""
-    try:
-        return scipy.linalg.solve(A, b, assume_a="pos")
-    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-        return scipy.linalg.lstsq(A, b)[0]
+    """Solve the symmetric systems ``A[k] @ x[k] = b[k]`` (float64) by
+    Cholesky factorisation, a singular one by least squares. LAPACK's posv
+    is called directly: the checks of :func:`scipy.linalg.solve` cost more
+    than solves of this size."""
+    x = np.empty_like(b)
+    for k in range(len(A)):
+        _, x[k], info = scipy.linalg.lapack.dposv(A[k], b[k])
+        if info != 0:  # not positive definite
+            x[k] = scipy.linalg.lstsq(A[k], b[k])[0]
+    return x
 
 
 class LinearExperts:
