@@ -305,7 +305,7 @@ def weighted_normal_equations(X, y, weights, offset):
         gram,
         moments,
     )
-    # the diagonal tiles, then those above them
+    # the diagonal tiles (81 patches: 3 warps), then those above them (128)
     for diagonal, tiles, threads in (
         (True, n_tiles, 96),
         (False, n_tiles * (n_tiles - 1) // 2, 128),
