@@ -514,6 +514,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
         self._on_device = is_cupy_array(X)
+        # without weights, EM skips multiplying its (n, K) arrays by ones
+        self._unit_weights = sample_weight is None
         # the weights take X's floating type, so that the (n, K) arrays they
         # multiply stay in it
         sample_weight = get_namespace(X).asarray(
@@ -779,8 +781,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         place; returns the experts' outputs, the noise parameters, the
         log-likelihoods, the new responsibilities (the experts', the gate's)
         and each row's log-likelihood."""
-        gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
-        weights = resp * sample_weight[:, None]
+        unit = self._unit_weights
+        targets = gate_resp if unit else gate_resp * sample_weight[:, None]
+        weights = resp if unit else resp * sample_weight[:, None]
+        gate.fit_standardized(Z, targets)
         experts.fit(X, y, weights, random_state=rng)
         outputs = self._expert_outputs(experts, X)
         _check_finite_outputs(outputs, weights)

@@ -72,12 +72,9 @@ def _posteriors_rows(gate, Z, log_lik):
 
 def _posteriors_kernel(logits, log_lik, top_k):
     """:func:`posteriors` under a top-k gate on the GPU: one fused kernel."""
-    xp = get_namespace(logits)
     resp_top, index, row_log_lik, dense = kernels.e_step(logits, log_lik, top_k, dense=True)
     del logits  # let go before the next (n, K) array is made
-    resp = xp.zeros_like(dense)
-    resp[xp.arange(len(resp))[:, None], index] = resp_top
-    return resp, dense, row_log_lik
+    return kernels.dense_from_top_k(resp_top, index, dense.shape[1]), dense, row_log_lik
 
 
 def check_init_resp(init, n_samples, n_experts):

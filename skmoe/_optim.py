@@ -42,13 +42,17 @@ def sigmoid_cross_entropy(logits, positive, weights):
 
 
 def linear_loss(X, logit_loss):
-    """``(coef, intercept) -> (loss, grad_coef, grad_intercept)`` of
-    ``logit_loss(X @ coef + intercept)``, where ``logit_loss`` maps logits of
-    shape (n_samples, n_outputs) to ``(loss, grad)``."""
+    """``(coef, intercept) -> terms`` of ``logit_loss(X @ coef + intercept)``,
+    where ``logit_loss`` maps logits of shape (n_samples, n_outputs) to
+    ``(loss, grad)``. The terms are one array: the loss, its gradient with
+    respect to ``coef`` (row-major), then with respect to ``intercept``, so
+    that L-BFGS takes them from the device in one transfer."""
 
     def terms(coef, intercept):
         loss, grad = logit_loss(safe_sparse_dot(X, coef) + intercept)
-        return loss, transposed_product(X, grad), column_sum(grad)
+        xp = get_namespace(grad)
+        parts = xp.reshape(xp.asarray(loss), (1,)), transposed_product(X, grad), column_sum(grad)
+        return xp.concatenate([xp.reshape(part, (-1,)) for part in parts])
 
     return terms
 
@@ -60,7 +64,8 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
     ----------
     loss_terms : callable
         Maps ``(coef, intercept)`` to the loss and its gradients with respect
-        to both, as :func:`linear_loss` builds them from a loss on logits.
+        to both, in one array, as :func:`linear_loss` builds them from a loss
+        on logits.
     coef : ndarray of shape (n_features, n_outputs)
         Starting point (warm start).
     intercept : ndarray of shape (n_outputs,)
@@ -86,12 +91,12 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
     scale = float(scale)  # a device scalar would make the gradient a device array
 
     def objective(theta):
-        device_theta = xp.asarray(theta, dtype=coef.dtype)
-        loss, grad_w, grad_b = loss_terms(
+        # one transfer each way, the parameters converted on the host; the
+        # penalty added there
+        device_theta = xp.asarray(theta.astype(coef.dtype))
+        terms = loss_terms(
             device_theta[:split].reshape(n_features, n_outputs), device_theta[split:]
         )
-        # one transfer back from the device; the penalty added on the host
-        terms = xp.concatenate([xp.reshape(xp.asarray(loss), (1,)), grad_w.ravel(), grad_b])
         terms = to_numpy(terms).astype(np.float64)
         w = theta[:split]
         grad = terms[1:]

@@ -114,6 +114,8 @@ def test_expert_pairs_match_numpy(n, n_experts, dtype):
     rng = np.random.default_rng()
     weights = rng.uniform(0.1, 1.0, size=(n, n_experts)).astype(dtype)
     weights[rng.uniform(size=weights.shape) < 0.8] = 0  # some rows with none, some all
+    # subnormal weights count as pairs, however a comparison would round them
+    weights[rng.uniform(size=weights.shape) < 0.05] = np.finfo(dtype).smallest_subnormal
     pair_row, pair_w, starts = expert_pairs(cupy.asarray(weights))
     rows, experts = np.nonzero(weights.T)[::-1]  # by expert, rows ascending
     assert pair_row.dtype == np.int32 and pair_w.dtype == dtype
@@ -198,17 +200,23 @@ def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
         (0, 4, 2),
     ],
 )
-def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype):
+@pytest.mark.parametrize("tensor_cores", [True, False])
+def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype, tensor_cores, monkeypatch):
     cupy = pytest.importorskip("cupy")
-    from skmoe._backend._tiled import softmax_loss_terms
+    from skmoe._backend import _tiled
 
+    if not tensor_cores:  # the CUDA-core kernel where the tensor-core one would run
+        monkeypatch.setattr(_tiled, "_tensor_core_plan", lambda *args: None)
     rng = np.random.default_rng()
     Z = rng.normal(size=(n, n_features)).astype(dtype)
     targets = rng.uniform(size=(n, n_experts)).astype(dtype)
     coef = rng.normal(scale=0.3, size=(n_features, n_experts))
     intercept = rng.normal(size=n_experts)
-    terms = softmax_loss_terms(cupy.asarray(Z), cupy.asarray(targets))
-    loss, grad_coef, grad_intercept = terms(cupy.asarray(coef), cupy.asarray(intercept))
+    terms = _tiled.softmax_loss_terms(cupy.asarray(Z), cupy.asarray(targets))
+    packed = terms(cupy.asarray(coef), cupy.asarray(intercept)).get()
+    split = 1 + n_features * n_experts
+    loss, grad_coef = packed[0], packed[1:split].reshape(n_features, n_experts)
+    grad_intercept = packed[split:]
     Z64, targets64 = Z.astype(np.float64), targets.astype(np.float64)
     log_p = log_softmax_rows(Z64 @ coef.astype(dtype) + intercept.astype(dtype))
     grad = np.exp(log_p) * targets64.sum(axis=1, keepdims=True) - targets64
@@ -216,8 +224,41 @@ def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype):
     np.testing.assert_allclose(
         float(loss), -np.vdot(targets64, log_p), rtol=RTOL[dtype], atol=scale
     )
-    np.testing.assert_allclose(grad_coef.get(), Z64.T @ grad, rtol=RTOL[dtype], atol=scale)
-    np.testing.assert_allclose(grad_intercept.get(), grad.sum(axis=0), atol=scale)
+    np.testing.assert_allclose(grad_coef, Z64.T @ grad, rtol=RTOL[dtype], atol=scale)
+    np.testing.assert_allclose(grad_intercept, grad.sum(axis=0), atol=scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, n_features, n_out",
+    # odd sizes: rows past the last tile, features and outputs not multiples of 4
+    [(100_003, 64, 16), (4097, 7, 5), (777, 1, 1), (300, 33, 40), (0, 4, 2)],
+)
+def test_thin_product_matches_numpy(n, n_features, n_out, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import thin_product
+
+    rng = np.random.default_rng()
+    X = rng.normal(size=(n, n_features)).astype(dtype)
+    W = rng.normal(size=(n_features, n_out)).astype(dtype)
+    bias = rng.normal(size=n_out).astype(dtype)
+    out = thin_product(cupy.asarray(X), cupy.asarray(W), cupy.asarray(bias))
+    assert out.dtype == dtype and out.shape == (n, n_out)
+    expected = X.astype(np.float64) @ W + bias
+    np.testing.assert_allclose(out.get(), expected, rtol=RTOL[dtype], atol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_experts, k", SHAPES)
+def test_dense_from_top_k_matches_numpy(n, n_experts, k, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import dense_from_top_k
+
+    rng = np.random.default_rng()
+    index = np.argsort(rng.uniform(size=(n, n_experts)), axis=1)[:, :k].astype(np.int32)
+    resp = rng.uniform(size=(n, k)).astype(dtype)
+    out = dense_from_top_k(cupy.asarray(resp), cupy.asarray(index), n_experts).get()
+    np.testing.assert_array_equal(out, _scatter(resp, index, n_experts))
 
 
 def test_fused_gate_loss_declines_sizes_beyond_it():

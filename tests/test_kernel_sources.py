@@ -37,9 +37,15 @@ INSTANCES = {
     "tiled": (
         _tiled._SOURCE,
         [
-            "skmoe_gate_loss_grad<{T}, 16, 64, 128>",
-            "skmoe_gate_loss_grad<{T}, 64, 33, 32>",
-            "skmoe_gate_loss_grad<{T}, 1, 1, 128>",
+            "skmoe_gate_loss_grad<{T}, 16, 16, 64, 64>",
+            "skmoe_gate_loss_grad<{T}, 64, 64, 33, 32>",
+            "skmoe_gate_loss_grad<{T}, 5, 8, 13, 32>",
+            "skmoe_gate_loss_grad<{T}, 1, 4, 1, 64>",
+            "skmoe_gate_loss_grad_tf32<16, 16, 64>",
+            "skmoe_gate_loss_grad_tf32<5, 8, 13>",
+            "skmoe_gate_loss_grad_tf32<32, 32, 64>",
+            "skmoe_thin_product<{T}, 16, 64, 64>",
+            "skmoe_thin_product<{T}, 1, 3, 32>",
             "skmoe_mixture_predict<{T}, 16, 2, 64, 64>",
             "skmoe_mixture_predict<{T}, 1, 1, 5, 128>",
         ],
@@ -47,7 +53,7 @@ INSTANCES = {
 }
 
 
-def _compile(source, names):
+def _compile(source, names, arch):
     """NVRTC's result and log for ``source`` with ``names`` instantiated."""
     try:
         _, program = nvrtc.nvrtcCreateProgram(source.encode(), b"skmoe.cu", 0, [], [])
@@ -55,7 +61,7 @@ def _compile(source, names):
         pytest.skip(f"NVRTC is not available: {error}")
     for name in names:
         nvrtc.nvrtcAddNameExpression(program, name.encode())
-    options = [b"-std=c++14", b"--gpu-architecture=compute_80"]
+    options = [b"-std=c++14", f"--gpu-architecture={arch}".encode()]
     (result,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
     _, size = nvrtc.nvrtcGetProgramLogSize(program)
     log = b" " * size
@@ -64,9 +70,11 @@ def _compile(source, names):
     return result, log.decode(errors="replace")
 
 
+# before and after sm_80, where the tiled kernels' asynchronous copies begin
+@pytest.mark.parametrize("arch", ["compute_70", "compute_80"])
 @pytest.mark.parametrize("T", ["float", "double"])
 @pytest.mark.parametrize("module", sorted(INSTANCES))
-def test_kernel_source_compiles(module, T):
+def test_kernel_source_compiles(module, T, arch):
     source, names = INSTANCES[module]
-    result, log = _compile(source, [name.format(T=T) for name in names])
+    result, log = _compile(source, [name.format(T=T) for name in names], arch)
     assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS, log

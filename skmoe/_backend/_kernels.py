@@ -481,3 +481,20 @@ def weighted_squared_residuals(weights, means, y):
         "T w, T m, T y", "T out", "out = w * ((y - m) * (y - m));", "skmoe_weighted_squares"
     )
     return kernel(weights, means, y[:, None])
+
+
+def dense_from_top_k(resp, index, n_experts):
+    """The (n, K) array with ``resp[i, p]`` at ``(i, index[i, p])`` and zeros
+    elsewhere, written in one pass (zeros then a scatter take three)."""
+    cupy = require_cupy()
+    n, k = resp.shape
+    kernel = _elementwise(
+        "raw T resp, raw int32 index, int32 k, int32 K",
+        "T out",
+        "const long long row = i / K; const int j = i % K; T v = 0;"
+        "for (int p = 0; p < k; ++p) if (index[row * k + p] == j) v = resp[row * k + p];"
+        "out = v;",
+        "skmoe_dense_from_top_k",
+    )
+    out = cupy.empty((n, n_experts), dtype=resp.dtype)
+    return kernel(resp, index, k, n_experts, out)

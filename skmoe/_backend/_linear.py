@@ -29,6 +29,14 @@ _SOURCE = (
 // non-zero's row and weight go to offsets[j * gridDim.x + b] plus its rank,
 // so that each expert's pairs come out in ascending rows: the listing is
 // stable, and no sort is needed.
+// Whether w is not zero, from its bits: a subnormal weight is not zero, and
+// a comparison may flush it to zero in one code path and not another, which
+// would make the counting and the listing disagree.
+__device__ __forceinline__ bool skmoe_nonzero(float w) { return __float_as_uint(w) << 1; }
+__device__ __forceinline__ bool skmoe_nonzero(double w) {
+    return __double_as_longlong(w) << 1;
+}
+
 template <typename T, bool COUNT>
 __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
                             long long* offsets, int* pair_row, T* pair_w) {
@@ -44,7 +52,7 @@ __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
         const long long i = row0 + threadIdx.x;
         const T* row = weights + i * K;
         for (int j = 0; j < K; ++j) {
-            const unsigned ballot = __ballot_sync(0xffffffffu, i < end && row[j] != (T)0);
+            const unsigned ballot = __ballot_sync(0xffffffffu, i < end && skmoe_nonzero(row[j]));
             if (lane == 0) shared[warp * K + j] = __popc(ballot);
         }
         __syncthreads();
@@ -58,8 +66,8 @@ __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
         if (!COUNT)
             for (int j = 0; j < K; ++j) {
                 const T w = i < end ? row[j] : (T)0;
-                const unsigned ballot = __ballot_sync(0xffffffffu, w != (T)0);
-                if (w != (T)0) {
+                const unsigned ballot = __ballot_sync(0xffffffffu, skmoe_nonzero(w));
+                if (skmoe_nonzero(w)) {
                     const long long q = shared[warp * K + j] + __popc(ballot & ((1u << lane) - 1));
                     pair_row[q] = (int)i;
                     pair_w[q] = w;

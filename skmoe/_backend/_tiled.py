@@ -18,6 +18,7 @@ where it stands; nothing of size n x K goes to global memory.
 """
 
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,6 +41,10 @@ _SOURCE = (
     ROW_HELPERS_SOURCE
     + r"""
 #define SKMOE_THREADS 128  // every kernel here runs blocks of 128 threads
+// Row stride of a shared tile of `size` columns: a multiple of 4, so that rows
+// start 16-byte aligned, with an odd number of 16-byte chunks, so that 16-byte
+// reads of 8 consecutive rows fall in distinct banks (float)
+#define SKMOE_STRIDE(size) ((((size) + 3) / 4 | 1) * 4)
 
 // The (D, N) matrix W into shared memory as (DP, NP), zero-padded.
 template <typename T, int D, int DP, int N, int NP>
@@ -50,30 +55,50 @@ __device__ __forceinline__ void skmoe_load_weights(const T* W, T* ws) {
     }
 }
 
-// Rows [row0, row0 + TR) of the (n, D) matrix X into shared memory (zeros past
-// n), in coalesced loads. Where D is a multiple of the vector width and X is
-// aligned, each thread issues all its loads of the tile, 16 bytes each, before
-// its first store: the kernels wait on these loads more than on anything else,
-// and scalar loads stored as they came kept too few bytes in flight.
+// 16 bytes from global to shared memory, zeros where `valid` is false; on
+// sm_80 and later an asynchronous copy (cp.async), which the caller commits
+// and waits for, else a load and a store.
+__device__ __forceinline__ void skmoe_copy16(void* dst, const void* src, bool valid) {
+#if __CUDA_ARCH__ >= 800
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(src),
+                 "r"(valid ? 16 : 0));
+#else
+    *reinterpret_cast<float4*>(dst) =
+        valid ? *reinterpret_cast<const float4*>(src) : make_float4(0, 0, 0, 0);
+#endif
+}
+
+__device__ __forceinline__ void skmoe_copies_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most PENDING committed groups of this thread's copies are
+// still in flight.
+template <int PENDING>
+__device__ __forceinline__ void skmoe_copies_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+#endif
+}
+
+// Rows [row0, row0 + TR) of the (n, D) matrix X into shared memory with row
+// stride XS, zeros past n: in 16-byte copies where D and X's alignment allow
+// (asynchronous: the kernels wait on these loads more than on anything else,
+// and overlap them with the previous tile's arithmetic), else in scalar loads.
 template <typename T, int D, int TR, int XS>
-__device__ __forceinline__ void skmoe_load_tile(const T* X, long long n, long long row0, T* xs) {
-    typedef skmoe_vec<T> V;
-    typedef typename V::type VT;
-    constexpr int VD = D / V::width, PER = (TR * VD + SKMOE_THREADS - 1) / SKMOE_THREADS;
+__device__ __forceinline__ void skmoe_copy_tile(const T* X, long long n, long long row0, T* xs) {
+    constexpr int W = 16 / sizeof(T), VD = D / W;
+    static_assert(XS % 4 == 0, "rows of the tile start 16-byte aligned");
     const long long rows = n - row0 < TR ? n - row0 : TR;
-    if (D % V::width == 0 && reinterpret_cast<size_t>(X) % sizeof(VT) == 0) {
-        const T zero[V::width] = {};
-        VT v[PER > 0 ? PER : 1];  // (PER is 0 where D is under the width)
-#pragma unroll
-        for (int q = 0; q < PER; ++q) {
-            const int e = threadIdx.x + q * SKMOE_THREADS;
-            v[q] = e < TR * VD && e / VD < rows ? reinterpret_cast<const VT*>(X + row0 * D)[e]
-                                                : V::join(zero);
-        }
-#pragma unroll
-        for (int q = 0; q < PER; ++q) {
-            const int e = threadIdx.x + q * SKMOE_THREADS;
-            if (e < TR * VD) V::split(v[q], xs + (e / VD) * XS + (e % VD) * V::width);
+    if (D % W == 0 && reinterpret_cast<size_t>(X) % 16 == 0) {
+#pragma unroll 4
+        for (int e = threadIdx.x; e < TR * VD; e += SKMOE_THREADS) {
+            const int r = e / VD, c = (e % VD) * W;
+            const bool valid = r < rows;
+            skmoe_copy16(xs + r * XS + c, X + (valid ? (row0 + r) * D + c : 0), valid);
         }
     } else {
 #pragma unroll 8
@@ -82,108 +107,226 @@ __device__ __forceinline__ void skmoe_load_tile(const T* X, long long n, long lo
     }
 }
 
+// Columns [D, DP) of the tile's rows, which its copies never write, to zero.
+template <typename T, int D, int DP, int TR, int XS>
+__device__ __forceinline__ void skmoe_zero_padding(T* xs) {
+    if (DP > D)
+        for (int e = threadIdx.x; e < TR * (DP - D); e += SKMOE_THREADS)
+            xs[(e / (DP - D)) * XS + D + e % (DP - D)] = 0;
+}
+
+// Rows per patch of a tile's products: the most of 4, 2 and 1 that leaves a
+// patch for every thread of the block.
+#define SKMOE_PATCH_ROWS(TR, GROUPS)                                                              \
+    ((TR) / 4 * (GROUPS) >= SKMOE_THREADS ? 4 : (TR) / 2 * (GROUPS) >= SKMOE_THREADS ? 2 : 1)
+
+// The first row of patch `group` of a tile; a patch's R rows lie 8 apart so
+// that the 8 rows a warp reads at once fall in distinct banks (row strides
+// from SKMOE_STRIDE).
+template <int R>
+__device__ __forceinline__ int skmoe_patch_row(int group) {
+    return 8 * R * (group / 8) + group % 8;
+}
+
+// One R x 4 patch of xs @ ws: l[i][c] += sum_j xs[r0 + 8 i][j] ws[j][k0 + c],
+// over D columns (a multiple of 4) read 4 at a time in 16-byte loads; ws is
+// (D, OUT).
+template <typename T, int R, int D, int OUT, int XS>
+__device__ __forceinline__ void skmoe_patch_product(const T* xs, const T* ws, int r0, int k0,
+                                                    T l[R][4]) {
+    static_assert(D % 4 == 0 && OUT % 4 == 0, "patch sizes");
+#pragma unroll 2
+    for (int j = 0; j < D; j += 4) {
+        T x[R][4];
+#pragma unroll
+        for (int i = 0; i < R; ++i) skmoe_load_row<T, 4>(xs + (r0 + 8 * i) * XS + j, x[i]);
+#pragma unroll
+        for (int jj = 0; jj < 4; ++jj) {
+            T w[4];
+            skmoe_load_row<T, 4>(ws + (j + jj) * OUT + k0, w);
+#pragma unroll
+            for (int i = 0; i < R; ++i)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) l[i][c] += x[i][jj] * w[c];
+        }
+    }
+}
+
 // out[r][k] = bias[k] + sum_j xs[r][j] ws[j][k] for the tile's TR rows and
-// OUT outputs (bias zero past n_bias), 4 rows x 4 outputs per thread. Row
-// strides XS and OS; ws is (D, OUT) with OUT a multiple of 4.
+// OUT outputs (bias zero past n_bias), a patch per thread at a time.
 template <typename T, int D, int OUT, int TR, int XS, int OS>
 __device__ __forceinline__ void skmoe_tile_products(const T* xs, const T* ws, const T* bias,
                                                     int n_bias, T* out) {
-    for (int p = threadIdx.x; p < (TR / 4) * (OUT / 4); p += SKMOE_THREADS) {
-        const int r0 = 4 * (p / (OUT / 4)), k0 = 4 * (p % (OUT / 4));
-        T l[4][4];
+    constexpr int R = SKMOE_PATCH_ROWS(TR, OUT / 4);
+    static_assert(TR % (8 * R) == 0, "tile rows");
+    for (int p = threadIdx.x; p < (TR / R) * (OUT / 4); p += SKMOE_THREADS) {
+        const int r0 = skmoe_patch_row<R>(p / (OUT / 4)), k0 = 4 * (p % (OUT / 4));
+        T l[R][4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
             const T b = k0 + c < n_bias ? bias[k0 + c] : (T)0;
 #pragma unroll
-            for (int i = 0; i < 4; ++i) l[i][c] = b;
+            for (int i = 0; i < R; ++i) l[i][c] = b;
         }
-#pragma unroll 8
-        for (int j = 0; j < D; ++j) {
-            T x[4], w[4];
+        skmoe_patch_product<T, R, D, OUT, XS>(xs, ws, r0, k0, l);
 #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                x[i] = xs[(r0 + i) * XS + j];
-                w[i] = ws[j * OUT + k0 + i];
-            }
-#pragma unroll
-            for (int i = 0; i < 4; ++i)
-#pragma unroll
-                for (int c = 0; c < 4; ++c) l[i][c] += x[i] * w[c];
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) out[(r0 + i) * OS + k0 + c] = l[i][c];
+        for (int i = 0; i < R; ++i) skmoe_store_row<T, 4>(l[i], out + (r0 + 8 * i) * OS + k0);
     }
 }
 
-// Block b takes the tiles of TR rows b, b + gridDim.x, ... Per tile: the
-// rows of Z into shared memory; the logits, 4 rows x 4 experts per thread;
-// one row per thread for the loss and the gradient on the logits (written
-// over the logits), the gradient's column sums reduced across each warp;
-// then Z.T @ grad, 4 features x 4 experts per thread over a share of the
-// tile's rows. Each tile's sums are added into float64 totals; the block
-// writes its totals for the caller to add.
-template <typename T, int K, int D, int TR>
-__global__ void skmoe_gate_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
-                                     const T* __restrict__ W, const T* __restrict__ b,
-                                     long long n, double* grad_part, double* bias_part,
-                                     double* loss_part) {
-    constexpr int THREADS = SKMOE_THREADS;
-    constexpr int KP = (K + 3) / 4 * 4, DP = (D + 3) / 4 * 4;
+// Sum (or, MAX, maximum) of v over the GROUP consecutive lanes that share a
+// row; GROUP is a power of 2.
+template <int GROUP, bool MAX, typename T>
+__device__ __forceinline__ T skmoe_group_reduce(T v) {
+#pragma unroll
+    for (int offset = 1; offset < GROUP; offset *= 2) {
+        const T other = __shfl_xor_sync(0xffffffffu, v, offset);
+        v = MAX ? max(v, other) : v + other;
+    }
+    return v;
+}
+
+// The block's tiles of TR rows (block b takes tiles b, b + gridDim.x, ...):
+// body(x, y, row0) for each, with the tile's rows of X and Y in shared memory
+// (row strides XS and YS; DY = 0 for X alone). Each tile is copied into one of
+// two buffers while the block works on the other; xs and ys hold two tiles
+// each.
+template <typename T, int DX, int XS, int DY, int YS, int TR, typename Body>
+__device__ __forceinline__ void skmoe_tiles(const T* X, const T* Y, long long n, T* xs, T* ys,
+                                            Body body) {
+    const long long stride = (long long)gridDim.x * TR;
+    long long row0 = (long long)blockIdx.x * TR;
+    if (row0 < n) {
+        skmoe_copy_tile<T, DX, TR, XS>(X, n, row0, xs);
+        skmoe_copy_tile<T, DY, TR, YS>(Y, n, row0, ys);
+    }
+    skmoe_copies_commit();
+    for (int cur = 0; row0 < n; row0 += stride, cur ^= 1) {
+        if (row0 + stride < n) {  // the next tile, into the other buffers
+            skmoe_copy_tile<T, DX, TR, XS>(X, n, row0 + stride, xs + (cur ^ 1) * TR * XS);
+            skmoe_copy_tile<T, DY, TR, YS>(Y, n, row0 + stride, ys + (cur ^ 1) * TR * YS);
+        }
+        skmoe_copies_commit();
+        skmoe_copies_wait<1>();  // this tile's copies have landed
+        __syncthreads();
+        body(xs + cur * TR * XS, ys + cur * TR * YS, row0);
+        __syncthreads();  // this tile's buffers are no longer read
+    }
+}
+
+extern __shared__ __align__(16) unsigned char skmoe_shared[];
+
+// The block's sums in its row of `sums`, 1 + DP * KP + KP doubles: the loss,
+// Z.T @ grad (DP x KP) and the bias gradient. The threads' partial sums are
+// staged in shared memory (from the start of skmoe_shared, once the tiles are
+// done with): the loss's per thread, the gradient's in SPLIT (DP x KP) parts,
+// the bias's in BROWS rows of KP; each sum is then taken in a fixed order.
+template <int DP, int KP, int SPLIT, int BROWS>
+struct skmoe_block_sums {
+    static constexpr int WIDTH = 1 + DP * KP + KP;
+    double *loss, *grad, *bias;
+
+    __device__ skmoe_block_sums()
+        : loss(reinterpret_cast<double*>(skmoe_shared)),
+          grad(loss + SKMOE_THREADS),
+          bias(grad + SPLIT * DP * KP) {
+        __syncthreads();  // the tiles are done with
+    }
+
+    __device__ void write(double* sums) const {
+        __syncthreads();
+        for (int e = threadIdx.x; e < WIDTH; e += SKMOE_THREADS) {
+            double total = 0;
+            if (e == 0)
+                for (int i = 0; i < SKMOE_THREADS; ++i) total += loss[i];
+            else if (e <= DP * KP)
+                for (int p = 0; p < SPLIT; ++p) total += grad[p * DP * KP + e - 1];
+            else
+                for (int r = 0; r < BROWS; ++r) total += bias[r * KP + e - 1 - DP * KP];
+            sums[(long long)blockIdx.x * WIDTH + e] = total;
+        }
+    }
+};
+
+// The gate's M-step objective on the block's tiles: the soft-target softmax
+// cross-entropy of Z @ W + b and its gradients, in float64 sums. Per tile:
+// the logits, R rows x 4 experts per thread, the KP / 4 threads of a row
+// forming its softmax, loss and gradient on the logits by shuffles (the
+// gradient written over the targets); then Z.T @ grad, 4 features x 4 experts
+// per thread over a share of the tile's rows. The block writes its totals for
+// the caller to add. KP, the padded number of experts, is a power of 2 of at
+// least 4. Shared memory: two tiles of Z and of the targets, and W.
+template <typename T, int K, int KP, int D, int TR>
+__global__ void __launch_bounds__(SKMOE_THREADS, 4)
+    skmoe_gate_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
+                         const T* __restrict__ W, const T* __restrict__ b, long long n,
+                         double* sums) {
+    constexpr int THREADS = SKMOE_THREADS, DP = (D + 3) / 4 * 4;
+    constexpr int XS = SKMOE_STRIDE(DP), KS = SKMOE_STRIDE(KP);
+    constexpr int GROUP = KP / 4;  // threads per row in the logits' patches
+    constexpr int R = SKMOE_PATCH_ROWS(TR, GROUP), PATCHES = (TR / R) * GROUP;
     constexpr int BASE = (DP / 4) * (KP / 4);
     // the tile's rows are split among SPLIT groups of threads when the
     // patches of Z.T @ grad are fewer than the threads
     constexpr int SPLIT = BASE >= THREADS ? 1 : THREADS / BASE;
     constexpr int GRAD_PATCHES = BASE * SPLIT;
     constexpr int SLOTS = (GRAD_PATCHES + THREADS - 1) / THREADS;
-    __shared__ T zs[TR][DP + 1];  // +1: rows 4 apart fall in distinct banks
-    __shared__ T ls[TR][KP + 1];  // the logits, then the gradient on them
-    __shared__ T ws[DP][KP];
-    const int tid = threadIdx.x, lane = tid % 32;
-    skmoe_load_weights<T, D, DP, K, KP>(W, &ws[0][0]);
-    if (DP > D)
-        for (int e = tid; e < TR * DP; e += THREADS)
-            if (e % DP >= D) zs[e / DP][e % DP] = 0;
-    double total[SLOTS][4][4];
+    static_assert(TR % (8 * R) == 0 && (KP & (KP - 1)) == 0 && KP >= 4 && GROUP <= 32, "sizes");
+    T* zs = reinterpret_cast<T*>(skmoe_shared);
+    T* ts = zs + 2 * TR * XS;  // the targets, then the gradient on the logits
+    T* ws = ts + 2 * TR * KS;
+    const int tid = threadIdx.x, k0 = 4 * (tid % GROUP);
+    skmoe_load_weights<T, D, DP, K, KP>(W, ws);
+    skmoe_zero_padding<T, D, DP, 2 * TR, XS>(zs);
+    skmoe_zero_padding<T, K, KP, 2 * TR, KS>(ts);
+    T bias[4];
 #pragma unroll
-    for (int s = 0; s < SLOTS; ++s)
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) total[s][i][c] = 0;
-    double loss = 0, bias_sum[(K + 31) / 32];
-#pragma unroll
-    for (int q = 0; q < (K + 31) / 32; ++q) bias_sum[q] = 0;
+    for (int c = 0; c < 4; ++c) bias[c] = k0 + c < K ? b[k0 + c] : (T)0;
+    double total[SLOTS][4][4] = {}, loss = 0, bias_sum[4] = {};
 
-    const long long stride = (long long)gridDim.x * TR;
-    for (long long row0 = (long long)blockIdx.x * TR; row0 < n; row0 += stride) {
-        __syncthreads();  // the previous tile is no longer read
-        skmoe_load_tile<T, D, TR, DP + 1>(Z, n, row0, &zs[0][0]);
-        __syncthreads();
-        skmoe_tile_products<T, D, KP, TR, DP + 1, KP + 1>(&zs[0][0], &ws[0][0], b, K, &ls[0][0]);
-        __syncthreads();
-
-        const long long rows = n - row0 < TR ? n - row0 : TR;
-        if (tid < TR) {  // whole warps: TR is a multiple of 32
-            T l[K], t[K];
+    skmoe_tiles<T, D, XS, K, KS, TR>(Z, targets, n, zs, ts, [&](const T* z, T* t, long long) {
+        // Whole warps run the patch loop, for the shuffles; lanes past the
+        // last patch redo earlier ones and keep nothing (a row's lanes are
+        // all active or all not).
+        for (int p0 = tid - tid % 32; p0 < PATCHES; p0 += THREADS) {
+            const bool active = p0 + tid % 32 < PATCHES;
+            const int r0 = skmoe_patch_row<R>((p0 + tid % 32) % PATCHES / GROUP);
+            T l[R][4];
 #pragma unroll
-            for (int j = 0; j < K; ++j) l[j] = ls[tid][j];
-            if (tid < rows) {
-                skmoe_load_row<T, K>(targets + (row0 + tid) * K, t);
-            } else {
+            for (int i = 0; i < R; ++i)
 #pragma unroll
-                for (int j = 0; j < K; ++j) t[j] = 0;
+                for (int c = 0; c < 4; ++c) l[i][c] = bias[c];
+            skmoe_patch_product<T, R, DP, KP, XS>(z, ws, r0, k0, l);
+            T tile_loss = 0, tile_bias[4] = {};
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                T* row = t + (r0 + 8 * i) * KS + k0;
+                T v[4], top = skmoe_neg_inf<T>(), total_exp = 0, weight = 0;
+                skmoe_load_row<T, 4>(row, v);
+#pragma unroll
+                for (int c = 0; c < 4; ++c)
+                    if (k0 + c < K) top = max(top, l[i][c]);
+                top = skmoe_group_reduce<GROUP, true>(top);
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    total_exp += k0 + c < K ? exp(l[i][c] - top) : (T)0;
+                    weight += v[c];
+                }
+                const T lse = top + log(skmoe_group_reduce<GROUP, false>(total_exp));
+                weight = skmoe_group_reduce<GROUP, false>(weight);
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    // v: the target, then the gradient on the logit (0 past K)
+                    tile_loss += v[c] * (lse - l[i][c]);
+                    v[c] = k0 + c < K ? exp(l[i][c] - lse) * weight - v[c] : (T)0;
+                    tile_bias[c] += v[c];
+                }
+                if (active) skmoe_store_row<T, 4>(v, row);
             }
-            loss += skmoe_softmax_xent_row<T, K>(l, t);  // t is now the gradient
+            if (active) {
+                loss += tile_loss;
 #pragma unroll
-            for (int j = 0; j < K; ++j) {
-                ls[tid][j] = t[j];
-                T s = t[j];
-#pragma unroll
-                for (int offset = 16; offset > 0; offset /= 2)
-                    s += __shfl_xor_sync(0xffffffffu, s, offset);
-                if (lane == j % 32) bias_sum[j / 32] += s;
+                for (int c = 0; c < 4; ++c) bias_sum[c] += tile_bias[c];
             }
         }
         __syncthreads();
@@ -192,42 +335,273 @@ __global__ void skmoe_gate_loss_grad(const T* __restrict__ Z, const T* __restric
         for (int s = 0; s < SLOTS; ++s) {
             const int p = tid + s * THREADS;
             if (p >= GRAD_PATCHES) break;
-            const int part = p / BASE, j0 = 4 * ((p % BASE) / (KP / 4)), k0 = 4 * (p % (KP / 4));
+            const int part = p / BASE, j0 = 4 * ((p % BASE) / (KP / 4)), g0 = 4 * (p % (KP / 4));
             T acc[4][4] = {};
             for (int r = part; r < TR; r += SPLIT) {
-                T z[4], g[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) { z[i] = zs[r][j0 + i]; g[i] = ls[r][k0 + i]; }
+                T zr[4], g[4];
+                skmoe_load_row<T, 4>(z + r * XS + j0, zr);
+                skmoe_load_row<T, 4>(t + r * KS + g0, g);
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
-                    for (int c = 0; c < 4; ++c) acc[i][c] += z[i] * g[c];
+                    for (int c = 0; c < 4; ++c) acc[i][c] += zr[i] * g[c];
             }
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
                 for (int c = 0; c < 4; ++c) total[s][i][c] += acc[i][c];
         }
-    }
+    });
 
+    const skmoe_block_sums<DP, KP, SPLIT, THREADS / GROUP> block;
+    block.loss[tid] = loss;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) block.bias[(tid / GROUP) * KP + k0 + c] = bias_sum[c];
 #pragma unroll
     for (int s = 0; s < SLOTS; ++s) {
         const int p = tid + s * THREADS;
         if (p >= GRAD_PATCHES) break;
-        const int part = p / BASE, j0 = 4 * ((p % BASE) / (KP / 4)), k0 = 4 * (p % (KP / 4));
-        double* out = grad_part + ((long long)blockIdx.x * SPLIT + part) * DP * KP;
+        const int part = p / BASE, j0 = 4 * ((p % BASE) / (KP / 4)), g0 = 4 * (p % (KP / 4));
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
-            for (int c = 0; c < 4; ++c) out[(j0 + i) * KP + k0 + c] = total[s][i][c];
+            for (int c = 0; c < 4; ++c)
+                block.grad[part * DP * KP + (j0 + i) * KP + g0 + c] = total[s][i][c];
     }
-    loss_part[blockIdx.x * THREADS + tid] = loss;
-    if (tid < TR) {
-        double* out = bias_part + ((long long)blockIdx.x * (TR / 32) + tid / 32) * K;
+    block.write(sums);
+}
+
+// Products on tensor cores at float32 accuracy: each factor is split into a
+// TF32 part (rounded to its top 11 bits) and the exact rest, which the tensor
+// cores read to its top 11 bits, and three of the four products summed (the
+// rests' product is below float32's rounding). Bit operations, not cvt: the
+// split runs once per element of every fragment, as often as the products.
+__device__ __forceinline__ void skmoe_split_tf32(float x, unsigned& big, unsigned& small) {
+    big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+    small = __float_as_uint(x - __uint_as_float(big));
+}
+
+// c += a b for a 16 x 8 fragment a, an 8 x 8 fragment b (m16n8k8 layouts).
+__device__ __forceinline__ void skmoe_mma_tf32(float c[4], const unsigned a[4],
+                                               const unsigned b[2]) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// c += a b at float32 accuracy. The tensor cores' additions do not round to
+// nearest, and a long sum kept in them drifts towards zero: the callers sum
+// two k-steps at a time into a fresh fragment, then add it to their running
+// sums in round-to-nearest additions.
+__device__ __forceinline__ void skmoe_mma_3xtf32(float c[4], const unsigned a_big[4],
+                                                 const unsigned a_small[4],
+                                                 const unsigned b_big[2],
+                                                 const unsigned b_small[2]) {
+    skmoe_mma_tf32(c, a_small, b_big);  // the small terms first
+    skmoe_mma_tf32(c, a_big, b_small);
+    skmoe_mma_tf32(c, a_big, b_big);
+}
+
+// c += d for NT fragments.
+template <int NT>
+__device__ __forceinline__ void skmoe_add_fragments(float c[NT][4], const float d[NT][4]) {
 #pragma unroll
-        for (int q = 0; q < (K + 31) / 32; ++q)
-            if (q * 32 + lane < K) out[q * 32 + lane] = bias_sum[q];
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[j][i] += d[j][i];
+}
+
+// A 16 x 8 fragment of the matrix at m (element (i, j) at m[i * RS + j * CS]),
+// split for skmoe_mma_3xtf32.
+template <int RS, int CS>
+__device__ __forceinline__ void skmoe_fragment_a(const float* m, unsigned big[4],
+                                                 unsigned small[4]) {
+    const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    skmoe_split_tf32(m[g * RS + t * CS], big[0], small[0]);
+    skmoe_split_tf32(m[(g + 8) * RS + t * CS], big[1], small[1]);
+    skmoe_split_tf32(m[g * RS + (t + 4) * CS], big[2], small[2]);
+    skmoe_split_tf32(m[(g + 8) * RS + (t + 4) * CS], big[3], small[3]);
+}
+
+// The same gradients as skmoe_gate_loss_grad for float32, its products on
+// tensor cores (sm_80 and later; D <= 64, K <= 32). Each warp takes 16 rows
+// of a tile of 64: their logits (a 16 x KP fragment), softmax, loss and
+// gradient (the 4 threads of a fragment's row by shuffles); then each warp
+// takes 16 of the features for all the tile's rows in Z.T @ grad. Shared
+// memory: two tiles of Z and of the targets, and W split and laid out in the
+// order of its fragments.
+template <int K, int KP, int D>
+__global__ void __launch_bounds__(SKMOE_THREADS, 4)
+    skmoe_gate_loss_grad_tf32(const float* __restrict__ Z, const float* __restrict__ targets,
+                              const float* __restrict__ W, const float* __restrict__ b,
+                              long long n, double* sums) {
+    constexpr int TR = 64, NT = KP / 8, DP = (D + 15) / 16 * 16;
+    constexpr int XS = DP + 4, KS = KP + 8;  // (fragment reads in few bank conflicts)
+    static_assert(KP % 8 == 0 && DP <= 64, "sizes");
+    float* zs = reinterpret_cast<float*>(skmoe_shared);
+    float* ts = zs + 2 * TR * XS;  // the targets, then the gradient on the logits
+    float4* wf = reinterpret_cast<float4*>(ts + 2 * TR * KS);  // [DP / 8][NT][32]
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    // W's fragments, each lane's (b0, b1) split into big and small parts
+    for (int e = tid; e < DP / 8 * NT * 32; e += SKMOE_THREADS) {
+        const int f = e / 32, j0 = 8 * (f / NT) + e % 4, k = 8 * (f % NT) + e % 32 / 4;
+        unsigned big[2], small[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int j = j0 + 4 * h;
+            skmoe_split_tf32(j < D && k < K ? W[j * K + k] : 0.0f, big[h], small[h]);
+        }
+        wf[e] = make_float4(__uint_as_float(big[0]), __uint_as_float(big[1]),
+                            __uint_as_float(small[0]), __uint_as_float(small[1]));
     }
+    skmoe_zero_padding<float, D, DP, 2 * TR, XS>(zs);
+    skmoe_zero_padding<float, K, KP, 2 * TR, KS>(ts);
+    float bias[NT][2];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const int k = 8 * j + 2 * t + c;
+            bias[j][c] = k < K ? b[k] : 0.0f;
+        }
+    double total[NT][4] = {}, loss = 0, bias_sum[NT][2] = {};
+    const bool features = warp < DP / 16;  // whether the warp has features in Z.T @ grad
+
+    auto tile = [&](const float* z, float* tt, long long) {
+        float l[NT][4];
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) l[j][c] = bias[j][c % 2];
+#pragma unroll
+        for (int s0 = 0; s0 < DP / 8; s0 += 2) {
+            float part[NT][4] = {};
+#pragma unroll
+            for (int s = s0; s < s0 + 2; ++s) {
+                unsigned a_big[4], a_small[4];
+                skmoe_fragment_a<XS, 1>(z + 16 * warp * XS + 8 * s, a_big, a_small);
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    const float4 w = wf[(s * NT + j) * 32 + lane];
+                    const unsigned b_big[2] = {__float_as_uint(w.x), __float_as_uint(w.y)};
+                    const unsigned b_small[2] = {__float_as_uint(w.z), __float_as_uint(w.w)};
+                    skmoe_mma_3xtf32(part[j], a_big, a_small, b_big, b_small);
+                }
+            }
+            skmoe_add_fragments<NT>(l, part);
+        }
+        // rows g and g + 8 of the warp's 16: l[j][h], l[j][2 + h] at expert 8 j + 2 t + h
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            float* row = tt + (16 * warp + g + 8 * half) * KS + 2 * t;
+            float top = skmoe_neg_inf<float>(), total_exp = 0, weight = 0;
+            float2 v[NT];
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                v[j] = *reinterpret_cast<const float2*>(row + 8 * j);
+                weight += v[j].x + v[j].y;
+#pragma unroll
+                for (int c = 0; c < 2; ++c)
+                    if (8 * j + 2 * t + c < K) top = max(top, l[j][2 * half + c]);
+            }
+            top = skmoe_group_reduce<4, true>(top);
+            float e[NT][2];  // exp(logit - top), 0 past K
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    e[j][c] = 8 * j + 2 * t + c < K ? exp(l[j][2 * half + c] - top) : 0.0f;
+                    total_exp += e[j][c];
+                }
+            total_exp = skmoe_group_reduce<4, false>(total_exp);
+            const float lse = top + log(total_exp);
+            const float scale = skmoe_group_reduce<4, false>(weight) / total_exp;
+            float tile_loss = 0;
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                float* target = &v[j].x;  // then the gradient on the logit
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    tile_loss += target[c] * (lse - l[j][2 * half + c]);
+                    target[c] = e[j][c] * scale - target[c];
+                    bias_sum[j][c] += target[c];
+                }
+                *reinterpret_cast<float2*>(row + 8 * j) = v[j];
+            }
+            loss += tile_loss;
+        }
+        __syncthreads();
+
+        if (features) {
+            float acc[NT][4] = {};
+            for (int s0 = 0; s0 < TR / 8; s0 += 2) {
+                float part[NT][4] = {};
+#pragma unroll
+                for (int s = s0; s < s0 + 2; ++s) {
+                    // Z.T's fragment: features 16 warp + (g, g + 8), rows 8 s + (t, t + 4)
+                    unsigned a_big[4], a_small[4];
+                    skmoe_fragment_a<1, XS>(z + 8 * s * XS + 16 * warp, a_big, a_small);
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        const float* g_rows = tt + (8 * s + t) * KS + 8 * j + g;
+                        unsigned b_big[2], b_small[2];
+                        skmoe_split_tf32(g_rows[0], b_big[0], b_small[0]);
+                        skmoe_split_tf32(g_rows[4 * KS], b_big[1], b_small[1]);
+                        skmoe_mma_3xtf32(part[j], a_big, a_small, b_big, b_small);
+                    }
+                }
+                skmoe_add_fragments<NT>(acc, part);
+            }
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) total[j][c] += acc[j][c];
+        }
+    };
+    skmoe_tiles<float, D, XS, K, KS, TR>(Z, targets, n, zs, ts, tile);
+
+    const skmoe_block_sums<DP, KP, 1, SKMOE_THREADS / 4> block;
+    block.loss[tid] = loss;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) block.bias[(tid / 4) * KP + 8 * j + 2 * t + c] = bias_sum[j][c];
+    // total[j][c]: feature 16 warp + g + 8 (c / 2), expert 8 j + 2 t + c % 2
+    if (features)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                block.grad[(16 * warp + g + 8 * (c / 2)) * KP + 8 * j + 2 * t + c % 2] =
+                    total[j][c];
+    block.write(sums);
+}
+
+// out = X @ W + bias for the (n, D) matrix X and a thin (D, N) W: the tile's
+// products in shared memory, then written out whole rows at a time.
+template <typename T, int N, int D, int TR>
+__global__ void __launch_bounds__(SKMOE_THREADS)
+    skmoe_thin_product(const T* __restrict__ X, const T* __restrict__ W,
+                       const T* __restrict__ bias, long long n, T* out) {
+    constexpr int NP = (N + 3) / 4 * 4, DP = (D + 3) / 4 * 4;
+    constexpr int XS = SKMOE_STRIDE(DP), OS = SKMOE_STRIDE(NP);
+    __shared__ __align__(16) T xs[2][TR][XS];
+    __shared__ __align__(16) T os[TR][OS];
+    __shared__ __align__(16) T ws[DP][NP];
+    skmoe_load_weights<T, D, DP, N, NP>(W, &ws[0][0]);
+    skmoe_zero_padding<T, D, DP, 2 * TR, XS>(&xs[0][0][0]);
+    auto tile = [&](const T* x, T*, long long row0) {
+        skmoe_tile_products<T, DP, NP, TR, XS, OS>(x, &ws[0][0], bias, N, &os[0][0]);
+        __syncthreads();
+        const int rows = n - row0 < TR ? n - row0 : TR;
+        for (int e = threadIdx.x; e < rows * N; e += SKMOE_THREADS)
+            out[row0 * N + e] = os[e / N][e % N];
+    };
+    skmoe_tiles<T, D, XS, 0, 4, TR>(X, X, n, &xs[0][0][0], &xs[0][0][0], tile);
 }
 
 // Prediction of a mixture of linear experts: each row's gate logits and
@@ -236,24 +610,27 @@ __global__ void skmoe_gate_loss_grad(const T* __restrict__ Z, const T* __restric
 template <typename T, int K, int TOPK, int D, int TR>
 __global__ void skmoe_mixture_predict(const T* __restrict__ X, const T* __restrict__ W,
                                       const T* __restrict__ bias, long long n, T* out) {
-    constexpr int OUT = (2 * K + 3) / 4 * 4;
-    __shared__ T xs[TR][D + 1];
-    __shared__ T os[TR][OUT + 1];
-    __shared__ T ws[D][OUT];
-    skmoe_load_weights<T, D, D, 2 * K, OUT>(W, &ws[0][0]);
+    constexpr int OUT = (2 * K + 3) / 4 * 4, DP = (D + 3) / 4 * 4;
+    constexpr int XS = SKMOE_STRIDE(DP), OS = SKMOE_STRIDE(OUT);
+    __shared__ __align__(16) T xs[TR][XS];
+    __shared__ __align__(16) T os[TR][OS];
+    __shared__ __align__(16) T ws[DP][OUT];
+    skmoe_load_weights<T, D, DP, 2 * K, OUT>(W, &ws[0][0]);
+    skmoe_zero_padding<T, D, DP, TR, XS>(&xs[0][0]);
     const long long stride = (long long)gridDim.x * TR;
     for (long long row0 = (long long)blockIdx.x * TR; row0 < n; row0 += stride) {
         // (the previous tile's xs was last read before its second barrier)
-        skmoe_load_tile<T, D, TR, D + 1>(X, n, row0, &xs[0][0]);
+        skmoe_copy_tile<T, D, TR, XS>(X, n, row0, &xs[0][0]);
+        skmoe_copies_commit();
+        skmoe_copies_wait<0>();
         __syncthreads();
-        skmoe_tile_products<T, D, OUT, TR, D + 1, OUT + 1>(&xs[0][0], &ws[0][0], bias, 2 * K,
-                                                          &os[0][0]);
+        skmoe_tile_products<T, DP, OUT, TR, XS, OS>(&xs[0][0], &ws[0][0], bias, 2 * K, &os[0][0]);
         __syncthreads();
         const int r = threadIdx.x;
         if (r < TR && row0 + r < n) {
             T l[K], m[K];
-#pragma unroll
-            for (int j = 0; j < K; ++j) { l[j] = os[r][j]; m[j] = os[r][K + j]; }
+            skmoe_load_row<T, K>(&os[r][0], l);
+            skmoe_load_row<T, K>(&os[r][K], m);
             out[row0 + r] = skmoe_top_k_mean<T, K, TOPK>(l, m);
         }
     }
@@ -266,33 +643,84 @@ def _padded(size):
     return (size + 3) // 4 * 4
 
 
+def _stride(size):
+    """Row stride of a shared tile of ``size`` columns (SKMOE_STRIDE)."""
+    return (_padded(size) // 4 | 1) * 4
+
+
 def _tile_rows(row_values, fixed_values, itemsize):
-    """Rows per tile: the most of 128, 64 or 32 for which ``row_values`` per
-    row and ``fixed_values`` in all fit the static shared memory, or None."""
-    for rows in (128, 64, 32):
+    """Rows per tile: the most of 128, 96, 64 or 32 for which ``row_values``
+    per row and ``fixed_values`` in all fit 48 KiB of shared memory, or None."""
+    for rows in (128, 96, 64, 32):
         if (rows * row_values + fixed_values) * itemsize <= _STATIC_SHARED_BYTES:
             return rows
     return None
 
 
 @cache
-def _multiprocessors(device_id):
+def _device_attributes(device_id):
     # asked once per device: ``attributes`` queries every attribute there is
-    return require_cupy().cuda.Device(device_id).attributes["MultiProcessorCount"]
+    return require_cupy().cuda.Device(device_id).attributes
 
 
 def _blocks(n, rows):
     """Blocks of the grid-stride loops: a few per multiprocessor, fewer for
     short inputs."""
-    sm_count = _multiprocessors(require_cupy().cuda.Device().id)
+    sm_count = _device_attributes(require_cupy().cuda.Device().id)["MultiProcessorCount"]
     return max(1, min(-(-n // rows), _BLOCKS_PER_SM * sm_count))
 
 
+class _GatePlan(NamedTuple):
+    """A gate-objective kernel's instance and the sizes its caller needs."""
+
+    name: str
+    rows: int  # per tile
+    dp: int  # features and experts as padded in the kernel's gradient
+    kp: int
+    shared_bytes: int
+
+
+def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows):
+    # the block's sums are staged where its tiles were (skmoe_block_sums)
+    sums_bytes = 8 * (_THREADS + split * dp * kp + bias_rows * kp)
+    return _GatePlan(name, rows, dp, kp, max(tile_bytes, sums_bytes))
+
+
+def _tensor_core_plan(d, n_experts, dtype):
+    """skmoe_gate_loss_grad_tf32 where it applies: float32 on sm_80 or later,
+    d <= 64 and K <= 32."""
+    cupy = require_cupy()
+    if dtype != cupy.float32 or d > 64 or n_experts > 32:
+        return None
+    if int(cupy.cuda.Device().compute_capability) < 80:
+        return None
+    rows, dp, kp = 64, -(-d // 16) * 16, -(-n_experts // 8) * 8
+    tile_bytes = 4 * (2 * rows * (dp + 4) + 2 * rows * (kp + 8) + 2 * dp * kp)
+    name = f"skmoe_gate_loss_grad_tf32<{n_experts}, {kp}, {d}>"
+    return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
+
+
+def _cuda_core_plan(d, n_experts, dtype):
+    """skmoe_gate_loss_grad, or None where its tile or patches do not fit."""
+    dp, kp = _padded(d), max(4, 1 << (n_experts - 1).bit_length())
+    row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
+    rows = _tile_rows(row_values, fixed_values, dtype.itemsize)
+    if rows is None:  # the smallest tile, in the shared memory a block may opt into
+        limit = _device_attributes(require_cupy().cuda.Device().id)["MaxSharedMemoryPerBlockOptin"]
+        rows = 32 if (32 * row_values + fixed_values) * dtype.itemsize <= limit else None
+    patches = (dp // 4) * (kp // 4)
+    if rows is None or patches > _MAX_PATCHES:
+        return None
+    name = template_name("skmoe_gate_loss_grad", dtype, n_experts, kp, d, rows)
+    split = 1 if patches >= _THREADS else _THREADS // patches
+    tile_bytes = (rows * row_values + fixed_values) * dtype.itemsize
+    return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
+
+
 def softmax_loss_terms(Z, targets):
-    """``(coef, intercept) -> (loss, grad_coef, grad_intercept)`` for the
-    soft-target softmax cross-entropy of ``Z @ coef + intercept``, by one
-    kernel; None where the sizes are beyond it (the caller then composes the
-    loss from library calls).
+    """``(coef, intercept) -> terms`` for the soft-target softmax cross-entropy
+    of ``Z @ coef + intercept``, by one kernel; None where the sizes are beyond
+    it (the caller then composes the loss from library calls).
 
     Parameters
     ----------
@@ -304,49 +732,77 @@ def softmax_loss_terms(Z, targets):
     Returns
     -------
     callable or None
-        Its loss is a float64 0-d array, its gradients float64 arrays of
-        shapes (d, K) and (K,).
+        Its terms are one float64 array of ``1 + d * K + K`` values: the
+        loss, its gradient with respect to ``coef`` (row-major), then with
+        respect to ``intercept``; the layout of
+        :func:`skmoe._optim.linear_loss`.
     """
     cupy = require_cupy()
     (n, d), n_experts = Z.shape, targets.shape[1]
-    dp, kp = _padded(d), _padded(n_experts)
-    rows = _tile_rows(dp + kp + 2, dp * kp, Z.dtype.itemsize)
-    patches = (dp // 4) * (kp // 4)
     if (
         Z.dtype not in (cupy.float32, cupy.float64)
         or not Z.flags.c_contiguous
         or n_experts > MAX_EXPERTS
-        or rows is None
-        or patches > _MAX_PATCHES
     ):
         return None
+    plan = _tensor_core_plan(d, n_experts, Z.dtype) or _cuda_core_plan(d, n_experts, Z.dtype)
+    if plan is None:
+        return None
     targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
-    kernel = compiled_kernel(
-        _SOURCE, template_name("skmoe_gate_loss_grad", Z.dtype, n_experts, d, rows)
-    )
-    blocks = _blocks(n, rows)
-    split = 1 if patches >= _THREADS else _THREADS // patches
-    grad_part = cupy.empty((blocks * split, dp * kp))
-    bias_part = cupy.empty((blocks * (rows // 32), n_experts))
-    loss_part = cupy.empty((blocks * _THREADS, 1))
-    ones = cupy.ones(max(len(grad_part), len(bias_part), len(loss_part)))
+    kernel = compiled_kernel(_SOURCE, plan.name)
+    if plan.shared_bytes > _STATIC_SHARED_BYTES:
+        kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
+    blocks = _blocks(n, plan.rows)
+    # each block's sums: the loss, the (dp, kp) gradient, the kp bias sums
+    sums = cupy.empty((blocks, 1 + plan.dp * plan.kp + plan.kp))
+    ones = cupy.ones(blocks)
+    index = None  # where the padded sums hold the terms, if not all in place
+    if (plan.dp, plan.kp) != (d, n_experts):
+        grad = np.arange(plan.dp * plan.kp).reshape(plan.dp, plan.kp)[:d, :n_experts]
+        bias = plan.dp * plan.kp + np.arange(n_experts)
+        index = cupy.asarray(np.concatenate([[0], 1 + grad.ravel(), 1 + bias]))
 
     def terms(coef, intercept):
+        if n == 0:
+            return cupy.zeros(1 + d * n_experts + n_experts)
         coef = cupy.ascontiguousarray(cupy.asarray(coef, dtype=Z.dtype))
         intercept = cupy.ascontiguousarray(cupy.asarray(intercept, dtype=Z.dtype))
-        if n == 0:
-            return cupy.zeros((), np.float64), cupy.zeros(coef.shape), cupy.zeros(n_experts)
         kernel(
             (blocks,),
             (_THREADS,),
-            (Z, targets, coef, intercept, cupy.int64(n), grad_part, bias_part, loss_part),
+            (Z, targets, coef, intercept, cupy.int64(n), sums),
+            shared_mem=plan.shared_bytes,
         )
-        # the blocks' partial sums, each as one product
-        grad = (ones[: len(grad_part)] @ grad_part).reshape(dp, kp)[:d, :n_experts]
-        loss = ones[: len(loss_part)] @ loss_part
-        return loss[0], grad, ones[: len(bias_part)] @ bias_part
+        total = ones @ sums  # the blocks' sums, in one product
+        return total if index is None else total[index]
 
     return terms
+
+
+def thin_product(X, W, bias):
+    """``X @ W + bias`` for a tall C-contiguous X and a thin W (at most
+    ``2 * MAX_EXPERTS`` columns), reading X once, a tile of rows at a time;
+    None where the sizes are beyond the kernel. cuBLAS takes twice the time
+    of reading X on such products (n x 64 times 64 x 16).
+    """
+    cupy = require_cupy()
+    (n, d), n_out = X.shape, W.shape[1]
+    if X.dtype not in (cupy.float32, cupy.float64) or not X.flags.c_contiguous:
+        return None
+    rows = _tile_rows(
+        2 * _stride(d) + _stride(n_out), _padded(d) * _padded(n_out), X.dtype.itemsize
+    )
+    if rows is None or n_out > 2 * MAX_EXPERTS:
+        return None
+    W = cupy.ascontiguousarray(W, dtype=X.dtype)
+    bias = cupy.ascontiguousarray(cupy.broadcast_to(cupy.asarray(bias, dtype=X.dtype), (n_out,)))
+    out = cupy.empty((n, n_out), dtype=X.dtype)
+    if n:
+        name = template_name("skmoe_thin_product", X.dtype, n_out, d, rows)
+        compiled_kernel(_SOURCE, name)(
+            (_blocks(n, rows),), (_THREADS,), (X, W, bias, cupy.int64(n), out)
+        )
+    return out
 
 
 def mixture_predict(X, weights, bias, k):
@@ -371,7 +827,7 @@ def mixture_predict(X, weights, bias, k):
     cupy = require_cupy()
     (n, d), n_experts = X.shape, weights.shape[1] // 2
     out_cols = _padded(2 * n_experts)
-    rows = _tile_rows(d + out_cols + 2, d * out_cols, X.dtype.itemsize)
+    rows = _tile_rows(_stride(d) + _stride(out_cols), _padded(d) * out_cols, X.dtype.itemsize)
     weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
     bias = cupy.ascontiguousarray(bias, dtype=X.dtype)
     if rows is None or n_experts > MAX_EXPERTS or not X.flags.c_contiguous:

@@ -8,6 +8,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import get_namespace, is_cupy_array, to_numpy
 from .._backend._linear import weighted_normal_equations
+from .._math import affine
 
 # Float32 rows are cast to float64 this many at a time for the normal
 # equations: a slice's copies stay in cache, which was faster than one pass
@@ -125,7 +126,7 @@ class LinearExperts:
         """Every expert's prediction, shape (n_samples, n_experts), in X's
         floating type."""
         coef, intercept = (a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_))
-        return safe_sparse_dot(X, coef.T) + intercept
+        return affine(X, coef.T, intercept)
 
     def squared_norms(self):
         """``||coef_[k]||^2`` per expert: the penalised quantity."""

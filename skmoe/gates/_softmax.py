@@ -6,12 +6,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import get_namespace, is_cupy_array
 from .._backend._tiled import softmax_loss_terms
-from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
+from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_linear_lbfgs, fit_softmax_newton, linear_loss
 from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
@@ -240,7 +239,7 @@ class SoftmaxGate(BaseEstimator):
         """Gate logits of standardised rows, before any top-k selection, in
         Z's floating type whatever the fit's."""
         coef, intercept = (a.astype(Z.dtype, copy=False) for a in (self.coef_, self.intercept_))
-        return safe_sparse_dot(Z, coef) + intercept
+        return affine(Z, coef, intercept)
 
     def log_proba_from_logits(self, logits):
         """Log gate probabilities (-inf for experts that top-k drops)."""
