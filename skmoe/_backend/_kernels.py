@@ -18,7 +18,7 @@ from . import require_cupy
 MAX_EXPERTS = 64
 
 # Shared with the other kernel modules: -inf, a row of K values in 16-byte
-# accesses, a row's top-k.
+# accesses, a row's top-k and the mixture's mean over it.
 ROW_HELPERS_SOURCE = r"""
 // NVRTC has no INFINITY macro
 template <typename T> __device__ T skmoe_neg_inf();
@@ -113,7 +113,11 @@ __device__ T skmoe_top_k_mean(const T* l, const T* m) {
     }
     return mean / total;
 }
+"""
 
+_SOURCE = (
+    ROW_HELPERS_SOURCE
+    + r"""
 // Softmax cross-entropy of one row's logits l against its soft targets t:
 // returns the row's loss -sum_j t_j log softmax(l)_j, and overwrites l with
 // softmax(l) and t with the gradient softmax(l) sum_j t_j - t.
@@ -137,11 +141,7 @@ __device__ T skmoe_softmax_xent_row(T* l, T* t) {
     for (int j = 0; j < K; ++j) t[j] = l[j] * weight - t[j];
     return loss;
 }
-"""
 
-_SOURCE = (
-    ROW_HELPERS_SOURCE
-    + r"""
 // Gate: softmax over each row's TOPK largest logits. Writes probabilities and
 // expert indices, (n, TOPK) each, in descending order of probability.
 template <typename T, int K, int TOPK>

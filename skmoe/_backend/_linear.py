@@ -21,14 +21,6 @@ from ._kernels import ROW_HELPERS_SOURCE, compiled_kernel, template_name
 _SOURCE = (
     ROW_HELPERS_SOURCE
     + r"""
-// The non-zero weights of the (n, K) row-major matrix, listed by expert. Block
-// b takes rows [b R, (b + 1) R), blockDim.x at a time, one row per thread; a
-// warp's ballot counts and ranks its non-zeros, and one thread per expert
-// turns the warps' counts into where their pairs go. COUNT: the block's
-// non-zeros per expert, at counts[j * gridDim.x + b]. Otherwise each
-// non-zero's row and weight go to offsets[j * gridDim.x + b] plus its rank,
-// so that each expert's pairs come out in ascending rows: the listing is
-// stable, and no sort is needed.
 // Whether w is not zero, from its bits: a subnormal weight is not zero, and
 // a comparison may flush it to zero in one code path and not another, which
 // would make the counting and the listing disagree.
@@ -37,6 +29,14 @@ __device__ __forceinline__ bool skmoe_nonzero(double w) {
     return __double_as_longlong(w) << 1;
 }
 
+// The non-zero weights of the (n, K) row-major matrix, listed by expert. Block
+// b takes rows [b R, (b + 1) R), blockDim.x at a time, one row per thread; a
+// warp's ballot counts and ranks its non-zeros, and one thread per expert
+// turns the warps' counts into where their pairs go. COUNT: the block's
+// non-zeros per expert, at counts[j * gridDim.x + b]. Otherwise each
+// non-zero's row and weight go to offsets[j * gridDim.x + b] plus its rank,
+// so that each expert's pairs come out in ascending rows: the listing is
+// stable, and no sort is needed.
 template <typename T, bool COUNT>
 __device__ void skmoe_pairs(const T* weights, long long n, int K, long long R,
                             long long* offsets, int* pair_row, T* pair_w) {
