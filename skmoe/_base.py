@@ -704,10 +704,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     restart_experts, merged, [free], sample_weight, run["row_log_lik"], rng, rows
                 ),
             ):
-                trial = None
+                trial, start_resp = None, start()
+                if start_resp is None:
+                    continue
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
                 trial = self._em_run(
-                    trial_gate, trial_experts, X, Z, y, sample_weight, start(), rng
+                    trial_gate, trial_experts, X, Z, y, sample_weight, start_resp, rng
                 )
                 if trial["lower_bound"] > run["lower_bound"]:
                     break

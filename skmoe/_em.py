@@ -97,20 +97,28 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
     """Hand each expert in ``experts`` its own share of the worst-fitted rows
     (of ``rows``, a boolean mask, if given).
 
-    Each gets ``1 / n_experts`` of the weighted rows, taken off the other
-    experts. Before the first E-step there is no fit to judge, so the rows are
-    drawn at random.
+    Each gets ``1 / n_experts`` of the candidate rows' weight, taken off the
+    other experts. Rows that fit equally badly (copies of one row) go to the
+    same expert, so a row of weight 3 is handed on as three copies of it
+    would be. Before the first E-step there is no fit to judge, so the rows
+    are drawn at random.
     """
     xp = get_namespace(resp)
     resp = resp.copy()
     candidates = xp.flatnonzero((sample_weight > 0) & (True if rows is None else rows))
-    n_take = max(1, candidates.size // resp.shape[1])
     if row_log_lik is None:
         order = candidates[xp.asarray(rng.permutation(candidates.size))]
+        badness = xp.arange(order.size)  # every row its own group
     else:
         order = candidates[xp.argsort(row_log_lik[candidates], kind="stable")]
+        badness = row_log_lik[order]
+    weight = sample_weight[order]
+    before = xp.cumsum(weight) - weight  # the weight of the worse-fitted rows
+    # a group of equal rows starts where its first row does
+    start = xp.searchsorted(badness, badness, side="left")
+    share = (before[start] / (weight.sum() / resp.shape[1])).astype(int)
     for i, k in enumerate(experts):
-        rows = order[i * n_take : (i + 1) * n_take]
+        rows = order[share == i]
         resp[rows] = 0.0
         resp[rows, k] = 1.0
     return resp
@@ -123,18 +131,25 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
 
     An expert that straddles two regimes fits worst, and regimes are regions
     of the input, so a split in space separates them well enough for EM.
+    None when that expert's rows are copies of one row: there is no split.
     """
     xp = get_namespace(resp)
     owner = resp.argmax(axis=1)
     mass = to_numpy(sample_weight @ resp)
     fit = to_numpy(sample_weight @ (resp * log_lik))
     fit = np.divide(fit, mass, out=np.full_like(mass, np.inf), where=mass > 0)
-    worst = candidates[np.argmin(fit[candidates])]
+    # of experts that fit equally badly up to rounding (on tiny data every
+    # expert can fit its rows exactly), the heaviest: a choice that rounding,
+    # which differs between a weighted row and its copies, cannot flip
+    fit = fit[candidates]
+    tied = fit <= fit.min() + 1e-9 * abs(fit.min())
+    worst = candidates[np.flatnonzero(tied)[np.argmax(mass[candidates][tied])]]
     rows = xp.flatnonzero((owner == worst) & (sample_weight > 0))
-    if rows.size < 2:
-        return restart_experts(resp, [free], sample_weight, None, rng)
-    halves = kmeans_labels(Z[rows], sample_weight[rows], 2, rng)
-    rows = rows[halves == 1]
+    if rows.size == 0:
+        return None
+    rows = rows[kmeans_labels(Z[rows], sample_weight[rows], 2, rng) == 1]
+    if rows.size == 0:
+        return None
     resp = resp.copy()
     resp[rows] = 0.0
     resp[rows, free] = 1.0
@@ -144,27 +159,46 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
 def kmeans_labels(Z, sample_weight, n_clusters, rng):
     """Weighted k-means cluster labels of the rows of ``Z``.
 
+    k-means sees each distinct row of positive weight once, with its summed
+    weight, in an order fixed by the rows' values (see
+    :func:`_distinct_rows`): its random draws then depend on the weighted
+    distribution alone, so a row of weight 3 starts EM as three copies of it
+    would, in any order of the rows. With fewer distinct rows than clusters,
+    the clusters left over stay empty (EM restarts their experts).
+
     The centres are fitted on at most ``KMEANS_ROWS`` rows drawn at random,
     and every row then goes to its nearest centre (on the device of ``Z``):
     k-means only seeds EM, and a sample that size places the centres about as
     well as all rows would, at a fraction of the cost on millions of rows.
     """
     xp = get_namespace(Z)
-    subsample = Z.shape[0] > KMEANS_ROWS
     sample = slice(None)
-    if subsample:
+    if Z.shape[0] > KMEANS_ROWS:
         sample = xp.asarray(np.sort(rng.choice(Z.shape[0], KMEANS_ROWS, replace=False)))
-    with warnings.catch_warnings():
-        # duplicated rows can leave clusters empty: they get restarted
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        kmeans = KMeans(n_clusters, n_init=1, random_state=rng).fit(
-            to_numpy(Z[sample]), sample_weight=to_numpy(sample_weight[sample])
-        )
-    if not (subsample or is_cupy_array(Z)):
-        return kmeans.labels_
+    rows, weight = _distinct_rows(to_numpy(Z[sample]), to_numpy(sample_weight[sample]))
+    kmeans = KMeans(min(n_clusters, rows.shape[0]), n_init=1, random_state=rng)
+    kmeans.fit(rows, sample_weight=weight)
+    if not is_cupy_array(Z):
+        return kmeans.predict(Z)
     centres = xp.asarray(kmeans.cluster_centers_, dtype=Z.dtype)
     # nearest centre: |z - c|^2 less the |z|^2 that all centres share
     return ((centres**2).sum(axis=1) - 2 * Z @ centres.T).argmin(axis=1)
+
+
+def _distinct_rows(Z, sample_weight):
+    """The distinct rows of positive weight of ``Z`` (dense or sparse), each
+    once with the sum of its copies' weights, ordered by their values.
+
+    Rows are told apart and ordered by a fixed random projection: copies of a
+    row project to the same value, distinct rows (almost surely) to distinct
+    ones, and one sort of n numbers replaces a lexicographic sort of rows.
+    """
+    positive = np.flatnonzero(sample_weight > 0)
+    direction = np.random.RandomState(0).normal(size=Z.shape[1])
+    key = np.asarray(Z[positive] @ direction, dtype=np.float64).ravel()
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights=sample_weight[positive])
+    return Z[positive[first]], weight
 
 
 def routing_shares(log_gate, sample_weight):

@@ -37,7 +37,9 @@ def test_regressor_predictions_do_not_depend_on_the_chunks(regime_data, top_k):
         chunked = model.predict(X_test), *model.predict(X_test, return_std=True)
         np.testing.assert_allclose(model.gate_proba(X_test), whole_gate, rtol=1e-12)
     for got, expected in zip(chunked, whole, strict=True):
-        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        # a d-term sum in another order: rounding far under 1e-12 of the scale
+        atol = 1e-12 * np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=atol)
 
 
 def test_classifier_probabilities_do_not_depend_on_the_chunks(regime_data):
@@ -50,12 +52,16 @@ def test_classifier_probabilities_do_not_depend_on_the_chunks(regime_data):
 
 
 @pytest.mark.parametrize("top_k", [None, 2])
-def test_a_fit_with_the_e_step_in_chunks_is_the_same_fit(regime_data, top_k):
+def test_a_fit_with_the_e_step_in_chunks_is_the_same_fit(regime_data, top_k, fixed_em):
+    # chunks change only the blocks BLAS multiplies, so the order of a few
+    # short sums (1e-16 relative); the fixture keeps EM from parting there
     X, y, X_test, _ = regime_data
-    params = dict(n_experts=4, top_k=top_k, random_state=0)
+    params = dict(n_experts=4, top_k=top_k, random_state=0, max_iter=30, **fixed_em)
     whole = MixtureOfExpertsRegressor(**params).fit(X, y)
     with config_context(**TINY):
         chunked = MixtureOfExpertsRegressor(**params).fit(X, y)
-    assert chunked.n_iter_ == whole.n_iter_
     np.testing.assert_allclose(chunked.lower_bound_, whole.lower_bound_, rtol=1e-10)
-    np.testing.assert_allclose(chunked.predict(X_test), whole.predict(X_test), rtol=1e-8)
+    expected = whole.predict(X_test)
+    np.testing.assert_allclose(
+        chunked.predict(X_test), expected, rtol=1e-8, atol=1e-8 * np.abs(expected).max()
+    )

@@ -153,20 +153,39 @@ def test_float32_regression_agrees_with_float64(sparse, regression):
     np.testing.assert_allclose(gate.sum(axis=1), 1.0, rtol=0, atol=4 * EPS32)
 
 
-def test_float32_fit_reaches_the_float64_optimum(regression):
-    # rounding can lead EM to another local optimum; from one start near an
-    # optimum the two fits agree to float32's precision, relative to y's scale
-    X, y, X_test, _ = regression
-    init = MixtureOfExpertsRegressor(n_experts=4, random_state=0).fit(X, y).gate_proba(X)
-    params = dict(n_experts=4, init=init, tol=1e-6, max_iter=300, random_state=0)
+def _two_separated_regimes(seed, n_samples=2000):
+    """Two linear regimes with a gap between them (|x_0| >= 1): no row lies
+    near the gate's boundary, where a prediction turns with the gate's logits."""
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(1, 3, size=(n_samples, 3))
+    X[:, 0] *= rng.choice([-1, 1], size=n_samples)
+    right = X[:, 0] > 0
+    coef = np.where(right[:, None], [2.0, -1.0, 0.5], [-1.0, 0.5, 2.0])
+    y = (X * coef).sum(axis=1) + np.where(right, 3.0, -3.0) + 0.1 * rng.normal(size=n_samples)
+    return X, y
+
+
+def test_float32_fit_follows_the_float64_fit(fixed_em):
+    # With EM's discrete choices fixed (see the fixture) and no row near the
+    # gate's boundary, the float32 fit is the float64 one plus float32 rounding
+    # carried through each M-step's ridge solves, which amplify it by at most
+    # their condition number; the map contracts towards its fixed point, so
+    # the 30 iterations do not add up their errors.
+    X, y = _two_separated_regimes(0)
+    X_test, _ = _two_separated_regimes(1)
+    params = dict(n_experts=2, max_iter=30, random_state=0, **fixed_em)
     as32 = MixtureOfExpertsRegressor(**params).fit(X.astype(np.float32), y)
     as64 = MixtureOfExpertsRegressor(**params).fit(X, y)
-    scale = np.abs(y).max()
+    assert as64.score(X_test, _two_separated_regimes(1)[1]) > 0.99
+    bound = 10 * np.linalg.cond(np.column_stack([X, np.ones(len(X))])) * EPS32
     np.testing.assert_allclose(
-        as32.predict(X_test.astype(np.float32)), as64.predict(X_test), rtol=0, atol=1e-4 * scale
+        as32.predict(X_test.astype(np.float32)),
+        as64.predict(X_test),
+        rtol=0,
+        atol=bound * np.abs(y).max(),
     )
-    np.testing.assert_allclose(as32.lower_bound_, as64.lower_bound_, rtol=1e-6)
-    np.testing.assert_allclose(as32.noise_variance_, as64.noise_variance_, rtol=1e-4)
+    np.testing.assert_allclose(as32.lower_bound_, as64.lower_bound_, rtol=bound)
+    np.testing.assert_allclose(as32.noise_variance_, as64.noise_variance_, rtol=bound)
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
@@ -283,26 +302,33 @@ def test_partial_fit_keeps_float64_statistics(kind, regression, classification):
 
 
 def test_long_float32_sums_are_taken_in_float64():
+    # Integers whose products and sums over one slice of rows (2**14 rows,
+    # products <= 31**2) stay under 2**24 are exact in float32, whatever the
+    # BLAS's order of summation; the sums over all rows (2.5e8; 6.4e7 for the
+    # odd C) are not: a float32 accumulation loses their low bits, float64
+    # keeps them. Each result is then the exact sum rounded once to its type.
     rng = np.random.default_rng(0)
     n = 1_000_000
-    A = rng.uniform(0.5, 1.5, size=(n, 3)).astype(np.float32)
-    B = rng.uniform(0.5, 1.5, size=(n, 2)).astype(np.float32)
+    A = rng.integers(1, 32, size=(n, 3)).astype(np.float32)
+    B = rng.integers(1, 32, size=(n, 2)).astype(np.float32)
+    C = 4 * A + 1  # column_sum cuts no slices: odd terms, sums past 2**25
     w, v = A[:, 0], B[:, 0]
     exact = {
         "transposed_product": A.astype(np.float64).T @ B.astype(np.float64),
-        "column_sum": A.astype(np.float64).sum(axis=0),
+        "column_sum": C.astype(np.float64).sum(axis=0),
         "vdot": np.vdot(A[:, :2].astype(np.float64), B.astype(np.float64)),
         "weighted_sum": w.astype(np.float64) @ v.astype(np.float64),
     }
+    assert exact["vdot"] < 2**53  # the float64 reference is exact too
     computed = {
         "transposed_product": transposed_product(A, B),
-        "column_sum": column_sum(A),
+        "column_sum": column_sum(C),
         "vdot": vdot(A[:, :2].copy(), B),
         "weighted_sum": weighted_sum(w, v),
     }
     for name, value in computed.items():
-        # a few roundings of the result, not of each of the n terms
-        np.testing.assert_allclose(value, exact[name], rtol=4 * EPS32, err_msg=name)
+        rounded = np.asarray(exact[name]).astype(np.asarray(value).dtype)
+        np.testing.assert_array_equal(value, rounded, err_msg=name)
     assert computed["transposed_product"].dtype == np.float32
     assert computed["column_sum"].dtype == np.float32
     assert isinstance(computed["weighted_sum"], float)

@@ -134,15 +134,21 @@ def test_sparse_input_matches_dense(regime_data):
     )
 
 
-def test_warm_start_continues(regime_data):
-    X, y, _, _ = regime_data
-    reg = MixtureOfExpertsRegressor(random_state=0, max_iter=2, warm_start=True)
-    with pytest.warns(Warning):
-        reg.fit(X, y)
-    first = reg.lower_bound_
-    with pytest.warns(Warning):
-        reg.fit(X, y)
-    assert reg.lower_bound_ >= first - 1e-9
+def test_warm_start_continues(regime_data, fixed_em):
+    # two warm-started fits of 2 iterations are one fit of 4: the second
+    # starts from the first's E-step, which is where the 4-iteration fit
+    # takes its third M-step
+    X, y, X_test, _ = regime_data
+    params = dict(random_state=0, **fixed_em)
+    warm = MixtureOfExpertsRegressor(max_iter=2, warm_start=True, **params)
+    first = warm.fit(X, y).lower_bounds_
+    second = warm.fit(X, y).lower_bounds_
+    straight = MixtureOfExpertsRegressor(max_iter=4, **params).fit(X, y)
+    np.testing.assert_allclose(np.concatenate([first, second]), straight.lower_bounds_, rtol=1e-10)
+    expected = straight.predict(X_test)
+    np.testing.assert_allclose(
+        warm.predict(X_test), expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max()
+    )
 
 
 def test_verbose_prints_progress(regime_data, capsys):
