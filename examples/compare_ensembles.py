@@ -31,16 +31,21 @@ synthetic data and one bundled data set per task.
 # also keeps HistGradientBoosting's OpenMP threads from stalling when other
 # processes share the cores.
 import argparse
+import importlib.metadata
 import importlib.util
 import json
+import math
 import platform
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
+import joblib
 import numpy as np
+import scipy
 import sklearn
+import threadpoolctl
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.ensemble import (
     BaggingClassifier,
@@ -60,7 +65,7 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import skmoe
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -213,7 +218,9 @@ def evaluate(name, task, X, y, n_splits):
             "test_scores": scores["test_score"].tolist(),
             "fit_times": scores["fit_time"].tolist(),
             "predict_times": scores["score_time"].tolist(),
-            "mean_score": float(np.mean(scores["test_score"])),
+            # fsum: the same fold scores in another order give the same mean,
+            # so two models tie exactly, not by the rounding of the sum's order
+            "mean_score": math.fsum(scores["test_score"]) / len(scores["test_score"]),
             "std_score": float(np.std(scores["test_score"])),
             "mean_fit_time": float(np.mean(scores["fit_time"])),
             "mean_predict_time": float(np.mean(scores["score_time"])),
@@ -243,12 +250,13 @@ def ordinal(n):
 def summarise(results, metric):
     """Where the best skmoe model ranks, and by how much it wins or loses.
 
-    Returns its rank (1 is best) and one line that says so.
+    Returns its rank (1 is best; models with equal mean scores share a rank)
+    and one line that says so.
     """
     ranked = sorted(results, key=lambda m: results[m]["mean_score"], reverse=True)
     best = next(m for m in ranked if results[m]["skmoe"])
-    rank = ranked.index(best) + 1
-    other = ranked[1] if rank == 1 else ranked[0]
+    rank = 1 + sum(results[m]["mean_score"] > results[best]["mean_score"] for m in results)
+    other = next(m for m in ranked if m != best) if rank == 1 else ranked[0]
     ours = np.array(results[best]["test_scores"])
     theirs = np.array(results[other]["test_scores"])
     line = (
@@ -288,6 +296,29 @@ def markdown_table(name, entry):
     if lines[-1]:
         lines.append("")
     return "\n".join(lines)
+
+
+def library_versions():
+    """The versions of the libraries under the scores, and of matplotlib (None: not installed)."""
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    return {
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "threadpoolctl": threadpoolctl.__version__,
+        "matplotlib": importlib.metadata.version("matplotlib") if has_matplotlib else None,
+    }
+
+
+def environment_line(versions, blas):
+    """One line of the libraries' versions, each BLAS library and the threads it ran on."""
+    libraries = [f"{package} {version}" for package, version in versions.items() if version]
+    blas_libraries = [
+        f"{b['internal_api']} {b['version']} ({b['num_threads']} "
+        f"thread{'' if b['num_threads'] == 1 else 's'})"
+        for b in blas
+    ]
+    return f"{', '.join(libraries)}; BLAS: {', '.join(blas_libraries) or 'none found'}."
 
 
 # %%
@@ -357,6 +388,13 @@ def main(argv=None):
         print(f"{name}: {task}, n={X.shape[0]}, d={X.shape[1]}", flush=True)
         with threadpool_limits(limits=1):  # one core per fit, see "Models"
             results = evaluate(name, task, X, y, n_splits)
+            # the BLAS libraries loaded so far and their threads; one loaded
+            # during the fits, after the limit was set, shows its own default
+            blas = [
+                {key: pool[key] for key in ("internal_api", "version", "num_threads")}
+                for pool in threadpool_info()
+                if pool["user_api"] == "blas"
+            ]
         report[name] = {
             "task": task,
             "metric": METRIC_NAMES[task],
@@ -369,6 +407,17 @@ def main(argv=None):
             results, METRIC_NAMES[task]
         )
 
+    versions = library_versions()
+    meta = {
+        "quick": args.quick,
+        "skmoe": skmoe.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": 1,
+        **versions,
+        "blas": blas,
+    }
     sections = [markdown_table(name, entry) for name, entry in report.items()]
     n_won = sum(entry["best_skmoe_rank"] == 1 for entry in report.values())
     header = (
@@ -378,6 +427,7 @@ def main(argv=None):
         f"`python examples/compare_ensembles.py{' --quick' if args.quick else ''}`. "
         "skmoe's estimators are in bold; predict time includes scoring. Every model "
         "runs on one core: `n_jobs` unset, OpenMP and BLAS limited to one thread.\n\n"
+        f"{environment_line(versions, blas)}\n\n"
         f"An skmoe estimator has the best mean score on {n_won} of {len(report)} data sets.\n"
     )
     markdown = "\n".join([header, *sections])
@@ -387,14 +437,6 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare_ensembles.md").write_text(markdown)
-    meta = {
-        "quick": args.quick,
-        "skmoe": skmoe.__version__,
-        "sklearn": sklearn.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "threads": 1,
-    }
     (out / "compare_ensembles.json").write_text(
         json.dumps({"meta": meta, "datasets": report}, indent=2)
     )

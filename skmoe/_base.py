@@ -55,9 +55,10 @@ from ._em import (
 from ._gradient import gradient_run
 from ._math import column_sum, weighted_sum
 from ._version import __version__
+from ._warn import warn
 from .exceptions import InconsistentVersionWarning
 from .experts import EstimatorExperts
-from .experts._estimators import ExpertFitError, set_random_states
+from .experts._estimators import ExpertFitError, set_random_states, weight_parameter
 from .gates import HierarchicalGate, SoftmaxGate
 from .gates._balance import BALANCE_LOSSES
 
@@ -66,6 +67,10 @@ _DEFAULT_N_EXPERTS = 4
 # EM rounds on each chunk in partial_fit: each refines the chunk's E-step
 # under the parameters the previous one gave.
 _ONLINE_STEPS_PER_CHUNK = 3
+
+# A fall of the objective by more than this, relative, is counted in
+# n_objective_falls_; smaller ones are rounding.
+_FALL_RTOL = 1e-9
 
 # Newton steps of the gate per M-step. EM needs each M-step to improve the gate,
 # not to solve it: a few warm-started steps do that at a fraction of the cost,
@@ -151,11 +156,7 @@ def _drop_experts(failure, gate, experts):
     experts.indices_ = [original[k] for k in keep]
     experts.drop(failed)
     gate.drop_experts(keep)
-    warnings.warn(
-        f"{failure.details}. Dropped (expert_failure='drop'); {len(keep)} experts remain.",
-        UserWarning,
-        stacklevel=3,
-    )
+    warn(f"{failure.details}. Dropped (expert_failure='drop'); {len(keep)} experts remain.")
     return keep
 
 
@@ -386,6 +387,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return list(np.arange(n_experts).reshape(-1, self.n_experts[-1]))
         return [np.arange(n_experts)]
 
+    def _gate_options(self):
+        """The gate's routing and balancing, set in one place for fit and
+        partial_fit. A ``top_k`` of ``n_experts`` or more routes every row to
+        every expert: the gate is dense."""
+        return dict(top_k=self.top_k, balance_loss=self.balance_loss, balance_coef=self.balance_coef)
+
     def _make_gate(self):
         if isinstance(self.n_experts, tuple):
             return HierarchicalGate(
@@ -407,6 +414,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_classes=len(self.classes_) if is_classifier(self) else None,
             n_jobs=self.n_jobs,
         )
+
+    def _say_which_experts_are_resampled(self):
+        """Warn, once per fit, of the experts whose fit takes no row weights:
+        each M-step fits them on a weighted bootstrap of their rows."""
+        if self.solver != "em" and self.estimator is None:
+            return
+        templates = self._estimator_list()
+        resampled = sorted({type(t).__name__ for t in templates if weight_parameter(t) is None})
+        if resampled:
+            warn(
+                f"{', '.join(resampled)} takes no sample_weight in fit: each M-step fits "
+                "such an expert on a weighted bootstrap of its rows (drawn from "
+                "random_state) instead of weighting them. An estimator whose fit takes "
+                "sample_weight (or a Pipeline whose last step does) is fitted exactly."
+            )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -535,8 +557,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"n_experts={n_experts} must be <= the {n_weighted} rows with positive "
                 "sample_weight: every expert needs rows to fit."
             )
-        if self.top_k is not None and self.top_k > n_experts:
-            raise ValueError(f"top_k={self.top_k} must be <= n_experts={n_experts}.")
         self._check_solver_options()
         validation = None
         if self.early_stopping:
@@ -593,6 +613,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"warm_start continues the previous fit's {len(self.estimators_)} experts; "
                 f"got n_experts={n_experts}. Set warm_start=False to start anew."
             )
+        self._say_which_experts_are_resampled()
         best = None
         for init in range(1 if warm else self.n_init):
             if warm:
@@ -613,9 +634,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     # EM's first gate M-step: a gate leaning towards the initial
                     # partition, soft enough for the gradient to move it
                     gate.fit_standardized(Z, resp * sample_weight[:, None])
-            gate.set_params(
-                top_k=self.top_k, balance_loss=self.balance_loss, balance_coef=self.balance_coef
-            )
+            gate.set_params(**self._gate_options())
             self._print_init_start(init)
             if self.solver == "em":
                 result = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
@@ -627,19 +646,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if best is None or result["lower_bound"] > best["lower_bound"]:
                 best = result
         if not best["converged"]:
-            warnings.warn(
+            warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=2,
-            )
-        if best["n_expert_restarts"]:
-            warnings.warn(
-                f"{best['n_expert_restarts']} expert restart(s): experts whose share of "
-                f"the responsibility fell under min_expert_load={self.min_expert_load} were "
-                "re-initialised on the worst-fitted rows.",
-                UserWarning,
-                stacklevel=2,
             )
         self.gate_, self._experts = best["gate"], best["experts"]
         self._set_params_attributes(best["params"])
@@ -649,6 +659,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.lower_bound_ = best["lower_bound"]
         self.lower_bounds_ = best["lower_bounds"]
         self.n_expert_restarts_ = best["n_expert_restarts"]
+        self.n_objective_falls_ = best["n_objective_falls"]
         self.dropped_experts_ = sorted(getattr(best["experts"], "dropped_", []))
         self.n_merges_ = best["n_merges"]
         self.validation_scores_ = best.get("validation_scores")
@@ -689,29 +700,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # rows, else on the worst-fitted rows of the whole mixture
             # (each start made only when its trial runs, and a failed trial let go
             # before the next: on the GPU, memory holds few copies of the rows)
-            for start in (
-                functools.partial(
-                    split_worst_expert,
-                    merged,
-                    free,
-                    Z,
-                    run["log_lik"],
-                    sample_weight,
-                    rng,
-                    siblings,
-                ),
-                functools.partial(
-                    restart_experts, merged, [free], sample_weight, run["row_log_lik"], rng, rows
-                ),
+            split = functools.partial(
+                split_worst_expert, merged, free, Z, run["log_lik"], sample_weight, rng, siblings
+            )
+            restart = functools.partial(
+                restart_experts, merged, [free], sample_weight, run["row_log_lik"], rng, rows
+            )
+            what = f"idle expert {free}" if keep is None else f"expert {free} merged into {keep}"
+            for how, start in (
+                ("restarted on half the worst expert's rows", split),
+                ("restarted on the worst-fitted rows", restart),
             ):
                 trial, start_resp = None, start()
                 if start_resp is None:
                     continue
+                self._print_move_start(f"{what}, {how}")
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
                 trial = self._em_run(
                     trial_gate, trial_experts, X, Z, y, sample_weight, start_resp, rng
                 )
-                if trial["lower_bound"] > run["lower_bound"]:
+                kept = trial["lower_bound"] > run["lower_bound"]
+                self._print_move_end(kept, trial["lower_bound"], run["lower_bound"])
+                if kept:
                     break
             else:
                 if keep is not None:
@@ -720,6 +730,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 continue
             trial["lower_bounds"] = np.concatenate([run["lower_bounds"], trial["lower_bounds"]])
             trial["n_expert_restarts"] += run["n_expert_restarts"]
+            trial["n_objective_falls"] += run["n_objective_falls"]
             trial["n_merges"] = run["n_merges"] + 1
             run = trial
         return run
@@ -731,11 +742,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
         gate_resp = resp
+        # wrapped experts' fits need not maximise their weighted likelihood
+        # (a tree's greedy splits), so the objective can fall: EM has then
+        # converged once n_iter_no_change iterations have not raised its best
+        exact = self.estimator is None
+        falls, best, stale = 0, -np.inf, 0
         for n_iter in range(1, self.max_iter + 1):
             mass = to_numpy(sample_weight @ resp) / total_weight
             dead = np.flatnonzero(
                 (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
             )
+            # restarts are part of EM, not a fault: counted in
+            # n_expert_restarts_ and printed at verbose, never warned of (more
+            # experts than the data has regimes leave some idle, by design)
+            self._print_restarts(dead)
             for k in dead:
                 rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
                 resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
@@ -743,24 +763,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # the last step's (n, K) arrays let go before the next step makes
             # its own: on the GPU, memory holds only so many of them
             outputs = log_lik = None
-            try:
-                outputs, params, log_lik, resp, gate_resp, row_log_lik = self._em_step(
-                    gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
-                )
-            except ExpertFitError as failure:
-                if self.expert_failure == "raise" or not hasattr(experts, "drop"):
-                    raise
-                keep = _drop_experts(failure, gate, experts)
-                resp, gate_resp = _renormalised(resp[:, keep]), _renormalised(gate_resp[:, keep])
-                restarts = restarts[keep]
-                continue  # the iteration again, without them
+            step, kept = self._em_step_dropping(
+                gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
+            )
+            outputs, params, log_lik, resp, gate_resp, row_log_lik = step
+            restarts = restarts[kept]
             penalty = float(gate.penalty() + self._expert_penalty(experts, params))
             previous = lower_bound
             lower_bound = (weighted_sum(sample_weight, row_log_lik) - penalty) / total_weight
             lower_bounds.append(lower_bound)
-            self._print_iter_end(n_iter, lower_bound, lower_bound - previous)
-            if dead.size == 0 and abs(lower_bound - previous) < self.tol:
-                converged = True
+            self._print_iter_end(lower_bound, lower_bound - previous)
+            if dead.size:
+                continue  # a restart may lower the objective: no judgement on it
+            falls += bool(previous - lower_bound > _FALL_RTOL * abs(previous))
+            if exact:
+                converged = abs(lower_bound - previous) < self.tol
+            else:
+                best, stale = (lower_bound, 0) if lower_bound > best + self.tol else (best, stale + 1)
+                converged = stale >= self.n_iter_no_change
+            if converged:
                 break
         return dict(
             gate=gate,
@@ -774,8 +795,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             lower_bound=lower_bound,
             lower_bounds=np.asarray(lower_bounds),
             n_expert_restarts=int(restarts.sum()),
+            n_objective_falls=falls,
             n_merges=0,
         )
+
+    def _em_step_dropping(self, gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng):
+        """:meth:`_em_step`; with ``expert_failure="drop"``, experts whose fit
+        or predict fails are dropped and the step taken again without them.
+        Returns the step's results and the indices of the experts kept."""
+        kept = np.arange(resp.shape[1])
+        while True:
+            try:
+                step = self._em_step(gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng)
+                return step, kept
+            except ExpertFitError as failure:
+                if self.expert_failure == "raise" or not hasattr(experts, "drop"):
+                    raise
+                keep = _drop_experts(failure, gate, experts)
+                kept = kept[keep]
+                resp, gate_resp = _renormalised(resp[:, keep]), _renormalised(gate_resp[:, keep])
 
     def _em_step(self, gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng):
         """One EM iteration: the M-step of the gate and the experts from the
@@ -797,9 +835,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ online EM
     def _online_fit_available(self):
-        # the online M-step works on the built-in experts' statistics
-        return (
-            self.estimator is None and self.solver == "em" and not isinstance(self.n_experts, tuple)
+        """True where ``partial_fit`` exists, else an AttributeError that says
+        why: the online M-step works on the built-in experts' statistics."""
+        if self.estimator is None and self.solver == "em" and not isinstance(self.n_experts, tuple):
+            return True
+        raise AttributeError(
+            "partial_fit needs the built-in experts (estimator=None), solver='em' and one "
+            "level of gating (an int n_experts), whose running sufficient statistics online "
+            f"EM updates; got estimator={self.estimator!r}, solver={self.solver!r}, "
+            f"n_experts={self.n_experts!r}. Use fit on all rows otherwise."
         )
 
     def _prepare_online_target(self, y, sample_weight, classes):
@@ -831,7 +875,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     "chunk: k-means starts the experts from it."
                 )
             gate, experts = self._make_gate(), self._builtin_experts(n_experts)
-            gate.set_params(top_k=self.top_k)
+            gate.set_params(**self._gate_options())
             gate.init_scaler(X, sample_weight)
             params = None
         else:
@@ -995,12 +1039,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         super().__setstate__(state)
 
     # ------------------------------------------------------------------ verbose
+    # As sklearn.mixture: 1 prints each initialisation, each merge-and-split
+    # move and every ``verbose_interval``-th iteration; 2 adds times and the
+    # objective. Iterations are counted across the moves of an initialisation.
     def _print_init_start(self, init):
+        self._iterations_seen = 0
         if self.verbose:
             print(f"Initialization {init}")
             self._init_prev_time = self._iter_prev_time = time()
 
-    def _print_iter_end(self, n_iter, lower_bound, change):
+    def _print_iter_end(self, lower_bound, change):
+        self._iterations_seen += 1
+        n_iter = self._iterations_seen
         if self.verbose and n_iter % self.verbose_interval == 0:
             if self.verbose == 1:
                 print(f"  Iteration {n_iter}")
@@ -1011,6 +1061,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     f"\t log-likelihood {lower_bound:.5f}\t change {change:.5f}"
                 )
                 self._iter_prev_time = now
+
+    def _print_restarts(self, experts):
+        if self.verbose and len(experts):
+            print(
+                f"  Restart at iteration {self._iterations_seen}: experts "
+                f"{list(map(int, experts))} (load under {self.min_expert_load}) take the "
+                "worst-fitted rows"
+            )
+
+    def _print_move_start(self, description):
+        if self.verbose:
+            print(f"  Move at iteration {self._iterations_seen}: {description}")
+            self._move_prev_time = time()
+
+    def _print_move_end(self, kept, lower_bound, previous):
+        if self.verbose:
+            print(
+                f"  Move {'kept' if kept else 'rejected'}. time lapse "
+                f"{time() - self._move_prev_time:.5f}s\t lower bound {lower_bound:.5f} "
+                f"(before the move {previous:.5f})."
+            )
 
     def _print_init_end(self, lower_bound, converged):
         if self.verbose:

@@ -158,7 +158,7 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         lower_bound = (log_lik_sum - gate.penalty() - expert_penalty) / total_weight
         lower_bounds.append(lower_bound)
         previous = lower_bounds[-2] if len(lower_bounds) > 1 else -np.inf
-        model._print_iter_end(len(lower_bounds), lower_bound, lower_bound - previous)
+        model._print_iter_end(lower_bound, lower_bound - previous)
 
         mass = sample_weight @ resp / total_weight
         dead = np.flatnonzero((mass < model.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT))
@@ -199,6 +199,8 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         lower_bounds=np.asarray(lower_bounds),
         validation_scores=np.asarray(validation_scores) if validation is not None else None,
         n_expert_restarts=int(restarts.sum()),
+        # minibatch steps are noisy: the objective rises and falls between epochs
+        n_objective_falls=int(np.sum(np.diff(lower_bounds) < 0)),
         n_merges=0,
     )
 

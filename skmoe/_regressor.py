@@ -52,7 +52,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Sparse routing: each row is answered by its ``top_k`` most probable
         experts only, with their gate probabilities renormalised. In training
         a row's responsibilities live on those experts alone, so each expert
-        is fitted only on the rows routed to it. None: all experts answer.
+        is fitted only on the rows routed to it. None, or ``n_experts`` or
+        more: all experts answer (a dense gate), so that a grid over both
+        parameters has a model in every cell.
     gate_noise : bool, default=False
         Noisy top-k gating (Shazeer et al., 2017): while training, each row's
         gate logits get Gaussian noise of a learned per-expert scale,
@@ -100,7 +102,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``solver="gradient"``, of epochs (passes over the training rows).
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
-        per unit of sample weight) changes by less than ``tol``. Gradient
+        per unit of sample weight) changes by less than ``tol`` (with wrapped
+        estimators, see ``n_iter_no_change``). Gradient
         training stops when the objective, or the validation score, has not
         improved by ``tol`` for ``n_iter_no_change`` epochs.
     learning_rate_init : float, default=0.05
@@ -117,7 +120,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     validation_fraction : float, default=0.1
         Share of the rows held out for ``early_stopping``.
     n_iter_no_change : int, default=10
-        Epochs without an improvement of ``tol`` before gradient training stops.
+        Epochs without an improvement of ``tol`` before gradient training
+        stops; and under EM with wrapped estimators, whose objective can fall
+        (see ``lower_bounds_``), iterations without an improvement of ``tol``
+        in the best objective before EM is taken to have converged.
     n_init : int, default=1
         Number of initialisations; the one with the best objective is kept.
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
@@ -166,11 +172,17 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     converged_ : bool
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
-        the gate's and the built-in experts' L2 penalties per unit weight. EM
-        never lowers it.
+        the gate's and the built-in experts' L2 penalties per unit weight.
     lower_bounds_ : ndarray of shape (`n_iter_`,)
-        The objective after each EM iteration. It falls only where an expert
-        was restarted (see the two attributes below).
+        The objective after each EM iteration. With the built-in experts,
+        whose M-steps maximise it, EM never lowers it, except where an expert
+        was restarted or a merge-and-split move began (see the attributes
+        below). Wrapped estimators need not maximise their weighted
+        likelihood (a tree's splits are greedy, a neighbours model ignores
+        it), so under them it can also fall from one iteration to the next.
+    n_objective_falls_ : int
+        Iterations that lowered the objective, restarts and the starts of
+        moves left out: 0 for the built-in experts under EM (beyond rounding).
     dropped_experts_ : list of int
         Experts dropped by ``expert_failure="drop"``, by their index in the
         initial mixture; ``estimators_`` and the gate's columns hold the others.
@@ -503,7 +515,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         weights = xp.concatenate([gate_coef, experts.coef_.T], axis=1)
         bias = xp.concatenate([gate.intercept_ - mean @ gate_coef, experts.intercept_])
         n_experts = len(experts.intercept_)
-        y_mean = mixture_predict(X, weights, bias, gate.top_k or n_experts)
+        y_mean = mixture_predict(X, weights, bias, min(gate.top_k or n_experts, n_experts))
         if not all_finite(y_mean):
             check_device_finite(X)
         return y_mean

@@ -7,6 +7,12 @@ from sklearn.preprocessing import StandardScaler
 from ._backend import SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
 
 
+def _scaler(**params):
+    """A StandardScaler whose transform returns arrays whatever the user's
+    ``set_output`` configuration: its output is the gate's, not the user's."""
+    return StandardScaler(**params).set_output(transform="default")
+
+
 def fit_scaler(X, sample_weight):
     """A StandardScaler fitted with row weights; it centres dense input only.
 
@@ -14,7 +20,7 @@ def fit_scaler(X, sample_weight):
     in the scaler as NumPy arrays, as StandardScaler itself would.
     """
     if not is_cupy_array(X):
-        return StandardScaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
+        return _scaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
     total = sample_weight.sum()
     mean = sample_weight @ X / total
     var = get_namespace(X).zeros_like(mean)
@@ -23,7 +29,7 @@ def fit_scaler(X, sample_weight):
         centred *= centred
         var += sample_weight[i : i + SLICE_ROWS] @ centred
     var /= total
-    scaler = StandardScaler()
+    scaler = _scaler()
     scaler.mean_, scaler.var_ = to_numpy(mean).astype(np.float64), to_numpy(var).astype(np.float64)
     # as StandardScaler: constant features keep their scale
     scaler.scale_ = np.where(scaler.var_ > 0, np.sqrt(scaler.var_), 1.0)

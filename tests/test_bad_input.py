@@ -29,7 +29,6 @@ from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 # ill-conditioned solve); what these tests check is the outputs.
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
-    pytest.mark.filterwarnings("ignore:.*expert restart:UserWarning"),
     pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning"),
 ]
 

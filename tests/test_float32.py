@@ -19,7 +19,6 @@ from skmoe.experts._linear import _normal_equations
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
-    pytest.mark.filterwarnings("ignore:.*expert restart:UserWarning"),
 ]
 
 DTYPES = [np.float32, np.float64]

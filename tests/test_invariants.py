@@ -108,8 +108,7 @@ def test_dead_expert_is_restarted_and_counted(regime_data):
     X, y = X[:1000], y[:1000]
     init = np.zeros((1000, 3))
     init[:, :2] = np.eye(2)[np.arange(1000) % 2]  # expert 2 starts with no rows
-    with pytest.warns(UserWarning, match="re-initialised"):
-        reg = _fit("reg", X, y, n_experts=3, init=init)
+    reg = _fit("reg", X, y, n_experts=3, init=init)
     assert reg.n_expert_restarts_ >= 1
     assert reg.gate_proba(X).mean(axis=0)[2] > 0.01
 
@@ -118,8 +117,7 @@ def test_restarts_are_bounded_and_experts_kept(regime_data):
     # a load floor above 1 / n_experts cannot be met by every expert: restarts
     # stop after two per expert and run, and no expert is dropped
     X, y, _, _ = regime_data
-    with pytest.warns(UserWarning, match="min_expert_load=0.3"):
-        reg = _fit("reg", X[:1000], y[:1000], n_experts=4, min_expert_load=0.3)
+    reg = _fit("reg", X[:1000], y[:1000], n_experts=4, min_expert_load=0.3)
     assert 1 <= reg.n_expert_restarts_ <= 2 * 4 * (reg.n_merges_ + 1)
     assert len(reg.estimators_) == reg.gate_proba(X[:5]).shape[1] == 4
 

@@ -49,11 +49,17 @@ def test_mixture_predictions_use_the_sparse_gate(regime_data, model):
     np.testing.assert_array_equal(est.predict(X_test[::-1])[::-1], first)
 
 
-def test_top_k_equal_to_n_experts_is_the_dense_mixture(regime_data):
+@pytest.mark.parametrize("model", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+@pytest.mark.parametrize("n_experts, top_k", [(3, 3), (3, 5), (1, 2)])
+def test_top_k_of_n_experts_or_more_is_the_dense_mixture(regime_data, model, n_experts, top_k):
+    # so that a grid over n_experts and top_k scores every cell
     X, y, X_test, _ = regime_data
-    dense = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
-    full = MixtureOfExpertsRegressor(n_experts=3, top_k=3, random_state=0).fit(X, y)
-    np.testing.assert_array_equal(full.predict(X_test), dense.predict(X_test))
+    if model is MixtureOfExpertsClassifier:
+        y = y > np.median(y)
+    dense = model(n_experts=n_experts, random_state=0).fit(X, y)
+    full = model(n_experts=n_experts, top_k=top_k, random_state=0).fit(X, y)
+    predict = "predict" if model is MixtureOfExpertsRegressor else "predict_proba"
+    np.testing.assert_array_equal(getattr(full, predict)(X_test), getattr(dense, predict)(X_test))
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
@@ -88,9 +94,3 @@ def test_experts_see_only_their_routed_rows(regime_data, monkeypatch):
     # after the first M-step (from the one-hot k-means start) each row is
     # passed to at most two of the eight experts
     assert max(seen[1:]) <= 2 * len(X)
-
-
-def test_top_k_larger_than_n_experts(regime_data):
-    X, y, _, _ = regime_data
-    with pytest.raises(ValueError, match="top_k=5 must be <= n_experts=4"):
-        MixtureOfExpertsRegressor(n_experts=4, top_k=5).fit(X, y)

@@ -4,7 +4,9 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils.validation import has_fit_parameter
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -23,12 +25,31 @@ def set_random_states(estimator, random_state):
     return estimator
 
 
+def weight_parameter(estimator):
+    """The name under which ``estimator.fit`` takes row weights, or None.
+
+    ``"sample_weight"`` where ``fit`` has it; for a :class:`~sklearn.pipeline.Pipeline`
+    whose last step takes weights, ``"<step>__sample_weight"`` (or, with
+    scikit-learn's metadata routing on, ``"sample_weight"``, which the
+    pipeline routes to the steps that request it).
+    """
+    if has_fit_parameter(estimator, "sample_weight"):
+        return "sample_weight"
+    if isinstance(estimator, Pipeline):
+        name, last = estimator.steps[-1]
+        inner = None if last in (None, "passthrough") else weight_parameter(last)
+        if inner is not None:
+            return "sample_weight" if _routing_enabled() else f"{name}__{inner}"
+    return None
+
+
 def _fit_expert(template, X, y, weight, seed):
     """Fit a clone of ``template`` to the rows that carry weight.
 
     Module-level so that any joblib backend can ship it to a worker. Estimators
-    whose ``fit`` takes no ``sample_weight`` get a weighted bootstrap instead:
-    as many rows as carry weight, drawn with probability proportional to it.
+    that take no row weights (see :func:`weight_parameter`) get a weighted
+    bootstrap instead: as many rows as carry weight, drawn with probability
+    proportional to it.
     """
     if not weight.max() > 0:
         # routed no rows (a restart took them): a placeholder that predicts
@@ -42,8 +63,9 @@ def _fit_expert(template, X, y, weight, seed):
     X, y, weight = _safe_indexing(X, rows), y[rows], weight[rows]
     estimator = clone(template)
     fit_params = {}
-    if has_fit_parameter(estimator, "sample_weight"):
-        fit_params["sample_weight"] = weight
+    name = weight_parameter(estimator)
+    if name is not None:
+        fit_params[name] = weight
     else:
         rng = np.random.RandomState(seed)
         drawn = rng.choice(len(rows), size=len(rows), p=weight / weight.sum())
@@ -66,7 +88,7 @@ def _fit_or_error(template, X, y, weight, seed):
 
 
 class ExpertFitError(RuntimeError):
-    """Some experts' fits raised or gave non-finite outputs.
+    """Some experts' fits or predictions raised, or gave non-finite outputs.
 
     Attributes
     ----------
@@ -74,13 +96,14 @@ class ExpertFitError(RuntimeError):
         The error of each failed expert, by its index.
     """
 
-    def __init__(self, errors, weight_mass):
+    def __init__(self, errors, weight_mass=None):
         self.errors = errors
         self.details = "; ".join(
-            f"expert {k} (weight mass {weight_mass[k]:.4g}) failed: {type(e).__name__}: {e}"
+            f"expert {k}{'' if weight_mass is None else f' (weight mass {weight_mass[k]:.4g})'} "
+            f"failed: {type(e).__name__}: {e}"
             for k, e in errors.items()
         )
-        super().__init__(f"{self.details}. expert_failure='drop' would drop it and go on.")
+        super().__init__(f"{self.details}. With expert_failure='drop' a fit drops it and goes on.")
 
     def as_raised(self):
         """This error as one of the first failed expert's error type, so that
@@ -136,17 +159,30 @@ class EstimatorExperts:
         self.estimators_ = [self.estimators_[k] for k in keep]
         return self
 
+    def _outputs(self, method, X):
+        """Each expert's ``method(X)``; raises :class:`ExpertFitError` naming
+        every expert whose method raised, as a failed fit does."""
+        outputs, errors = [], {}
+        for k, est in enumerate(self.estimators_):
+            try:
+                outputs.append(getattr(est, method)(X))
+            except Exception as error:  # re-raised below, naming the expert
+                errors[k] = error
+        if errors:
+            raise ExpertFitError(errors) from next(iter(errors.values()))
+        return outputs
+
     def predict(self, X):
         """Every expert's prediction, shape (n_samples, n_experts), in X's
         floating type."""
-        return np.column_stack([est.predict(X) for est in self.estimators_]).astype(X.dtype)
+        return np.column_stack(self._outputs("predict", X)).astype(X.dtype)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_experts, n_classes), in X's
         floating type."""
         proba = np.zeros((X.shape[0], self.n_experts, self.n_classes), dtype=X.dtype)
-        for k, est in enumerate(self.estimators_):
-            proba[:, k, est.classes_] = est.predict_proba(X)
+        for k, (est, p) in enumerate(zip(self.estimators_, self._outputs("predict_proba", X))):
+            proba[:, k, est.classes_] = p
         return proba
 
     def squared_norms(self):
