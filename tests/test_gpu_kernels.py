@@ -31,7 +31,7 @@ def test_gate_top_k_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import gate_top_k
 
-    logits = np.random.default_rng().normal(scale=3, size=(n, n_experts)).astype(dtype)
+    logits = np.random.default_rng(0).normal(scale=3, size=(n, n_experts)).astype(dtype)
     proba, index = gate_top_k(cupy.asarray(logits), k)
     proba, index = proba.get(), index.get()
     assert proba.dtype == dtype and index.shape == (n, k)
@@ -47,7 +47,7 @@ def test_e_step_gaussian_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import e_step_gaussian
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
     means = rng.normal(size=(n, n_experts)).astype(dtype)
     y = rng.normal(size=n).astype(dtype)
@@ -86,7 +86,7 @@ def test_linear_experts_on_the_gpu_match_the_cpu(n, n_features, n_experts, k, dt
     cupy = pytest.importorskip("cupy")
     from skmoe.experts import LinearExperts
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     X = (5 + rng.normal(size=(n, n_features))).astype(dtype)  # an offset: centring must hold
     y = (X @ rng.normal(size=n_features) + rng.normal(size=n)).astype(dtype)
     index = np.argsort(-rng.normal(size=(n, n_experts)), axis=1)[:, :k]
@@ -111,7 +111,7 @@ def test_expert_pairs_match_numpy(n, n_experts, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._linear import expert_pairs
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     weights = rng.uniform(0.1, 1.0, size=(n, n_experts)).astype(dtype)
     weights[rng.uniform(size=weights.shape) < 0.8] = 0  # some rows with none, some all
     # subnormal weights count as pairs, however a comparison would round them
@@ -130,7 +130,7 @@ def test_linear_experts_on_the_gpu_take_misaligned_rows(dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe.experts import LinearExperts
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     n, d, n_experts = 3000, 8, 3
     X = rng.normal(size=(n, d)).astype(dtype)
     y = rng.normal(size=n).astype(dtype)
@@ -151,7 +151,7 @@ def test_e_step_from_log_likelihoods_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import e_step as e_step_kernel
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
     log_lik = rng.normal(scale=5, size=(n, n_experts)).astype(dtype) - 3
     resp, index, row_log_lik, dense = e_step_kernel(
@@ -174,7 +174,7 @@ def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import softmax_cross_entropy_kernel
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
     targets = rng.uniform(size=(n, n_experts)).astype(dtype)
     loss, grad, proba = softmax_cross_entropy_kernel(*map(cupy.asarray, (logits, targets)))
@@ -207,7 +207,7 @@ def test_fused_gate_loss_matches_numpy(n, n_features, n_experts, dtype, tensor_c
 
     if not tensor_cores:  # the CUDA-core kernel where the tensor-core one would run
         monkeypatch.setattr(_tiled, "_tensor_core_plan", lambda *args: None)
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     Z = rng.normal(size=(n, n_features)).astype(dtype)
     targets = rng.uniform(size=(n, n_experts)).astype(dtype)
     coef = rng.normal(scale=0.3, size=(n_features, n_experts))
@@ -238,7 +238,7 @@ def test_thin_product_matches_numpy(n, n_features, n_out, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._tiled import thin_product
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     X = rng.normal(size=(n, n_features)).astype(dtype)
     W = rng.normal(size=(n_features, n_out)).astype(dtype)
     bias = rng.normal(size=n_out).astype(dtype)
@@ -254,7 +254,7 @@ def test_dense_from_top_k_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import dense_from_top_k
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     index = np.argsort(rng.uniform(size=(n, n_experts)), axis=1)[:, :k].astype(np.int32)
     resp = rng.uniform(size=(n, k)).astype(dtype)
     out = dense_from_top_k(cupy.asarray(resp), cupy.asarray(index), n_experts).get()
@@ -276,7 +276,7 @@ def test_mixture_mean_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import mixture_mean
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     logits_means = rng.normal(scale=3, size=(n, 2 * n_experts)).astype(dtype)
     bias = rng.normal(size=2 * n_experts).astype(dtype)
     out = mixture_mean(cupy.asarray(logits_means), cupy.asarray(bias), k).get()
@@ -293,7 +293,7 @@ def test_tiled_mixture_predict_matches_numpy(n, n_experts, k, n_features, dtype)
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._tiled import mixture_predict
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     X = rng.normal(size=(n, n_features)).astype(dtype)
     weights = rng.normal(scale=n_features**-0.5, size=(n_features, 2 * n_experts)).astype(dtype)
     bias = rng.normal(size=2 * n_experts).astype(dtype)
@@ -309,7 +309,7 @@ def test_transposed_product_matches_numpy(n):
     cupy = pytest.importorskip("cupy")
     from skmoe._math import transposed_product
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     A, B = rng.normal(size=(n, 7)), rng.normal(size=(n, 3))
     out = transposed_product(cupy.asarray(A), cupy.asarray(B))
     np.testing.assert_allclose(out.get(), A.T @ B, rtol=1e-10, atol=1e-10)
@@ -322,7 +322,7 @@ def test_all_finite_finds_any_non_finite_entry(bad):
 
     X = np.full((3000, 5), 3e38, dtype=np.float32)  # finite, but the sum overflows
     if bad is not None:
-        X[np.random.default_rng().integers(3000), 3] = bad
+        X[np.random.default_rng(0).integers(3000), 3] = bad
     assert all_finite(cupy.asarray(X)) == (bad is None)
 
 
@@ -331,7 +331,7 @@ def test_gaussian_log_lik_matches_numpy(dtype):
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import gaussian_log_lik, weighted_squared_residuals
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)
     n, n_experts = 1001, 7
     means = rng.normal(size=(n, n_experts)).astype(dtype)
     y = rng.normal(size=n).astype(dtype)

@@ -2,58 +2,93 @@
 
 NVRTC compiles without a GPU, so the kernels' source is checked wherever its
 wheel installs (Linux), not only where CUDA runs; that they compute the right
-thing is for tests/test_gpu_kernels.py, on a GPU.
+thing is for tests/test_gpu_kernels.py, on a GPU. The template instances are
+named by the functions the wrappers name them by, so that a wrapper's name and
+the template in the source cannot drift apart unnoticed.
 """
 
+import re
+
+import numpy as np
 import pytest
 
 from skmoe._backend import _kernels, _linear, _tiled
 
-nvrtc = pytest.importorskip("cuda.bindings.nvrtc")
-
-# template instances as the wrappers name them: (T, K, TOPK ...), odd sizes
-# included (K=1, k=K, K=64, features not a multiple of 4)
-INSTANCES = {
-    "kernels": (
-        _kernels._SOURCE,
-        [
-            "skmoe_gate_top_k<{T}, 16, 2>",
-            "skmoe_gate_top_k<{T}, 1, 1>",
-            "skmoe_e_step<{T}, 16, 2, true>",
-            "skmoe_e_step<{T}, 64, 64, false>",
-            "skmoe_softmax_xent<{T}, 5>",
-            "skmoe_mixture_mean<{T}, 7, 6>",
-        ],
-    ),
-    "linear": (
-        _linear._SOURCE,
-        [
-            "skmoe_count_pairs<{T}>",
-            "skmoe_list_pairs<{T}>",
-            "skmoe_pair_gram<{T}, true>",
-            "skmoe_pair_gram<{T}, false>",
-        ],
-    ),
-    "tiled": (
-        _tiled._SOURCE,
-        [
-            "skmoe_gate_loss_grad<{T}, 16, 16, 64, 64>",
-            "skmoe_gate_loss_grad<{T}, 64, 64, 33, 32>",
-            "skmoe_gate_loss_grad<{T}, 5, 8, 13, 32>",
-            "skmoe_gate_loss_grad<{T}, 1, 4, 1, 64>",
-            "skmoe_gate_loss_grad_tf32<16, 16, 64>",
-            "skmoe_gate_loss_grad_tf32<5, 8, 13>",
-            "skmoe_gate_loss_grad_tf32<32, 32, 64>",
-            "skmoe_thin_product<{T}, 16, 64, 64>",
-            "skmoe_thin_product<{T}, 1, 3, 32>",
-            "skmoe_mixture_predict<{T}, 16, 2, 64, 64>",
-            "skmoe_mixture_predict<{T}, 1, 1, 5, 128>",
-        ],
-    ),
-}
+MAX_EXPERTS = _kernels.MAX_EXPERTS
+# (n_features, K, k): a common size; one feature and features not a multiple
+# of 4; one expert; k = K; the most experts the kernels take (whose float64
+# gate tile fits only opted-into shared memory); more than one tile of the
+# pair Gram; and more features than the tiled kernels take
+SIZES = [
+    (64, 16, 2),
+    (1, 1, 1),
+    (5, 3, 1),
+    (33, 7, 7),
+    (64, MAX_EXPERTS, 3),
+    (130, 5, 3),
+    (300, MAX_EXPERTS, 2),
+]
+# compute capabilities either side of the tensor-core plan's
+COMPUTE_CAPABILITIES = [70, 80]
+# shared memory a block may opt into: none beyond the default, and sm_90's
+SHARED_OPTIN = [48 * 1024, 227 * 1024]
 
 
-def _compile(source, names, arch):
+def _kernels_names(dtype):
+    names = set()
+    for _, n_experts, k in SIZES:
+        names.add(_kernels._gate_top_k_name(dtype, n_experts, k))
+        names.update(_kernels._e_step_name(dtype, n_experts, k, g) for g in (True, False))
+        names.add(_kernels._softmax_xent_name(dtype, n_experts))
+        names.add(_kernels._mixture_mean_name(dtype, n_experts, k))
+    # k = K at the most experts, whose unrolled loops are the longest: one
+    # instance, as each takes NVRTC some 15 s
+    names.add(_kernels._e_step_name(dtype, MAX_EXPERTS, MAX_EXPERTS, False))
+    return names
+
+
+def _linear_names(dtype):
+    names = set(_linear._pairs_names(dtype))
+    for d, _, _ in SIZES:
+        names.update(name for name, _, _ in _linear._pair_gram_launches(d, dtype))
+    return names
+
+
+def _tiled_plans(dtype):
+    plans = []
+    for d, n_experts, k in SIZES:
+        plans += [_tiled._tensor_core_plan(d, n_experts, dtype, c) for c in COMPUTE_CAPABILITIES]
+        plans += [_tiled._cuda_core_plan(d, n_experts, dtype, s) for s in SHARED_OPTIN]
+        plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
+        # the gate's logits; a mixture's logits and means side by side
+        plans += [_tiled._thin_product_plan(d, n, dtype) for n in (n_experts, 2 * n_experts)]
+    return plans
+
+
+def _tiled_names(dtype):
+    return {plan[0] for plan in _tiled_plans(dtype) if plan is not None}
+
+
+NAMES = {"kernels": _kernels_names, "linear": _linear_names, "tiled": _tiled_names}
+SOURCES = {"kernels": _kernels._SOURCE, "linear": _linear._SOURCE, "tiled": _tiled._SOURCE}
+
+
+def test_sizes_reach_every_kernel():
+    """The sizes above name every kernel of the sources (the tensor-core one
+    in float32 only), and reach the plans' edges: a gate tile that fits only
+    opted-into shared memory, and sizes left to the fallbacks."""
+    kernel = r"__global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+(\w+)\s*\("
+    in_sources = {name for source in SOURCES.values() for name in re.findall(kernel, source)}
+    for dtype in (np.float32, np.float64):
+        names = set().union(*(names_of(dtype) for names_of in NAMES.values()))
+        expected = in_sources - ({"skmoe_gate_loss_grad_tf32"} if dtype == np.float64 else set())
+        assert {name.split("<")[0] for name in names} == expected
+        assert None in _tiled_plans(dtype)
+    small, large = (_tiled._cuda_core_plan(64, MAX_EXPERTS, np.float64, s) for s in SHARED_OPTIN)
+    assert small is None and large is not None
+
+
+def _compile(nvrtc, source, names, arch):
     """NVRTC's result and log for ``source`` with ``names`` instantiated."""
     try:
         _, program = nvrtc.nvrtcCreateProgram(source.encode(), b"skmoe.cu", 0, [], [])
@@ -72,9 +107,9 @@ def _compile(source, names, arch):
 
 # before and after sm_80, where the tiled kernels' asynchronous copies begin
 @pytest.mark.parametrize("arch", ["compute_70", "compute_80"])
-@pytest.mark.parametrize("T", ["float", "double"])
-@pytest.mark.parametrize("module", sorted(INSTANCES))
-def test_kernel_source_compiles(module, T, arch):
-    source, names = INSTANCES[module]
-    result, log = _compile(source, [name.format(T=T) for name in names], arch)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("module", sorted(NAMES))
+def test_kernel_source_compiles(module, dtype, arch):
+    nvrtc = pytest.importorskip("cuda.bindings.nvrtc")
+    result, log = _compile(nvrtc, SOURCES[module], sorted(NAMES[module](dtype)), arch)
     assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS, log

@@ -11,6 +11,8 @@ needs. Every kernel has a NumPy reference in the tests.
 import math
 from functools import cache
 
+import numpy as np
+
 from . import require_cupy
 
 # Larger K would spill the per-row arrays out of registers; the callers fall
@@ -283,13 +285,34 @@ def compiled_kernel(code, name):
 
 def template_name(name, dtype, *sizes):
     """The instance of the kernel template ``name`` for ``dtype`` (float32 or
-    float64) and compile-time ``sizes``: ``"name<float, 16, 2>"``."""
-    ctype = "float" if dtype == require_cupy().float32 else "double"
+    float64) and compile-time ``sizes``: ``"name<float, 16, 2>"``. CuPy's
+    dtypes are NumPy's, so this needs no CuPy (nor a GPU)."""
+    ctype = "float" if np.dtype(dtype) == np.float32 else "double"
     return f"{name}<{', '.join([ctype, *map(str, sizes)])}>"
 
 
-def _kernel(name, dtype, *sizes):
-    return compiled_kernel(_SOURCE, template_name(name, dtype, *sizes))
+# The instances the wrappers below run, for (dtype, K, k ...); apart so that
+# the kernels' source can be compiled at these names without a GPU.
+def _gate_top_k_name(dtype, n_experts, k):
+    """The instance of skmoe_gate_top_k that :func:`gate_top_k` runs."""
+    return template_name("skmoe_gate_top_k", dtype, n_experts, k)
+
+
+def _e_step_name(dtype, n_experts, k, gaussian):
+    """The instance of skmoe_e_step that :func:`e_step` (``gaussian=False``)
+    and :func:`e_step_gaussian` run."""
+    return template_name("skmoe_e_step", dtype, n_experts, k, "true" if gaussian else "false")
+
+
+def _softmax_xent_name(dtype, n_experts):
+    """The instance of skmoe_softmax_xent that
+    :func:`softmax_cross_entropy_kernel` runs."""
+    return template_name("skmoe_softmax_xent", dtype, n_experts)
+
+
+def _mixture_mean_name(dtype, n_experts, k):
+    """The instance of skmoe_mixture_mean that :func:`mixture_mean` runs."""
+    return template_name("skmoe_mixture_mean", dtype, n_experts, k)
 
 
 def _check(logits, k):
@@ -326,7 +349,7 @@ def gate_top_k(logits, k):
     proba = cupy.empty((n, k), dtype=logits.dtype)
     index = cupy.empty((n, k), dtype=cupy.int32)
     if n:
-        _kernel("skmoe_gate_top_k", logits.dtype, K, k)(
+        compiled_kernel(_SOURCE, _gate_top_k_name(logits.dtype, K, k))(
             *_grid(n), (logits, cupy.int64(n), proba, index)
         )
     return proba, index
@@ -376,7 +399,7 @@ def _e_step(logits, rows, y, variance, k, dense):
     row_log_lik = cupy.empty(n, dtype=dtype)
     dense_resp = cupy.empty((n, K), dtype=dtype) if dense else None
     if n:
-        _kernel("skmoe_e_step", dtype, K, k, "true" if gaussian else "false")(
+        compiled_kernel(_SOURCE, _e_step_name(dtype, K, k, gaussian))(
             *_grid(n),
             (
                 logits,
@@ -406,7 +429,7 @@ def softmax_cross_entropy_kernel(logits, targets):
     grad, proba = cupy.empty_like(logits), cupy.empty_like(logits)
     row_loss = cupy.zeros(n, dtype=logits.dtype)
     if n:
-        _kernel("skmoe_softmax_xent", logits.dtype, K)(
+        compiled_kernel(_SOURCE, _softmax_xent_name(logits.dtype, K))(
             *_grid(n), (logits, targets, cupy.int64(n), grad, proba, row_loss)
         )
     return row_loss.sum(dtype=cupy.float64), grad, proba
@@ -433,7 +456,7 @@ def mixture_mean(logits_means, bias, k):
     bias = cupy.ascontiguousarray(bias, dtype=logits_means.dtype)
     out = cupy.empty(n, dtype=logits_means.dtype)
     if n:
-        _kernel("skmoe_mixture_mean", out.dtype, K, k)(
+        compiled_kernel(_SOURCE, _mixture_mean_name(out.dtype, K, k))(
             *_grid(n), (logits_means, bias, cupy.int64(n), out)
         )
     return out

@@ -225,6 +225,25 @@ _LIST_ROWS = 4096
 _LIST_THREADS = 256
 
 
+def _pairs_names(dtype):
+    """The instances of skmoe_count_pairs and skmoe_list_pairs that
+    :func:`expert_pairs` runs."""
+    return template_name("skmoe_count_pairs", dtype), template_name("skmoe_list_pairs", dtype)
+
+
+def _pair_gram_launches(n_features, dtype):
+    """``(name, tiles, threads)`` of each launch of skmoe_pair_gram that
+    :func:`weighted_normal_equations` makes per segment: the diagonal tiles
+    (81 patches: 3 warps), then those above them (128), where there are any."""
+    n_tiles = -(-n_features // _TILE)
+    launches = [(True, n_tiles, 96), (False, n_tiles * (n_tiles - 1) // 2, 128)]
+    return [
+        (template_name("skmoe_pair_gram", dtype, str(diagonal).lower()), tiles, threads)
+        for diagonal, tiles, threads in launches
+        if tiles
+    ]
+
+
 def expert_pairs(weights):
     """The (row, expert) pairs of non-zero weight, grouped by expert.
 
@@ -250,7 +269,8 @@ def expert_pairs(weights):
     shared = (_LIST_THREADS // 32 + 1) * n_experts * 8
     args = (weights, cupy.int64(n), cupy.int32(n_experts), cupy.int64(_LIST_ROWS))
     counts = cupy.zeros(n_experts * blocks, dtype=cupy.int64)
-    kernel = compiled_kernel(_SOURCE, template_name("skmoe_count_pairs", weights.dtype))
+    count_name, list_name = _pairs_names(weights.dtype)
+    kernel = compiled_kernel(_SOURCE, count_name)
     kernel((blocks,), (_LIST_THREADS,), (*args, counts), shared_mem=shared)
     # expert-major, block-minor: an exclusive scan gives each block's offsets
     ends = cupy.cumsum(counts)
@@ -258,7 +278,7 @@ def expert_pairs(weights):
     starts = cupy.concatenate([offsets[::blocks], ends[-1:]]).get()
     pair_row = cupy.empty(int(starts[-1]), dtype=cupy.int32)
     pair_w = cupy.empty(int(starts[-1]), dtype=weights.dtype)
-    kernel = compiled_kernel(_SOURCE, template_name("skmoe_list_pairs", weights.dtype))
+    kernel = compiled_kernel(_SOURCE, list_name)
     kernel((blocks,), (_LIST_THREADS,), (*args, offsets, pair_row, pair_w), shared_mem=shared)
     return pair_row, pair_w, starts
 
@@ -313,13 +333,8 @@ def weighted_normal_equations(X, y, weights, offset):
         gram,
         moments,
     )
-    # the diagonal tiles (81 patches: 3 warps), then those above them (128)
-    for diagonal, tiles, threads in (
-        (True, n_tiles, 96),
-        (False, n_tiles * (n_tiles - 1) // 2, 128),
-    ):
-        if n_segments and tiles:
-            name = template_name("skmoe_pair_gram", dtype, str(diagonal).lower())
+    if n_segments:
+        for name, tiles, threads in _pair_gram_launches(d, dtype):
             compiled_kernel(_SOURCE, name)((n_segments, tiles), (threads,), args)
     # the segments' partial sums added per expert in float64, in one product
     membership = cupy.zeros((n_experts, n_segments))

@@ -693,13 +693,14 @@ def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows):
     return _GatePlan(name, rows, dp, kp, max(tile_bytes, sums_bytes))
 
 
-def _tensor_core_plan(d, n_experts, dtype):
-    """skmoe_gate_loss_grad_tf32 where it applies: float32 on sm_80 or later,
-    d <= 64 and K <= 32."""
-    cupy = require_cupy()
-    if dtype != cupy.float32 or d > 64 or n_experts > 32:
-        return None
-    if int(cupy.cuda.Device().compute_capability) < 80:
+# The plans, these two and those of thin_product and mixture_predict, are
+# pure functions of the sizes, the dtype and what they need of the device
+# (passed in), so that the kernels' source can be compiled at the names they
+# give without a GPU.
+def _tensor_core_plan(d, n_experts, dtype, compute_capability):
+    """skmoe_gate_loss_grad_tf32 where it applies: float32 on sm_80 or later
+    (``compute_capability`` as an int, e.g. 80), d <= 64 and K <= 32."""
+    if np.dtype(dtype) != np.float32 or d > 64 or n_experts > 32 or compute_capability < 80:
         return None
     rows, dp, kp = 64, -(-d // 16) * 16, -(-n_experts // 8) * 8
     tile_bytes = 4 * (2 * rows * (dp + 4) + 2 * rows * (kp + 8) + 2 * dp * kp)
@@ -707,20 +708,22 @@ def _tensor_core_plan(d, n_experts, dtype):
     return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
 
 
-def _cuda_core_plan(d, n_experts, dtype):
-    """skmoe_gate_loss_grad, or None where its tile or patches do not fit."""
+def _cuda_core_plan(d, n_experts, dtype, shared_optin):
+    """skmoe_gate_loss_grad, or None where its tile or patches do not fit;
+    ``shared_optin`` is the shared memory a block may opt into, in bytes (the
+    device's MaxSharedMemoryPerBlockOptin)."""
+    itemsize = np.dtype(dtype).itemsize
     dp, kp = _padded(d), max(4, 1 << (n_experts - 1).bit_length())
     row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
-    rows = _tile_rows(row_values, fixed_values, dtype.itemsize)
+    rows = _tile_rows(row_values, fixed_values, itemsize)
     if rows is None:  # the smallest tile, in the shared memory a block may opt into
-        limit = _device_attributes(require_cupy().cuda.Device().id)["MaxSharedMemoryPerBlockOptin"]
-        rows = 32 if (32 * row_values + fixed_values) * dtype.itemsize <= limit else None
+        rows = 32 if (32 * row_values + fixed_values) * itemsize <= shared_optin else None
     patches = (dp // 4) * (kp // 4)
     if rows is None or patches > _MAX_PATCHES:
         return None
     name = template_name("skmoe_gate_loss_grad", dtype, n_experts, kp, d, rows)
     split = 1 if patches >= _THREADS else _THREADS // patches
-    tile_bytes = (rows * row_values + fixed_values) * dtype.itemsize
+    tile_bytes = (rows * row_values + fixed_values) * itemsize
     return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
 
 
@@ -752,7 +755,10 @@ def softmax_loss_terms(Z, targets):
         or n_experts > MAX_EXPERTS
     ):
         return None
-    plan = _tensor_core_plan(d, n_experts, Z.dtype) or _cuda_core_plan(d, n_experts, Z.dtype)
+    device = cupy.cuda.Device()
+    shared_optin = _device_attributes(device.id)["MaxSharedMemoryPerBlockOptin"]
+    plan = _tensor_core_plan(d, n_experts, Z.dtype, int(device.compute_capability))
+    plan = plan or _cuda_core_plan(d, n_experts, Z.dtype, shared_optin)
     if plan is None:
         return None
     targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
@@ -786,6 +792,18 @@ def softmax_loss_terms(Z, targets):
     return terms
 
 
+def _thin_product_plan(d, n_out, dtype):
+    """``(name, rows)``: the instance of skmoe_thin_product that
+    :func:`thin_product` runs and its rows per tile, or None where the sizes
+    are beyond it."""
+    rows = _tile_rows(
+        2 * _stride(d) + _stride(n_out), _padded(d) * _padded(n_out), np.dtype(dtype).itemsize
+    )
+    if rows is None or n_out > 2 * MAX_EXPERTS:
+        return None
+    return template_name("skmoe_thin_product", dtype, n_out, d, rows), rows
+
+
 def thin_product(X, W, bias):
     """``X @ W + bias`` for a tall C-contiguous X and a thin W (at most
     ``2 * MAX_EXPERTS`` columns), reading X once, a tile of rows at a time;
@@ -796,20 +814,31 @@ def thin_product(X, W, bias):
     (n, d), n_out = X.shape, W.shape[1]
     if X.dtype not in (cupy.float32, cupy.float64) or not X.flags.c_contiguous:
         return None
-    rows = _tile_rows(
-        2 * _stride(d) + _stride(n_out), _padded(d) * _padded(n_out), X.dtype.itemsize
-    )
-    if rows is None or n_out > 2 * MAX_EXPERTS:
+    plan = _thin_product_plan(d, n_out, X.dtype)
+    if plan is None:
         return None
+    name, rows = plan
     W = cupy.ascontiguousarray(W, dtype=X.dtype)
     bias = cupy.ascontiguousarray(cupy.broadcast_to(cupy.asarray(bias, dtype=X.dtype), (n_out,)))
     out = cupy.empty((n, n_out), dtype=X.dtype)
     if n:
-        name = template_name("skmoe_thin_product", X.dtype, n_out, d, rows)
         compiled_kernel(_SOURCE, name)(
             (_blocks(n, rows),), (_THREADS,), (X, W, bias, cupy.int64(n), out)
         )
     return out
+
+
+def _mixture_predict_plan(d, n_experts, k, dtype):
+    """``(name, rows)``: the instance of skmoe_mixture_predict that
+    :func:`mixture_predict` runs and its rows per tile, or None where the
+    sizes are beyond it."""
+    out_cols = _padded(2 * n_experts)
+    rows = _tile_rows(
+        _stride(d) + _stride(out_cols), _padded(d) * out_cols, np.dtype(dtype).itemsize
+    )
+    if rows is None or n_experts > MAX_EXPERTS:
+        return None
+    return template_name("skmoe_mixture_predict", dtype, n_experts, k, d, rows), rows
 
 
 def mixture_predict(X, weights, bias, k):
@@ -833,15 +862,14 @@ def mixture_predict(X, weights, bias, k):
     """
     cupy = require_cupy()
     (n, d), n_experts = X.shape, weights.shape[1] // 2
-    out_cols = _padded(2 * n_experts)
-    rows = _tile_rows(_stride(d) + _stride(out_cols), _padded(d) * out_cols, X.dtype.itemsize)
+    plan = _mixture_predict_plan(d, n_experts, k, X.dtype)
     weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
     bias = cupy.ascontiguousarray(bias, dtype=X.dtype)
-    if rows is None or n_experts > MAX_EXPERTS or not X.flags.c_contiguous:
+    if plan is None or not X.flags.c_contiguous:
         return mixture_mean(X @ weights, bias, k)
+    name, rows = plan
     out = cupy.empty(n, dtype=X.dtype)
     if n:
-        name = template_name("skmoe_mixture_predict", X.dtype, n_experts, k, d, rows)
         compiled_kernel(_SOURCE, name)(
             (_blocks(n, rows),), (_THREADS,), (X, weights, bias, cupy.int64(n), out)
         )

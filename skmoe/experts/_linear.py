@@ -23,6 +23,17 @@ def _weighted_gram(X1, weight):
     return X1.T @ (X1 * weight[:, None])
 
 
+def _column_centres(X):
+    """The column means of dense X, and a constant column's own value: the
+    mean of 3.3e25 repeated rounds to a neighbour, and the column, centred on
+    it, would be a constant of 1e9 beside the intercept, which the solve of
+    the normal equations cannot tell apart from it."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    if X.shape[0] == 0:
+        return mean
+    return np.where(X.min(axis=0) == X.max(axis=0), X[0], mean)
+
+
 def _normal_equations(X, y, weights, offset=None):
     """The offset (by default the column means of dense X, 0 for sparse), and
     every expert's weighted Gram matrix and right-hand side of
@@ -33,7 +44,7 @@ def _normal_equations(X, y, weights, offset=None):
     and the slices' sums added.
     """
     if offset is None:
-        offset = np.zeros(X.shape[1]) if sp.issparse(X) else X.mean(axis=0, dtype=np.float64)
+        offset = np.zeros(X.shape[1]) if sp.issparse(X) else _column_centres(X)
     if X.dtype == np.float64:
         return offset, *_gram_and_rhs(X, y, weights, offset)
     if sp.issparse(X):
