@@ -391,7 +391,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The gate's routing and balancing, set in one place for fit and
         partial_fit. A ``top_k`` of ``n_experts`` or more routes every row to
         every expert: the gate is dense."""
-        return dict(top_k=self.top_k, balance_loss=self.balance_loss, balance_coef=self.balance_coef)
+        names = ("top_k", "balance_loss", "balance_coef")
+        return {name: getattr(self, name) for name in names}
 
     def _make_gate(self):
         if isinstance(self.n_experts, tuple):
@@ -418,9 +419,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _say_which_experts_are_resampled(self):
         """Warn, once per fit, of the experts whose fit takes no row weights:
         each M-step fits them on a weighted bootstrap of their rows."""
-        if self.solver != "em" and self.estimator is None:
-            return
-        templates = self._estimator_list()
+        templates = self._estimator_list()  # empty for the built-in experts
         resampled = sorted({type(t).__name__ for t in templates if weight_parameter(t) is None})
         if resampled:
             warn(
@@ -747,7 +746,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # converged once n_iter_no_change iterations have not raised its best
         exact = self.estimator is None
         falls, best, stale = 0, -np.inf, 0
-        for n_iter in range(1, self.max_iter + 1):
+        for _ in range(self.max_iter):
             mass = to_numpy(sample_weight @ resp) / total_weight
             dead = np.flatnonzero(
                 (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
@@ -779,7 +778,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if exact:
                 converged = abs(lower_bound - previous) < self.tol
             else:
-                best, stale = (lower_bound, 0) if lower_bound > best + self.tol else (best, stale + 1)
+                risen = lower_bound > best + self.tol
+                best, stale = (lower_bound, 0) if risen else (best, stale + 1)
                 converged = stale >= self.n_iter_no_change
             if converged:
                 break

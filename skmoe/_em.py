@@ -2,12 +2,10 @@
 experts and merge-and-split moves. Shared by EM and gradient training."""
 
 import itertools
-import warnings
 from functools import partial
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import _kernels as kernels
 from ._backend import get_namespace, is_cupy_array, to_numpy
@@ -145,9 +143,8 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     tied = fit <= fit.min() + 1e-9 * abs(fit.min())
     worst = candidates[np.flatnonzero(tied)[np.argmax(mass[candidates][tied])]]
     rows = xp.flatnonzero((owner == worst) & (sample_weight > 0))
-    if rows.size == 0:
-        return None
-    rows = rows[kmeans_labels(Z[rows], sample_weight[rows], 2, rng) == 1]
+    if rows.size:
+        rows = rows[kmeans_labels(Z[rows], sample_weight[rows], 2, rng) == 1]
     if rows.size == 0:
         return None
     resp = resp.copy()

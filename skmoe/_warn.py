@@ -9,9 +9,7 @@ import sklearn
 # Frames in these folders are skipped: skmoe's own, and scikit-learn's, whose
 # decorators (_fit_context) and meta-estimators (Pipeline, GridSearchCV) stand
 # between a user's line and skmoe's fit.
-_SKIPPED = tuple(
-    os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__)
-)
+_SKIPPED = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
 
 
 def warn(message, category=UserWarning):

@@ -135,8 +135,11 @@ def test_verbose_reports_moves_and_counts_iterations_once(regime_data, capsys):
     assert out.count("Move at iteration") >= out.count("Move kept") == model.n_merges_
     assert "Initialization converged. time lapse" in out
     model.set_params(verbose=2, verbose_interval=1).fit(X, y)
-    counts = [int(line.split()[1]) for line in capsys.readouterr().out.splitlines()
-              if line.strip().startswith("Iteration")]
+    counts = [
+        int(line.split()[1])
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith("Iteration")
+    ]
     assert counts == list(range(1, len(counts) + 1)) and len(counts) >= model.n_iter_
 
 

@@ -181,7 +181,8 @@ class EstimatorExperts:
         """Class probabilities, shape (n_samples, n_experts, n_classes), in X's
         floating type."""
         proba = np.zeros((X.shape[0], self.n_experts, self.n_classes), dtype=X.dtype)
-        for k, (est, p) in enumerate(zip(self.estimators_, self._outputs("predict_proba", X))):
+        outputs = self._outputs("predict_proba", X)
+        for k, (est, p) in enumerate(zip(self.estimators_, outputs, strict=True)):
             proba[:, k, est.classes_] = p
         return proba
 
