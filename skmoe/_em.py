@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.utils.extmath import safe_sparse_dot
 
 from ._backend import _kernels as kernels
 from ._backend import get_namespace, is_cupy_array, to_numpy
@@ -175,11 +176,10 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
     rows, weight = _distinct_rows(to_numpy(Z[sample]), to_numpy(sample_weight[sample]))
     kmeans = KMeans(min(n_clusters, rows.shape[0]), n_init=1, random_state=rng)
     kmeans.fit(rows, sample_weight=weight)
-    if not is_cupy_array(Z):
-        return kmeans.predict(Z)
     centres = xp.asarray(kmeans.cluster_centers_, dtype=Z.dtype)
-    # nearest centre: |z - c|^2 less the |z|^2 that all centres share
-    return ((centres**2).sum(axis=1) - 2 * Z @ centres.T).argmin(axis=1)
+    # nearest centre, the same sums on either device: |z - c|^2 less the
+    # |z|^2 that all centres share
+    return ((centres**2).sum(axis=1) - 2 * safe_sparse_dot(Z, centres.T)).argmin(axis=1)
 
 
 def _distinct_rows(Z, sample_weight):

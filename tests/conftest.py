@@ -25,6 +25,25 @@ def regime_data():
     return X[:4000], y[:4000], X[4000:], y[4000:]
 
 
+@pytest.fixture(scope="session")
+def separated_regimes():
+    """Two linear regimes in 3 features with a gap between them (|x_0| >= 1),
+    2000 training and 2000 test rows: no row lies near the gate's boundary,
+    where a prediction turns with the gate's logits, so two fits that differ
+    by rounding differ in their predictions by no more than their experts do."""
+
+    def draw(seed, n_samples=2000):
+        rng = np.random.RandomState(seed)
+        X = rng.uniform(1, 3, size=(n_samples, 3))
+        X[:, 0] *= rng.choice([-1, 1], size=n_samples)
+        right = X[:, 0] > 0
+        coef = np.where(right[:, None], [2.0, -1.0, 0.5], [-1.0, 0.5, 2.0])
+        noise = 0.1 * rng.normal(size=n_samples)
+        return X, (X * coef).sum(axis=1) + np.where(right, 3.0, -3.0) + noise
+
+    return *draw(0), *draw(1)
+
+
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)

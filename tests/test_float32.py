@@ -152,30 +152,17 @@ def test_float32_regression_agrees_with_float64(sparse, regression):
     np.testing.assert_allclose(gate.sum(axis=1), 1.0, rtol=0, atol=4 * EPS32)
 
 
-def _two_separated_regimes(seed, n_samples=2000):
-    """Two linear regimes with a gap between them (|x_0| >= 1): no row lies
-    near the gate's boundary, where a prediction turns with the gate's logits."""
-    rng = np.random.RandomState(seed)
-    X = rng.uniform(1, 3, size=(n_samples, 3))
-    X[:, 0] *= rng.choice([-1, 1], size=n_samples)
-    right = X[:, 0] > 0
-    coef = np.where(right[:, None], [2.0, -1.0, 0.5], [-1.0, 0.5, 2.0])
-    y = (X * coef).sum(axis=1) + np.where(right, 3.0, -3.0) + 0.1 * rng.normal(size=n_samples)
-    return X, y
-
-
-def test_float32_fit_follows_the_float64_fit(fixed_em):
+def test_float32_fit_follows_the_float64_fit(separated_regimes, fixed_em):
     # With EM's discrete choices fixed (see the fixture) and no row near the
     # gate's boundary, the float32 fit is the float64 one plus float32 rounding
     # carried through each M-step's ridge solves, which amplify it by at most
     # their condition number; the map contracts towards its fixed point, so
     # the 30 iterations do not add up their errors.
-    X, y = _two_separated_regimes(0)
-    X_test, _ = _two_separated_regimes(1)
+    X, y, X_test, y_test = separated_regimes
     params = dict(n_experts=2, max_iter=30, random_state=0, **fixed_em)
     as32 = MixtureOfExpertsRegressor(**params).fit(X.astype(np.float32), y)
     as64 = MixtureOfExpertsRegressor(**params).fit(X, y)
-    assert as64.score(X_test, _two_separated_regimes(1)[1]) > 0.99
+    assert as64.score(X_test, y_test) > 0.99
     bound = 10 * np.linalg.cond(np.column_stack([X, np.ones(len(X))])) * EPS32
     np.testing.assert_allclose(
         as32.predict(X_test.astype(np.float32)),
