@@ -716,7 +716,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 self._print_move_start(f"{what}, {how}")
                 trial_gate, trial_experts = copy.deepcopy((run["gate"], run["experts"]))
                 trial = self._em_run(
-                    trial_gate, trial_experts, X, Z, y, sample_weight, start_resp, rng
+                    trial_gate,
+                    trial_experts,
+                    X,
+                    Z,
+                    y,
+                    sample_weight,
+                    start_resp,
+                    rng,
+                    row_log_lik=run["row_log_lik"],
                 )
                 kept = trial["lower_bound"] > run["lower_bound"]
                 self._print_move_end(kept, trial["lower_bound"], run["lower_bound"])
@@ -734,12 +742,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             run = trial
         return run
 
-    def _em_run(self, gate, experts, X, Z, y, sample_weight, resp, rng):
+    def _em_run(self, gate, experts, X, Z, y, sample_weight, resp, rng, row_log_lik=None):
         """EM iterations until the objective settles. Each iteration is an M-step
-        then an E-step, so the objective recorded is that of the parameters kept."""
+        then an E-step, so the objective recorded is that of the parameters kept.
+
+        ``row_log_lik`` is the rows' fit before the first step (a move's trial
+        has its run's), by which a dead expert is restarted on the worst-fitted
+        rows; without it, rows drawn at random."""
         total_weight = float(sample_weight.sum())
         restarts = np.zeros(resp.shape[1], dtype=int)
-        lower_bound, lower_bounds, row_log_lik, converged = -np.inf, [], None, False
+        lower_bound, lower_bounds, converged = -np.inf, [], False
         gate_resp = resp
         # wrapped experts' fits need not maximise their weighted likelihood
         # (a tree's greedy splits), so the objective can fall: EM has then

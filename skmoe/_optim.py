@@ -14,6 +14,7 @@ from functools import cache
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
@@ -142,11 +143,12 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     hundred) the Hessian costs a handful of thin products and each step lands
     far closer to the optimum than an L-BFGS step; near-separable regimes, where
     the gate must grow sharp, are where this matters most. Every accepted step
-    lowers the objective, so EM stays monotone. ``Z`` must be dense.
+    lowers the objective, so EM stays monotone. ``Z`` is dense or sparse.
     """
     xp = get_namespace(Z)
     n_samples, n_experts = Z.shape[0], coef.shape[1]
-    Z1 = xp.hstack([Z, xp.ones((n_samples, 1), dtype=Z.dtype)])
+    ones = xp.ones((n_samples, 1), dtype=Z.dtype)
+    Z1 = sp.hstack([Z, ones], format="csr") if sp.issparse(Z) else xp.hstack([Z, ones])
     n_params = Z1.shape[1]
     penalty = np.full(n_params, float(alpha))
     penalty[-1] = 0.0
@@ -211,8 +213,10 @@ def _softmax_hessian(Z1, proba, row_weight):
     weighted = proba * row_weight[:, None]
     for k in range(n_experts):
         for j in range(k, n_experts):
-            c = weighted[:, k] * ((k == j) - proba[:, j])
-            block = transposed_product(Z1, Z1 * c[:, None])
+            c = (weighted[:, k] * ((k == j) - proba[:, j]))[:, None]
+            scaled = sp.csr_matrix(Z1.multiply(c)) if sp.issparse(Z1) else Z1 * c
+            block = transposed_product(Z1, scaled)
+            block = block.toarray() if sp.issparse(block) else block
             hessian[k, :, j, :] = block
             hessian[j, :, k, :] = block.T
     return hessian.reshape(n_experts * n_params, n_experts * n_params)

@@ -13,15 +13,18 @@ SPARSE = "check_sample_weight_equivalence_on_sparse_data"
 # Why fitting with integer weights differs from fitting on repeated rows, where
 # it does. The check's data is 15 rows in 30 features, so every expert fits its
 # rows exactly and many of EM's choices are ties, which rounding breaks, and
-# rounding differs between a weighted sum and a sum over copies. The initial
-# partition does not differ (k-means sees distinct rows with summed weights).
+# rounding differs between a weighted sum and a sum over copies. EM itself
+# does not part: k-means sees distinct rows with summed weights, restarts and
+# moves hand on weight, and the gate takes Newton steps on dense and sparse
+# rows alike (not L-BFGS, whose stopping point rounding moves).
 _TIED_SPLITS = (
     "tree splits of equal gain on 12 distinct rows in 30 features are chosen by "
     "rounding, which differs between weighted and repeated sums"
 )
-_TIED_MOVES = (
-    "every expert fits its few rows exactly, so which expert a restart or a "
-    "merge-and-split move picks is a tie that rounding breaks"
+_LBFGS = (
+    "the built-in logistic experts are solved by L-BFGS to a gradient tolerance, "
+    "and on sparse rows its stopping point moves with rounding by about 4e-8 in "
+    "the probabilities, over the check's relative 1e-7 for the small ones"
 )
 _ADAM = (
     "Adam divides each step by the root of its running squared gradient, which "
@@ -31,8 +34,8 @@ _ADAM = (
 # (estimator, {check: reason}): the expected failures of each configuration,
 # strict (pyproject sets xfail_strict), so a check that starts to pass is seen.
 CONFIGURATIONS = [
-    (MixtureOfExpertsRegressor(), {DENSE: _TIED_MOVES, SPARSE: _TIED_MOVES}),
-    (MixtureOfExpertsClassifier(), {SPARSE: _TIED_MOVES}),
+    (MixtureOfExpertsRegressor(), {}),
+    (MixtureOfExpertsClassifier(), {SPARSE: _LBFGS}),
     (
         MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=3)),
         {DENSE: _TIED_SPLITS, SPARSE: _TIED_SPLITS},
@@ -46,14 +49,17 @@ CONFIGURATIONS = [
         {DENSE: _TIED_SPLITS, SPARSE: _TIED_SPLITS},
     ),
     (MixtureOfExpertsClassifier([LogisticRegression(), GaussianNB()]), {}),
-    (MixtureOfExpertsRegressor(top_k=2), {SPARSE: _TIED_MOVES}),
+    (MixtureOfExpertsRegressor(top_k=2), {}),
     (
         MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), top_k=2),
         {DENSE: _TIED_SPLITS, SPARSE: _TIED_SPLITS},
     ),
-    (MixtureOfExpertsRegressor(n_experts=(2, 2)), {SPARSE: _TIED_MOVES}),
+    (MixtureOfExpertsRegressor(n_experts=(2, 2)), {}),
     (MixtureOfExpertsRegressor(solver="gradient"), {DENSE: _ADAM, SPARSE: _ADAM}),
-    (MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8), {DENSE: _ADAM}),
+    (
+        MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
+        {DENSE: _ADAM, SPARSE: _ADAM},
+    ),
     (
         MixtureOfExpertsRegressor(
             DecisionTreeRegressor(max_depth=3), solver="gradient", top_k=2, gate_noise=True

@@ -57,8 +57,8 @@ class SoftmaxGate(BaseEstimator):
         L2 penalty on the coefficients of the standardised features. The
         intercept is not penalised.
     max_iter : int, default=100
-        Maximum number of Newton steps per fit. Gates with more than 256
-        coefficients, or sparse input, are fitted by L-BFGS instead, which is
+        Maximum number of Newton steps per fit (dense or sparse input). Gates
+        with more than 256 coefficients are fitted by L-BFGS instead, which is
         given ten times as many of its cheaper, shorter steps.
     tol : float, default=1e-6
         Tolerance on the largest gradient entry of the per-row objective.
@@ -170,7 +170,7 @@ class SoftmaxGate(BaseEstimator):
         )
         row_weight = targets.sum(axis=1)
         loss = self._logit_loss(targets, row_weight)
-        if not sp.issparse(Z) and self.coef_.size <= _NEWTON_MAX_PARAMS:
+        if self.coef_.size <= _NEWTON_MAX_PARAMS:  # dense or sparse Z
             self.coef_, intercept = fit_softmax_newton(
                 Z,
                 loss,
