@@ -160,6 +160,11 @@ def _drop_experts(failure, gate, experts):
     return keep
 
 
+def _n_dropped(experts):
+    """How many experts ``expert_failure="drop"`` has dropped from the set."""
+    return len(getattr(experts, "dropped_", []))
+
+
 def _renormalised(resp):
     """Rows rescaled to sum to 1; a row left with no weight is spread evenly."""
     xp = get_namespace(resp)
@@ -726,7 +731,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     rng,
                     row_log_lik=run["row_log_lik"],
                 )
-                kept = trial["lower_bound"] > run["lower_bound"]
+                # a trial that dropped a failing expert is kept whatever its
+                # objective: the expert failed, and the fit ends without it
+                dropped = _n_dropped(trial["experts"]) > _n_dropped(run["experts"])
+                kept = dropped or trial["lower_bound"] > run["lower_bound"]
                 self._print_move_end(kept, trial["lower_bound"], run["lower_bound"])
                 if kept:
                     break

@@ -76,6 +76,34 @@ def test_a_drop_on_the_last_iteration_ends_in_a_fitted_model(small, max_iter, at
     assert np.all(np.isfinite(model.predict(X_test)))
 
 
+def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypatch):
+    # every move's trial made to look worse than its run, so only the drop in
+    # it can keep it: the expert fails there, on its 70th fit (the trial of
+    # the first move starts after 67)
+    X, y, _, _ = regime_data
+    init = np.zeros((len(X), 4))
+    side = X[:, 0] > 0
+    init[side, 0] = init[side, 1] = 0.5
+    init[~side, 2] = 1.0
+    init[:, 3] = 1e-3
+    em_run = MixtureOfExpertsRegressor._em_run
+
+    def worse_trials(self, *args, row_log_lik=None, **kwargs):
+        run = em_run(self, *args, row_log_lik=row_log_lik, **kwargs)
+        if row_log_lik is not None:
+            run["lower_bound"] -= 1.0
+        return run
+
+    monkeypatch.setattr(MixtureOfExpertsRegressor, "_em_run", worse_trials)
+    _FailsFrom.calls[0] = 0
+    experts = [Ridge(), Ridge(), Ridge(), _FailsFrom(70)]
+    model = MixtureOfExpertsRegressor(experts, init=init, expert_failure="drop", random_state=0)
+    with pytest.warns(UserWarning, match="expert 3 .*no fit"):
+        model.fit(X, y)
+    assert model.dropped_experts_ == [3] and len(model.estimators_) == 3
+    assert model.gate_proba(X[:5]).shape == (5, 3)
+
+
 def test_a_failing_predict_is_dropped_or_named(small):
     # 16 experts, one each per row: some are routed fewer rows than neighbours
     X, y, X_test = small
