@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -41,7 +42,7 @@ def test_criteria_are_the_likelihood_and_the_parameter_count(regime_data, kind):
 def test_criteria_need_builtin_experts(regime_data):
     X, y, _, _ = regime_data
     reg = MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2), n_experts=2, max_iter=2)
-    with pytest.warns(Warning):
+    with pytest.warns(ConvergenceWarning):  # two iterations do not converge
         reg.fit(X[:300], y[:300])
     with pytest.raises(ValueError, match="built-in experts"):
         reg.bic(X[:300], y[:300])
