@@ -34,8 +34,12 @@ pytestmark = [
 
 # ---------------------------------------------------------------- properties
 
+# derandomized: the same examples on every machine and run
 PROPERTY_SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 EXPERT_KINDS = ["builtin", "tree", "top_k"]
 
@@ -115,13 +119,12 @@ def _assert_close(actual, desired, **tolerances):
 
 
 def _assert_same_labels(actual, desired, proba):
-    """Equal predicted labels; for float32 outputs, on the rows whose two most
-    probable classes do not tie to float32's precision (where rounding picks
-    either)."""
-    decided = np.ones(len(desired), dtype=bool)
-    if proba.dtype == np.float32:
-        top_two = np.sort(proba, axis=1)[:, -2:]
-        decided = top_two[:, 1] - top_two[:, 0] > 1e-5
+    """Equal predicted labels, on the rows whose two most probable classes do
+    not tie to the outputs' precision (where rounding picks either): 1e-5 in
+    float32, 1e-12 in float64, each far above a few ulps of a probability."""
+    margin = 1e-5 if proba.dtype == np.float32 else 1e-12
+    top_two = np.sort(proba, axis=1)[:, -2:]
+    decided = top_two[:, 1] - top_two[:, 0] > margin
     np.testing.assert_array_equal(actual[decided], desired[decided])
 
 
