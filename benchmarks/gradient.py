@@ -46,7 +46,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # restarts of dead experts warn
+    warnings.simplefilter("ignore")  # capped runs' ConvergenceWarnings: not what is measured
 
     X, y = make_regime_regression(n_samples=20000, random_state=0)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)

@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # restarts of dead experts warn
+    warnings.simplefilter("ignore")  # capped runs' ConvergenceWarnings: not what is measured
 
     X, y, regime = nested_regime_data()
     split = train_test_split(X, y, regime, test_size=0.25, random_state=0)

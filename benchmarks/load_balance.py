@@ -40,7 +40,7 @@ def main():
     parser.add_argument("--coef", type=float, default=0.01)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # restarts of dead experts warn
+    warnings.simplefilter("ignore")  # capped runs' ConvergenceWarnings: not what is measured
 
     X, y, shares = dominant_regime_data()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)

@@ -150,7 +150,7 @@ def main():
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # restarts of dead experts warn
+    warnings.simplefilter("ignore")  # capped runs' ConvergenceWarnings: not what is measured
 
     X, y = make_regime_regression(n_samples=args.n_samples + N_TEST, random_state=0)
     data = (X[: args.n_samples], X[args.n_samples :], y[: args.n_samples], y[args.n_samples :])

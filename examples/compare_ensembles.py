@@ -195,9 +195,6 @@ def evaluate(name, task, X, y, n_splits):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            # An expert left with (almost) no rows is restarted on the worst-fitted
-            # rows and the fit warns; the fit is valid and the score says how good.
-            warnings.filterwarnings("ignore", message=r".*expert restart", category=UserWarning)
             scores = cross_validate(
                 make_pipeline(StandardScaler(), model),
                 X,

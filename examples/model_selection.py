@@ -13,7 +13,6 @@ predictions, which can tune sparse routing (``top_k``) at the same time.
 # Data: four linear regimes
 # -------------------------
 # A train/test split: the test part is used only to check the choices made.
-import warnings
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -27,10 +26,9 @@ X, y = make_regime_regression(n_samples=5000, n_features=8, n_regimes=4, random_
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
 
 # Mostly where there are more experts than regimes, an expert can be left with
-# (almost) no rows: the fit restarts it and warns. That is expected when trying
-# too many experts, so the warning is silenced here; the BIC table below
-# counts the restarts instead.
-warnings.filterwarnings("ignore", message=r".*expert restart", category=UserWarning)
+# (almost) no rows: the fit restarts it on the rows fitted worst. That is
+# expected when trying too many experts; the BIC table below counts the
+# restarts.
 
 # %%
 # 1. By BIC

@@ -23,7 +23,6 @@ routes each row to 2 of 8 experts (``top_k=2``).
 # regime, to check below what the gate finds. The regimes are Voronoi cells,
 # which a softmax gate can draw exactly. ``center_scale=1.0`` keeps the
 # centres close to the data, so that every regime gets a fair share of rows.
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,9 +52,8 @@ print("rows per regime:", np.bincount(regimes))
 # can do on these data.
 #
 # With more experts than regimes, an expert can be left with (almost) no rows
-# during EM; the fit then restarts it on the rows fitted worst and warns. That
-# is expected here, so the warning is silenced while fitting and the restarts
-# are counted in ``n_expert_restarts_`` instead.
+# during EM; the fit then restarts it on the rows fitted worst, and counts the
+# restarts in ``n_expert_restarts_``.
 models = {
     "dense: 4 ridge experts": MixtureOfExpertsRegressor(n_experts=4, random_state=0),
     "sparse: top-2 of 8 ridge experts": MixtureOfExpertsRegressor(
@@ -65,9 +63,7 @@ models = {
 }
 print(f"{'model':34s} {'held-out R^2':>12s} {'expert restarts':>15s}")
 for name, model in models.items():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*expert restart", category=UserWarning)
-        model.fit(X_train, y_train)
+    model.fit(X_train, y_train)
     restarts = getattr(model, "n_expert_restarts_", "")
     print(f"{name:34s} {model.score(X_test, y_test):12.4f} {restarts:>15}")
 dense = models["dense: 4 ridge experts"]
