@@ -53,7 +53,8 @@ from ._em import (
     split_worst_expert,
 )
 from ._gradient import gradient_run
-from ._math import column_sum, weighted_sum
+from ._math import column_sum, log_softmax_rows, weighted_sum
+from ._online import OnlineGate, OnlineState, removal_costs, significantly_better, warm_up_rows
 from ._version import __version__
 from ._warn import warn
 from .exceptions import InconsistentVersionWarning
@@ -65,7 +66,9 @@ from .gates._balance import BALANCE_LOSSES
 _DEFAULT_N_EXPERTS = 4
 
 # EM rounds on each chunk in partial_fit: each refines the chunk's E-step
-# under the parameters the previous one gave.
+# under the parameters the previous one gave. Rounds until the chunk's
+# log-likelihood settled did not bring the benchmark closer to the batch fit
+# (benchmarks/online.py); a move's trial, which starts from a split, runs so.
 _ONLINE_STEPS_PER_CHUNK = 3
 
 # A fall of the objective by more than this, relative, is counted in
@@ -428,8 +431,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resampled = sorted({type(t).__name__ for t in templates if weight_parameter(t) is None})
         if resampled:
             warn(
-                f"{', '.join(resampled)} takes no sample_weight in fit: each M-step fits "
-                "such an expert on a weighted bootstrap of its rows (drawn from "
+                f"The fit of {', '.join(resampled)} takes no sample_weight: each M-step "
+                "fits such an expert on a weighted bootstrap of its rows (drawn from "
                 "random_state) instead of weighting them. An estimator whose fit takes "
                 "sample_weight (or a Pipeline whose last step does) is fitted exactly."
             )
@@ -879,7 +882,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return None
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
-        """One chunk of stepwise online EM (see the subclasses' ``partial_fit``)."""
+        """One chunk of online EM (see the subclasses' ``partial_fit``).
+
+        The first chunks are kept and fitted by batch EM until they hold
+        enough rows to place every expert (:func:`~skmoe._online.warm_up_rows`);
+        stepwise EM starts from that fit. After it, each chunk first decides
+        the move tried on the chunk before, then gets its rounds of E- and
+        M-steps, then a new move is tried on it.
+        """
+
         if self.device != "cpu" or is_cupy_array(X):
             raise ValueError("partial_fit runs on the CPU; use device='cpu' and NumPy input.")
         first = not hasattr(self, "gate_")
@@ -894,35 +905,181 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     f"n_experts={n_experts} must be <= the {X.shape[0]} rows of the first "
                     "chunk: k-means starts the experts from it."
                 )
-            gate, experts = self._make_gate(), self._builtin_experts(n_experts)
-            gate.set_params(**self._gate_options())
-            gate.init_scaler(X, sample_weight)
-            params = None
+        else:
+            y = self._encode_target(y)
+        state = getattr(self, "_online", None)
+        if state is None:
+            # a model fitted by fit (not by partial_fit): warm-up EM starts from it
+            start = None
+            if not first:
+                start = copy.deepcopy((self.gate_, self._experts, self._get_params_attributes()))
+            state = OnlineState(check_random_state(self.random_state), start)
         else:
             # copies: the state is replaced only once the step has succeeded
-            gate, experts = copy.deepcopy((self.gate_, self._experts))
-            y, params = self._encode_target(y), self._get_params_attributes()
-        online = copy.deepcopy(getattr(self, "_online", None)) or self._online_statistics()
-        Z = gate.standardize(X)
-        for repeat in range(_ONLINE_STEPS_PER_CHUNK):
-            if first and repeat == 0:
-                rng = check_random_state(self.random_state)
-                resp = gate_resp = self._initial_resp(Z, sample_weight, n_experts, rng)
-            else:
-                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
-                resp, gate_resp, _ = posteriors(gate, Z, log_lik)
-            weights = resp * sample_weight[:, None]
-            online.update(experts, X, y, weights, again=repeat > 0)
-            params = self._online_params(experts, online)
-            gate.fit_standardized(Z, gate_resp * sample_weight[:, None])
-        self.gate_, self._experts, self._online = gate, experts, online
+            state = copy.copy(state)
+            state.rng = copy.deepcopy(state.rng)
+        state.n_chunks += 1
+        if state.rows is not None:
+            gate, experts, params, Z, weights = self._online_warm_up(state, X, y, sample_weight)
+        else:
+            gate, experts, params, Z = self._online_step(state, X, y, sample_weight)
+            weights = sample_weight
+        self.gate_, self._experts, self._online = gate, experts, state
         self._set_params_attributes(params)
         self.estimators_ = experts.to_estimators()
-        self.n_iter_ = online.n_steps
+        self.n_iter_ = state.n_chunks
         self.expert_load_, self.expert_importance_ = routing_shares(
-            gate.log_proba_standardized(Z), sample_weight
+            gate.log_proba_standardized(Z), weights
         )
         return self
+
+    def _online_warm_up(self, state, X, y, sample_weight):
+        """Keep the chunk and fit batch EM on all rows kept; once they are
+        enough, start the running statistics from that fit and let the rows go.
+
+        Stepwise EM only refines: its statistics, once settled, hold each
+        expert on the regime it started on. On one chunk k-means and EM
+        cannot place many experts (800 rows for 8 experts of 17
+        coefficients left some regimes shared), so the start is a batch fit
+        on enough rows, with the merge-and-split moves and restarts of
+        ``fit``. EM runs from the last call's fit and from k-means on the
+        rows kept, and the fit of higher objective is kept: EM from k-means
+        alone falls into a worse optimum on some sets of rows than on a
+        smaller set. A model left by ``fit`` is only continued. Returns the
+        gate, experts, likelihood parameters, and the standardised rows kept
+        with their weights."""
+
+        state.rows = [*state.rows, (X, y, sample_weight)]
+        X = (sp.vstack if sp.issparse(X) else np.concatenate)([rows[0] for rows in state.rows])
+        y, sample_weight = (np.concatenate([rows[i] for rows in state.rows]) for i in (1, 2))
+        n_experts = self._resolved_n_experts()
+        self._unit_weights = False  # the chunks' weights, whatever fit had
+        best = None
+        for start in (state.start, "kmeans"):
+            if start is None or (start == "kmeans" and state.fitted):
+                continue
+            rng = check_random_state(self.random_state)  # each EM as fit's on these rows
+            if start == "kmeans":
+                gate, experts = self._make_gate(), self._builtin_experts(n_experts)
+                gate.init_scaler(X, sample_weight)
+                Z = gate.standardize(X)
+                resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+            else:
+                gate, experts, params = copy.deepcopy(start)
+                Z = gate.standardize(X)
+                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+                resp = posteriors(gate, Z, log_lik)[0]
+            gate.set_params(**self._gate_options())
+            self._print_init_start(0)
+            run = self._em_loop(gate, experts, X, Z, y, sample_weight, resp, rng)
+            if best is None or run["lower_bound"] > best[0]["lower_bound"]:
+                best = run, Z
+        run, Z = best
+        gate, experts, params = run["gate"], run["experts"], run["params"]
+        state.start = (gate, experts, params)
+        n_parameters = (n_experts - 1) * (X.shape[1] + 1)
+        n_parameters += self._n_expert_parameters(n_experts, X.shape[1])
+        if X.shape[0] >= warm_up_rows(n_parameters):
+            state.rows = state.start = None
+            state.experts, state.gate = self._online_statistics(), OnlineGate()
+            mixture = (gate, experts, state.experts, state.gate)
+            params = self._online_rounds(mixture, X, Z, y, sample_weight, params, rounds=1)
+            state.iterate, gate = gate, state.gate.averaged(gate)
+        return gate, experts, params, Z, sample_weight
+
+    def _online_step(self, state, X, y, sample_weight):
+        """Stepwise EM on one chunk: keep the trial of the last chunk's move if
+        it fits this chunk, unseen by both, significantly better; refine the
+        chunk's E-step ``_ONLINE_STEPS_PER_CHUNK`` times; try a move on it.
+        Returns the gate averaged over its iterates (see
+        :meth:`~skmoe._online.OnlineGate.averaged`), the experts, the
+        likelihood's parameters and the standardised chunk."""
+
+        gate, experts = copy.deepcopy((state.iterate, self._experts))
+        params = self._get_params_attributes()
+        Z = gate.standardize(X)
+        if state.trial is not None:
+            trial = state.trial
+            new = self._online_row_log_lik(trial[0], trial[1], trial[4], X, Z, y)
+            old = self._online_row_log_lik(gate, experts, params, X, Z, y)
+            if significantly_better(new, old, sample_weight):
+                gate, experts, state.experts, state.gate, params = copy.deepcopy(trial)
+        state.experts, state.gate = copy.deepcopy((state.experts, state.gate))
+        mixture = (gate, experts, state.experts, state.gate)
+        params = self._online_rounds(mixture, X, Z, y, sample_weight, params)
+        state.trial = self._online_move(state, gate, experts, X, Z, y, sample_weight, params)
+        state.iterate = gate
+        return state.gate.averaged(gate), experts, params, Z
+
+    def _online_rounds(self, mixture, X, Z, y, sample_weight, params, rounds=None, **move):
+        """E-steps of one chunk, each followed by the M-step from the running
+        statistics; the first adds the chunk, the others replace its
+        contribution. ``mixture`` is the gate, the experts and their
+        statistics, all refitted in place; returns the likelihood's
+        parameters. A move gives ``resp``, its start (no first E-step), and
+        ``restart``, the experts whose past is dropped; all its rounds
+        replace the chunk's contribution, made already."""
+        gate, experts, stats, gate_stats = mixture
+        resp, restart = move.get("resp"), move.get("restart", ())
+        # a move's rounds run until the chunk's log-likelihood settles, as
+        # fit's EM after a move: a split left after a few rounds is half made
+        converge = bool(restart)
+        previous, total = -np.inf, float(sample_weight.sum())
+        for repeat in range(self.max_iter if converge else rounds or _ONLINE_STEPS_PER_CHUNK):
+            gate_resp = resp
+            if repeat or resp is None:
+                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+                resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
+                current = float(sample_weight @ row_log_lik) / total
+                if converge and abs(current - previous) < self.tol:
+                    break
+                previous = current
+            again = repeat > 0 or bool(restart)
+            stats.update(experts, X, y, resp * sample_weight[:, None], again=again, restart=restart)
+            params = self._online_params(experts, stats)
+            targets = gate_resp * sample_weight[:, None]
+            gate_stats.update(gate, Z, targets, again=again, restart=restart)
+        return params
+
+    def _online_row_log_lik(self, gate, experts, params, X, Z, y):
+        """Each row's log-likelihood under the mixture."""
+        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        return to_numpy(posteriors(gate, Z, log_lik)[2])
+
+    def _online_move(self, state, gate, experts, X, Z, y, sample_weight, params):
+        """The mixture after an online merge-and-split move on this chunk, for
+        the next chunk to judge, or None.
+
+        Batch EM frees an expert that duplicates another, or restarts one
+        that has lost its rows, and gives it half of the rows of the expert
+        that fits its own rows worst (see ``_em_loop``); it keeps the move if
+        the objective rises. Online, the expert freed is the one whose
+        removal costs this chunk's rows the least likelihood (an idle one, or
+        either of two on one regime), the split is that of ``fit``'s moves on
+        this chunk's rows, both experts forget their past statistics, and the
+        trial runs the chunk's rounds again from there. Its judge is the next
+        chunk, which neither mixture has seen."""
+
+        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        resp = to_numpy(posteriors(gate, Z, log_lik)[0])
+        n_experts = resp.shape[1]
+        if n_experts < 2:
+            return None
+        log_gate = log_softmax_rows(to_numpy(gate.logits_standardized(Z)).astype(np.float64))
+        costs = removal_costs(log_gate, to_numpy(log_lik).astype(np.float64), sample_weight)
+        free = int(np.argmin(costs))
+        merged = resp.copy()
+        merged[:, free] = 0.0  # its rows go to the trial's next E-step
+        others = np.delete(np.arange(n_experts), free)
+        start = split_worst_expert(merged, free, Z, log_lik, sample_weight, state.rng, others)
+        if start is None:
+            return None
+        split = int(merged[start[:, free] > 0][0].argmax())  # the expert split
+        trial = copy.deepcopy((gate, experts, state.experts, state.gate))
+        params = self._online_rounds(
+            trial, X, Z, y, sample_weight, params, resp=start, restart=(free, split)
+        )
+        return (*trial, params)
 
     # ------------------------------------------------------------------ gate access
     def gate_proba(self, X):

@@ -321,8 +321,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One step of online EM on a chunk of rows, for data streamed in chunks.
 
-        As :meth:`MixtureOfExpertsRegressor.partial_fit`, for the built-in
-        logistic experts: logistic regression has no finite sufficient
+        As :meth:`MixtureOfExpertsRegressor.partial_fit` (batch EM on the
+        first rows until they are enough, then stepwise EM with online
+        moves), for the built-in logistic experts: logistic regression has no
+        finite sufficient
         statistics, so each chunk's loss enters as its second-order expansion
         at the parameters when the chunk is seen, and each M-step solves the
         running sums (a Newton step on the approximated loss of all chunks).

@@ -446,15 +446,24 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def partial_fit(self, X, y, sample_weight=None):
         """One step of online EM on a chunk of rows, for data streamed in chunks.
 
-        The first call starts the mixture from k-means on its chunk (or
-        continues a model fitted by :meth:`fit`); each call then runs an E-step
-        under the current parameters, moves the experts' sufficient
-        statistics towards the chunk's (stepwise online EM, Cappé and
-        Moulines, 2009) and refits the experts from them, and takes the
-        gate's few Newton steps on the chunk, three times per chunk. The
+        The first calls keep their rows and fit them all by batch EM, as
+        :meth:`fit` would (k-means start, merge-and-split moves, restarts;
+        a model fitted by :meth:`fit` is continued instead), until they hold
+        20 rows per parameter of the mixture (at most 50,000): stepwise EM
+        refines a mixture but cannot move an expert to a regime that others
+        share, so it starts from a fit on enough rows to place every expert.
+        The rows are then let go, and each call runs an E-step under the
+        current parameters, moves the experts' sufficient statistics
+        towards the chunk's (stepwise online EM, Cappé and Moulines, 2009)
+        and refits the experts from them, and refits the gate to the chunk
+        and the second-order expansions of its loss on the chunks before,
+        three times per chunk; the gate predicted with is the average of its
+        iterates. Each call also tries an online merge-and-split move on its
+        chunk (the expert the chunk needs least restarted on half of the
+        rows of the expert that fits its rows worst), which the next call
+        keeps if it fits its own, unseen chunk significantly better. The
         method exists only with the built-in experts (``estimator=None``),
         ``solver="em"`` and one level of gating, and runs on the CPU.
-        Merge-and-split moves and restarts, which need all rows, do not run.
 
         Parameters
         ----------

@@ -7,9 +7,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
-from skmoe._online import OnlineLogisticStatistics, OnlineStatistics
+from skmoe._online import (
+    OnlineGate,
+    OnlineLogisticStatistics,
+    OnlineStatistics,
+    significantly_better,
+)
 from skmoe.datasets import make_regime_classification, make_regime_regression
 from skmoe.experts import LinearExperts, LogisticExperts
+from skmoe.gates import SoftmaxGate
 
 
 def _one_pass(model, X, y, n_chunks=20):
@@ -26,6 +32,83 @@ def test_one_pass_in_20_chunks_is_close_to_the_batch_fit():
     online = _one_pass(MixtureOfExpertsRegressor(random_state=0), X, y)
     assert online.n_iter_ == 20
     assert online.score(X_test, y_test) > batch - 0.02
+
+
+@pytest.mark.parametrize("n_features, n_regimes, seed", [(6, 3, 11), (12, 6, 12), (14, 7, 13)])
+def test_one_pass_is_within_002_of_the_batch_fit_on_other_regime_data(n_features, n_regimes, seed):
+    # shapes and seeds apart from those partial_fit was developed on
+    # (benchmarks/online.py: 4, 8, 10, 16 features; 2, 5, 8 regimes; seeds 0-2)
+    X, y = make_regime_regression(21000, n_features, n_regimes, random_state=seed)
+    X, y, X_test, y_test = X[:16000], y[:16000], X[16000:], y[16000:]
+    batch = MixtureOfExpertsRegressor(n_experts=n_regimes, random_state=seed).fit(X, y)
+    online = MixtureOfExpertsRegressor(n_experts=n_regimes, random_state=seed)
+    online = _one_pass(online, X, y)
+    assert online.score(X_test, y_test) > batch.score(X_test, y_test) - 0.02
+
+
+def test_a_move_leaves_the_local_optimum_of_the_first_chunk():
+    # two regimes, each with its own intercept: on the first 800 rows, all the
+    # warm-up keeps for 2 experts in 8 features, k-means and EM end with both
+    # experts straddling the regimes (R^2 0.76); a move on a later chunk,
+    # kept on the chunk after it, separates them
+    X, y, regimes = make_regime_regression(21000, 8, 2, random_state=2, return_regimes=True)
+    y = y + 2.0 * np.random.RandomState(10_002).standard_normal(2)[regimes]
+    X, y, X_test, y_test = X[:16000], y[:16000], X[16000:], y[16000:]
+    batch = MixtureOfExpertsRegressor(n_experts=2, random_state=2).fit(X, y)
+    online = _one_pass(MixtureOfExpertsRegressor(n_experts=2, random_state=2), X, y)
+    assert online.score(X_test, y_test) > batch.score(X_test, y_test) - 0.02
+
+
+def test_the_first_chunk_is_fitted_as_fit_fits_it(regime_data):
+    # too few rows to start stepwise EM: batch EM on them, from k-means
+    X, y, X_test, _ = regime_data
+    online = MixtureOfExpertsRegressor(random_state=0).partial_fit(X[:500], y[:500])
+    batch = MixtureOfExpertsRegressor(random_state=0).fit(X[:500], y[:500])
+    np.testing.assert_allclose(online.predict(X_test), batch.predict(X_test), rtol=1e-10)
+    assert online.n_iter_ == 1
+
+
+def test_partial_fit_continues_a_fitted_model(regime_data):
+    X, y, X_test, y_test = regime_data
+    model = MixtureOfExpertsRegressor(random_state=0).fit(X, y)
+    fitted = model.score(X_test, y_test)
+    _one_pass(model, X, y, n_chunks=8)
+    assert model.score(X_test, y_test) > fitted - 0.01
+
+
+def test_restarted_experts_forget_their_statistics(regime_data):
+    # expert 0, restarted on the second chunk, is solved from that chunk alone
+    # (its statistics per unit weight are the chunk's; they count, as all
+    # experts' do, for the weight of both chunks against the ridge penalty)
+    X, y, _, _ = regime_data
+    weights = np.random.default_rng(0).uniform(size=(len(X), 2))
+    stats, experts = OnlineStatistics(), LinearExperts(2)
+    stats.update(experts, X[:2000], y[:2000], weights[:2000])
+    stats.update(experts, X[2000:], y[2000:], weights[2000:])
+    stats.update(experts, X[2000:], y[2000:], weights[2000:], again=True, restart=(0,))
+    alone = LinearExperts(2, alpha=weights[2000:].sum() / weights.sum())
+    alone.fit(X[2000:], y[2000:], weights[2000:])
+    np.testing.assert_allclose(experts.coef_[0], alone.coef_[0], rtol=1e-8)
+    assert not np.allclose(experts.coef_[1], alone.coef_[1], rtol=1e-3)
+
+
+def test_online_gate_on_one_chunk_is_the_gates_m_step(regime_data):
+    # no chunks before: the objective is the batch M-step's on the chunk
+    X, _, _, _ = regime_data
+    targets = np.random.default_rng(0).dirichlet(np.ones(3), size=len(X))
+    reference = SoftmaxGate(alpha=0.1, max_iter=100, tol=1e-10).fit(X, targets)
+    gate = SoftmaxGate(alpha=0.1, max_iter=100, tol=1e-10).init_scaler(X, np.ones(len(X)))
+    OnlineGate().update(gate, gate.standardize(X), targets)
+    np.testing.assert_allclose(gate.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gate.intercept_, reference.intercept_, rtol=1e-6, atol=1e-8)
+
+
+def test_a_move_is_kept_only_if_significantly_better():
+    rng = np.random.default_rng(0)
+    old, weight = rng.normal(size=1000), np.ones(1000)
+    assert not significantly_better(old + rng.normal(scale=1.0, size=1000), old, weight)
+    assert significantly_better(old + 0.2 + rng.normal(scale=0.5, size=1000), old, weight)
+    assert not significantly_better(old, old, weight)
 
 
 def test_online_gate_and_noise_stay_valid(regime_data):

@@ -209,7 +209,7 @@ def test_a_pipeline_expert_gets_the_weights():
 def test_resampled_experts_are_named_once_per_fit(small):
     X, y, _ = small
     model = MixtureOfExpertsRegressor(KNeighborsRegressor(), n_init=2, max_iter=3)
-    with pytest.warns(UserWarning, match="KNeighborsRegressor takes no sample_weight") as caught:
+    with pytest.warns(UserWarning, match="of KNeighborsRegressor takes no sample_weight") as caught:
         model.fit(X, y)
     assert sum("sample_weight" in str(w.message) for w in caught) == 1
 

@@ -1,0 +1,144 @@
+"""One pass of partial_fit against a batch fit on the same rows.
+
+Piecewise-linear regime data (``make_regime_regression``, noise 0.5) over a
+grid of features and regimes, several seeds each, optionally with an
+intercept per regime (``N(0, 2^2)``, added to y by regime). For each draw,
+``MixtureOfExpertsRegressor(n_experts=<regimes>, random_state=seed)`` is
+fitted once by ``fit`` on the training rows and once by ``partial_fit`` over
+them in chunks, in one pass; the table gives both held-out R^2, their gap,
+the noise ceiling of the draw and both fit times.
+
+    python benchmarks/online.py [--features 4 8 10 16] [--regimes 2 5 8]
+        [--seeds 0 1 2] [--chunks 20] [--chunk-size 800] [--out benchmarks/results]
+
+Writes online.json and online.md under --out.
+"""
+
+import os
+
+# one thread, as the timings of the other scripts: the fits are small and
+# the machine may be shared
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _report import write_report  # noqa: E402  (beside this script)
+
+import skmoe  # noqa: E402
+from skmoe import MixtureOfExpertsRegressor  # noqa: E402
+from skmoe.datasets import make_regime_regression  # noqa: E402
+
+N_TEST = 5000
+NOISE = 0.5
+
+
+def regime_data(n_samples, n_features, n_regimes, seed, intercepts):
+    """``make_regime_regression`` rows; with ``intercepts``, each regime's
+    law gets its own constant, drawn after the data from the same seed."""
+    X, y, regimes = make_regime_regression(
+        n_samples, n_features, n_regimes, noise=NOISE, random_state=seed, return_regimes=True
+    )
+    if intercepts:
+        y = y + 2.0 * np.random.RandomState(seed + 10_000).standard_normal(n_regimes)[regimes]
+    return X, y
+
+
+def one_draw(n_features, n_regimes, seed, intercepts, n_chunks, chunk_size):
+    n_train = n_chunks * chunk_size
+    X, y = regime_data(n_train + N_TEST, n_features, n_regimes, seed, intercepts)
+    X, y, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+    start = time.perf_counter()
+    batch = MixtureOfExpertsRegressor(n_experts=n_regimes, random_state=seed).fit(X, y)
+    batch_time = time.perf_counter() - start
+    start = time.perf_counter()
+    online = MixtureOfExpertsRegressor(n_experts=n_regimes, random_state=seed)
+    for rows in np.array_split(np.arange(n_train), n_chunks):
+        online.partial_fit(X[rows], y[rows])
+    online_time = time.perf_counter() - start
+    batch_r2, online_r2 = batch.score(X_test, y_test), online.score(X_test, y_test)
+    return {
+        "features": n_features,
+        "regimes": n_regimes,
+        "seed": seed,
+        "intercepts": intercepts,
+        "ceiling_r2": float(1 - NOISE**2 / y_test.var()),
+        "batch_r2": float(batch_r2),
+        "online_r2": float(online_r2),
+        "gap": float(batch_r2 - online_r2),
+        "batch_s": batch_time,
+        "online_s": online_time,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=int, nargs="+", default=[4, 8, 10, 16])
+    parser.add_argument("--regimes", type=int, nargs="+", default=[2, 5, 8])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--intercepts", choices=["no", "yes", "both"], default="both")
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--chunk-size", type=int, default=800)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # a batch fit that stops at max_iter warns
+
+    intercepts = {"no": [False], "yes": [True], "both": [False, True]}[args.intercepts]
+    rows = []
+    for with_intercepts in intercepts:
+        for n_features in args.features:
+            for n_regimes in args.regimes:
+                for seed in args.seeds:
+                    row = one_draw(
+                        n_features, n_regimes, seed, with_intercepts, args.chunks, args.chunk_size
+                    )
+                    print(
+                        f"{n_features:3d} {n_regimes:2d} {seed:3d} {with_intercepts!s:5} "
+                        f"batch {row['batch_r2']:.4f} online {row['online_r2']:.4f} "
+                        f"gap {row['gap']:+.4f}",
+                        flush=True,
+                    )
+                    rows.append(row)
+    gaps = np.array([row["gap"] for row in rows])
+    lines = [
+        "# partial_fit: one pass against a batch fit",
+        "",
+        f"`make_regime_regression` (noise {NOISE}), {args.chunks} chunks of {args.chunk_size} "
+        f"training rows, {N_TEST} held-out rows; `n_experts` = regimes, `random_state` = seed, "
+        f"defaults otherwise. skmoe {skmoe.__version__}. "
+        "Generated by `python benchmarks/online.py`.",
+        "",
+        f"Gap (batch - online R^2): max {gaps.max():+.4f}, median {np.median(gaps):+.4f}; "
+        f"{int((gaps > 0.02).sum())} of {gaps.size} draws over 0.02. Fit time over all "
+        f"draws: batch {sum(row['batch_s'] for row in rows):.1f} s, partial_fit "
+        f"{sum(row['online_s'] for row in rows):.1f} s (one thread). Intercepts: "
+        "`N(0, 2^2)` per regime, added to y.",
+        "",
+        "| features | regimes | seed | intercepts | ceiling R^2 | batch R^2 | online R^2 | gap "
+        "| batch s | online s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['features']} | {row['regimes']} | {row['seed']} | "
+            f"{'yes' if row['intercepts'] else 'no'} | {row['ceiling_r2']:.4f} | "
+            f"{row['batch_r2']:.4f} | {row['online_r2']:.4f} | {row['gap']:+.4f} | "
+            f"{row['batch_s']:.2f} | {row['online_s']:.2f} |"
+        )
+    markdown = "\n".join(lines) + "\n"
+    result = {
+        "chunks": args.chunks,
+        "chunk_size": args.chunk_size,
+        "n_test": N_TEST,
+        "noise": NOISE,
+        "rows": rows,
+    }
+    write_report(args.out, "online", result, markdown)
+
+
+if __name__ == "__main__":
+    main()
