@@ -110,14 +110,6 @@ class OnlineState:
         self.experts = self.gate = self.iterate = self.trial = None
         self.n_chunks = 0
 
-    def __getattr__(self, name):
-        # what is not here is the experts' running statistics' (gram, weight,
-        # ...): the attributes of this object before the other state joined them
-        experts = self.__dict__.get("experts")
-        if experts is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(experts, name)
-
 
 class _RunningAverage:
     """Statistics per unit of weight, each chunk's blended in by a step

@@ -282,15 +282,17 @@ def test_partial_fit_keeps_float64_statistics(kind, regression, classification):
         model = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
         for rows in np.array_split(np.arange(len(X)), 4):
             model.partial_fit(X[rows], y[rows])
-        statistics = (model._online.gram, model._online.rhs, model._online.yy)
+        online = model._online.experts  # the experts' running statistics
+        statistics = (online.gram, online.rhs, online.yy)
         assert model.noise_variance_.dtype == np.float32
     else:
         model = MixtureOfExpertsClassifier(n_experts=3, random_state=0)
         for rows in np.array_split(np.arange(len(X)), 4):
             model.partial_fit(X[rows], y[rows], classes=np.unique(y))
-        statistics = (model._online.hessian, model._online.rhs)
+        online = model._online.experts
+        statistics = (online.hessian, online.rhs)
     assert all(s.dtype == np.float64 for s in statistics)
-    assert isinstance(model._online.weight, float | np.float64)
+    assert isinstance(online.weight, float | np.float64)
     assert model._experts.coef_.dtype == np.float32
     for output in _outputs(model, X_test).values():
         assert output.dtype == np.float32
