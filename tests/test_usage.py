@@ -76,16 +76,23 @@ def test_a_drop_on_the_last_iteration_ends_in_a_fitted_model(small, max_iter, at
     assert np.all(np.isfinite(model.predict(X_test)))
 
 
-def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypatch):
-    # every move's trial made to look worse than its run, so only the drop in
-    # it can keep it: the expert fails there, on its 70th fit (the trial of
-    # the first move starts after 67)
-    X, y, _, _ = regime_data
+def _two_experts_on_one_regime(X):
+    """Initial responsibilities with experts 0 and 1 on one side of x_0, 2 on
+    the other and 3 idle: EM makes a merge-and-split move from there."""
     init = np.zeros((len(X), 4))
     side = X[:, 0] > 0
     init[side, 0] = init[side, 1] = 0.5
     init[~side, 2] = 1.0
     init[:, 3] = 1e-3
+    return init
+
+
+def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypatch):
+    # every move's trial made to look worse than its run, so only the drop in
+    # it can keep it: the expert fails there, on its 70th fit (the trial of
+    # the first move starts after 67)
+    X, y, _, _ = regime_data
+    init = _two_experts_on_one_regime(X)
     em_run = MixtureOfExpertsRegressor._em_run
 
     def worse_trials(self, *args, row_log_lik=None, **kwargs):
@@ -151,11 +158,7 @@ def test_warnings_point_at_the_users_call(small):
 def test_verbose_reports_moves_and_counts_iterations_once(regime_data, capsys):
     # two experts start on one regime: a merge-and-split move runs
     X, y, _, _ = regime_data
-    init = np.zeros((len(X), 4))
-    side = X[:, 0] > 0
-    init[side, 0] = init[side, 1] = 0.5
-    init[~side, 2] = 1.0
-    init[:, 3] = 1e-3
+    init = _two_experts_on_one_regime(X)
     model = MixtureOfExpertsRegressor(n_experts=4, init=init, verbose=1, random_state=0)
     model.fit(X, y)
     out = capsys.readouterr().out
