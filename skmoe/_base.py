@@ -55,6 +55,7 @@ from ._em import (
 from ._gradient import gradient_run
 from ._math import column_sum, log_softmax_rows, weighted_sum
 from ._online import OnlineGate, OnlineState, removal_costs, significantly_better, warm_up_rows
+from ._rows import distinct_rows
 from ._version import __version__
 from ._warn import warn
 from .exceptions import InconsistentVersionWarning
@@ -186,6 +187,19 @@ def _to_device(validated):
     return X if y is None else (X, cupy.asarray(y, dtype=X.dtype))
 
 
+def _distinct_fit_rows(X, y, sample_weight, init_resp):
+    """The rows a fit sees: each distinct ``(x, y)`` of positive weight once,
+    with its copies' summed weight (see :mod:`skmoe._rows`), and the initial
+    responsibilities given, each row's the weighted mean of its copies'."""
+    distinct = distinct_rows(X, y, sample_weight)
+    if init_resp is not None:
+        weight = to_numpy(sample_weight[distinct.positive])[:, None]
+        summed = np.zeros((len(distinct.rows), init_resp.shape[1]))
+        np.add.at(summed, to_numpy(distinct.group), init_resp[to_numpy(distinct.positive)] * weight)
+        init_resp = summed / summed.sum(axis=1, keepdims=True)
+    return X[distinct.rows], y[distinct.rows], distinct.weight, init_resp
+
+
 def _branch(groups, expert, resp):
     """The experts of ``expert``'s branch, and a mask of the rows they own
     (None when there is one branch: all rows)."""
@@ -298,6 +312,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _prepare_target(self, y, sample_weight):
         """Validate and encode ``y``; set target attributes such as ``classes_``."""
+
+    def _set_target_scale(self, y, sample_weight):
+        """Set what the experts take from the distinct rows' weighted ``y``."""
 
     @abstractmethod
     def _builtin_experts(self, n_experts):
@@ -505,7 +522,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "use device='cpu'."
             )
 
-    def _initial_resp(self, Z, sample_weight, n_experts, rng):
+    def _initial_resp(self, Z, sample_weight, n_experts, rng, init_resp=None):
         n_samples = Z.shape[0]
         xp = get_namespace(Z)
         if isinstance(self.init, str) and self.init == "random":
@@ -515,7 +532,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             branching = self.n_experts if isinstance(self.n_experts, tuple) else (n_experts,)
             labels = _nested_kmeans(Z, sample_weight, branching, rng)
             return xp.eye(n_experts, dtype=Z.dtype)[labels]
-        return xp.asarray(check_init_resp(self.init, n_samples, n_experts), dtype=Z.dtype)
+        if init_resp is None:
+            init_resp = check_init_resp(self.init, n_samples, n_experts)
+        return xp.asarray(init_resp, dtype=Z.dtype)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
@@ -543,8 +562,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._check_device_options()
         X, y = self._validate_data(X, y, reset=True)
         self._on_device = is_cupy_array(X)
-        # without weights, EM skips multiplying its (n, K) arrays by ones
-        self._unit_weights = sample_weight is None
         # the weights take X's floating type, so that the (n, K) arrays they
         # multiply stay in it
         sample_weight = get_namespace(X).asarray(
@@ -565,18 +582,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "sample_weight: every expert needs rows to fit."
             )
         self._check_solver_options()
+        init_resp = None
+        if not isinstance(self.init, str):
+            init_resp = check_init_resp(self.init, X.shape[0], n_experts)
+        X, y, sample_weight, init_resp = _distinct_fit_rows(X, y, sample_weight, init_resp)
+        self._set_target_scale(y, sample_weight)
+        # with unit weights, EM skips multiplying its (n, K) arrays by them
+        self._unit_weights = bool(get_namespace(X).all(sample_weight == 1))
         validation = None
         if self.early_stopping:
-            X, X_val, y, y_val, sample_weight, w_val = train_test_split(
-                X,
-                y,
-                sample_weight,
+            arrays = (X, y, sample_weight) + (() if init_resp is None else (init_resp,))
+            split = train_test_split(
+                *arrays,
                 test_size=self.validation_fraction,
                 random_state=self.random_state,
                 stratify=y if is_classifier(self) else None,
             )
-            validation = (X_val, y_val, w_val)
-        self._fit_mixture(X, y, sample_weight, n_experts, validation)
+            X, y, sample_weight = split[0:6:2]
+            validation = split[1:6:2]
+            init_resp = None if init_resp is None else split[6]
+        self._fit_mixture(X, y, sample_weight, n_experts, validation, init_resp)
         return self
 
     def _check_solver_options(self):
@@ -611,7 +636,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "to the estimators given."
             )
 
-    def _fit_mixture(self, X, y, sample_weight, n_experts, validation):
+    def _fit_mixture(self, X, y, sample_weight, n_experts, validation, init_resp):
         self._online = None  # fit starts anew; partial_fit then continues from it
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
@@ -636,7 +661,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 gate.init_scaler(X, sample_weight)
                 experts = self._make_experts(n_experts, rng, gate.scaler_)
                 Z = gate.standardize(X)
-                resp = self._initial_resp(Z, sample_weight, n_experts, rng)
+                resp = self._initial_resp(Z, sample_weight, n_experts, rng, init_resp)
                 if self.solver == "gradient":
                     # EM's first gate M-step: a gate leaning towards the initial
                     # partition, soft enough for the gradient to move it
@@ -871,7 +896,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _prepare_online_target(self, y, sample_weight, classes):
         """``_prepare_target`` for the first chunk of ``partial_fit``."""
-        return self._prepare_target(y, sample_weight)
+        y = self._prepare_target(y, sample_weight)
+        self._set_target_scale(y, sample_weight)
+        return y
 
     def _online_statistics(self):
         """A new running-statistics object for ``partial_fit``."""
@@ -952,6 +979,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         state.rows = [*state.rows, (X, y, sample_weight)]
         X = (sp.vstack if sp.issparse(X) else np.concatenate)([rows[0] for rows in state.rows])
         y, sample_weight = (np.concatenate([rows[i] for rows in state.rows]) for i in (1, 2))
+        X, y, sample_weight, _ = _distinct_fit_rows(X, y, sample_weight, None)  # as fit's
         n_experts = self._resolved_n_experts()
         self._unit_weights = False  # the chunks' weights, whatever fit had
         best = None

@@ -13,6 +13,7 @@ from ._backend import get_namespace, is_cupy_array, to_numpy
 from ._backend._kernels import MAX_EXPERTS
 from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
+from ._rows import distinct_rows
 
 # An expert whose load falls under min_expert_load is restarted on the rows the
 # mixture fits worst; at most this many times per expert and EM run, so that the
@@ -159,7 +160,7 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
 
     k-means sees each distinct row of positive weight once, with its summed
     weight, in an order fixed by the rows' values (see
-    :func:`_distinct_rows`): its random draws then depend on the weighted
+    :func:`skmoe._rows.distinct_rows`): its random draws then depend on the weighted
     distribution alone, so a row of weight 3 starts EM as three copies of it
     would, in any order of the rows. With fewer distinct rows than clusters,
     the clusters left over stay empty (EM restarts their experts).
@@ -173,29 +174,14 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
     sample = slice(None)
     if Z.shape[0] > KMEANS_ROWS:
         sample = xp.asarray(np.sort(rng.choice(Z.shape[0], KMEANS_ROWS, replace=False)))
-    rows, weight = _distinct_rows(to_numpy(Z[sample]), to_numpy(sample_weight[sample]))
-    kmeans = KMeans(min(n_clusters, rows.shape[0]), n_init=1, random_state=rng)
-    kmeans.fit(rows, sample_weight=weight)
+    Z_sample = to_numpy(Z[sample])
+    distinct = distinct_rows(Z_sample, None, to_numpy(sample_weight[sample]))
+    kmeans = KMeans(min(n_clusters, distinct.rows.size), n_init=1, random_state=rng)
+    kmeans.fit(Z_sample[distinct.rows], sample_weight=distinct.weight)
     centres = xp.asarray(kmeans.cluster_centers_, dtype=Z.dtype)
     # nearest centre, the same sums on either device: |z - c|^2 less the
     # |z|^2 that all centres share
     return ((centres**2).sum(axis=1) - 2 * safe_sparse_dot(Z, centres.T)).argmin(axis=1)
-
-
-def _distinct_rows(Z, sample_weight):
-    """The distinct rows of positive weight of ``Z`` (dense or sparse), each
-    once with the sum of its copies' weights, ordered by their values.
-
-    Rows are told apart and ordered by a fixed random projection: copies of a
-    row project to the same value, distinct rows (almost surely) to distinct
-    ones, and one sort of n numbers replaces a lexicographic sort of rows.
-    """
-    positive = np.flatnonzero(sample_weight > 0)
-    direction = np.random.RandomState(0).normal(size=Z.shape[1])
-    key = np.asarray(Z[positive] @ direction, dtype=np.float64).ravel()
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    weight = np.bincount(inverse.ravel(), weights=sample_weight[positive])
-    return Z[positive[first]], weight
 
 
 def routing_shares(log_gate, sample_weight):

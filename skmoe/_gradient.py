@@ -160,6 +160,17 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         previous = lower_bounds[-2] if len(lower_bounds) > 1 else -np.inf
         model._print_iter_end(lower_bound, lower_bound - previous)
 
+        # every epoch is scored, so validation_scores_ runs along lower_bounds_
+        score = lower_bound
+        if validation is not None:
+            score = _validation_score(model, gate, experts, params, validation)
+            validation_scores.append(score)
+        no_change = no_change + 1 if score < best_score + model.tol else 0
+        if score > best_score:
+            best_score = score
+            if validation is not None:
+                best_state = copy.deepcopy((gate, experts, params, lower_bound))
+
         mass = sample_weight @ resp / total_weight
         dead = np.flatnonzero((mass < model.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT))
         if dead.size:  # restart as EM does: the worst-fitted rows, then fresh parameters
@@ -171,16 +182,6 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
             restarts[dead] += 1
             optimizer, no_change = None, 0
             continue
-
-        score = lower_bound
-        if validation is not None:
-            score = _validation_score(model, gate, experts, params, validation)
-            validation_scores.append(score)
-        no_change = no_change + 1 if score < best_score + model.tol else 0
-        if score > best_score:
-            best_score = score
-            if validation is not None:
-                best_state = copy.deepcopy((gate, experts, params, lower_bound))
         if no_change > model.n_iter_no_change:
             if decays < _LEARNING_RATE_DECAYS:
                 optimizer.learning_rate_init /= _DECAY_FACTOR

@@ -296,7 +296,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self.noise_floor = noise_floor
 
     def _prepare_target(self, y, sample_weight):
-        y = self._encode_target(y)
+        return self._encode_target(y)
+
+    def _set_target_scale(self, y, sample_weight):
         y64 = y.astype(np.float64, copy=False)  # float32's squares can leave its range
         total = float(sample_weight.sum())
         mean = float(sample_weight @ y64) / total
@@ -317,7 +319,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         tiny = float(_FLOAT32.tiny) if y.dtype == np.float32 else 0.0
         self._variance_floor = max(self.noise_floor * y_var, tiny)
         self._y_location = (mean, np.sqrt(y_var))  # the network experts' output units
-        return y
 
     def _encode_target(self, y):
         # validation gives y X's floating type, as Ridge does

@@ -163,3 +163,22 @@ def test_fused_predict_refuses_non_finite_rows(regime_data, bad):
     X_test[7, 1] = bad
     with pytest.raises(ValueError, match="NaN or infinity"):
         model.predict(cupy.asarray(X_test))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_keeps_the_rows_the_cpu_keeps(dtype):
+    # integer hashes and elementwise float64 keys: the same rows, weights and
+    # order on either device, so both fits start from the same arrays
+    import cupy
+
+    from skmoe._rows import distinct_rows
+
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 3, size=(5000, 4)).astype(dtype)  # many copies
+    y = rng.randint(0, 2, size=5000).astype(dtype)
+    weight = rng.randint(0, 3, size=5000).astype(dtype)
+    cpu = distinct_rows(X, y, weight)
+    gpu = distinct_rows(cupy.asarray(X), cupy.asarray(y), cupy.asarray(weight))
+    for name in cpu._fields:
+        np.testing.assert_array_equal(cupy.asnumpy(getattr(gpu, name)), getattr(cpu, name))

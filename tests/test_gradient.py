@@ -181,7 +181,8 @@ def test_early_stopping_keeps_the_best_epoch(regime_data):
     X, y, _, _ = regime_data
     model = _model("reg", early_stopping=True, n_iter_no_change=3, max_iter=200).fit(X, y)
     scores = model.validation_scores_
-    assert model.n_expert_restarts_ == 0 and len(scores) == model.n_iter_ < 200
+    # an epoch that restarts an expert is scored too (this fit has one)
+    assert model.n_expert_restarts_ > 0 and len(scores) == model.n_iter_ < 200
     # stopped by the validation score, so its best epoch is not the last; the
     # model kept is that epoch's
     assert model.lower_bound_ == model.lower_bounds_[np.argmax(scores)]
