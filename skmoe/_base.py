@@ -197,7 +197,10 @@ def _distinct_fit_rows(X, y, sample_weight, init_resp):
         summed = np.zeros((len(distinct.rows), init_resp.shape[1]))
         np.add.at(summed, to_numpy(distinct.group), init_resp[to_numpy(distinct.positive)] * weight)
         init_resp = summed / summed.sum(axis=1, keepdims=True)
-    return X[distinct.rows], y[distinct.rows], distinct.weight, init_resp
+    rows = distinct.rows
+    if rows.size < X.shape[0] or not bool((rows[1:] > rows[:-1]).all()):  # a subset or reordered
+        X, y = X[rows], y[rows]
+    return X, y, distinct.weight, init_resp
 
 
 def _branch(groups, expert, resp):

@@ -38,6 +38,15 @@ def test_weights_and_copies_give_the_same_rows():
     assert_array_equal(X[weighted.rows][weighted.group], X[weighted.positive])
 
 
+def test_distinct_unweighted_rows_stay_as_given():
+    # the common case, with no copy of X; zero weights are the rows left out
+    X, y, *_ = _spellings(0)
+    weight = np.ones(len(y))
+    assert_array_equal(distinct_rows(X, y, weight).rows, np.arange(len(y)))
+    weight[::3] = 0.0
+    assert_array_equal(distinct_rows(X, y, weight).rows, np.flatnonzero(weight))
+
+
 def test_labels_tell_equal_features_apart():
     X = np.zeros((4, 2))
     distinct = distinct_rows(X, np.array(["a", "b", "a", "b"], dtype=object), np.ones(4))
