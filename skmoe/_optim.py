@@ -130,7 +130,9 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
 _HESSIAN_EVERY = 3
 
 
-def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
+def fit_softmax_newton(
+    Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, hessian="full"
+):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
     softmax gate, by Newton's method with a backtracking line search.
 
@@ -144,6 +146,14 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     far closer to the optimum than an L-BFGS step; near-separable regimes, where
     the gate must grow sharp, are where this matters most. Every accepted step
     lowers the objective, so EM stays monotone. ``Z`` is dense or sparse.
+
+    ``hessian="full"`` forms the Hessian, K(K+1)/2 products of n x (d+1)^2:
+    O(n K^2 d^2). ``hessian="cg"`` never forms it (truncated Newton, as
+    scikit-learn's ``newton-cg``): conjugate gradients solve for the step
+    from Hessian-vector products, two thin products each, O(n K d),
+    preconditioned by Böhning's bound (Böhning 1992), which bounds the
+    Hessian by ``1/2 I kron Z1' R Z1`` (R the row weights) plus the penalty:
+    one (d+1) x (d+1) factor serves all K experts.
     """
     xp = get_namespace(Z)
     n_samples, n_experts = Z.shape[0], coef.shape[1]
@@ -161,18 +171,23 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
         value = float(loss + 0.5 * xp.vdot(device_penalty * theta, theta)) / scale
         return value, (transposed_product(Z1, grad) + device_penalty * theta) / scale, proba
 
+    if hessian == "cg":
+        bound = _bohning_factor(Z1, row_weight, penalty, scale)
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, proba = value_grad(theta)
         for n_iter in range(max_iter):
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
-            if n_iter % _HESSIAN_EVERY == 0:
-                hessian = to_numpy(_softmax_hessian(Z1, proba, row_weight)).astype(np.float64)
-                hessian /= scale
-                hessian[np.diag_indices_from(hessian)] += np.tile(penalty, n_experts) / scale
-                factor = _damped_cholesky(hessian)
-            step = scipy.linalg.cho_solve(factor, to_numpy(grad).T.ravel())
-            step = xp.asarray(step.reshape(n_experts, n_params).T, dtype=Z.dtype)
+            if hessian == "cg":
+                step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, bound)
+            else:
+                if n_iter % _HESSIAN_EVERY == 0:
+                    full = to_numpy(_softmax_hessian(Z1, proba, row_weight)).astype(np.float64)
+                    full /= scale
+                    full[np.diag_indices_from(full)] += np.tile(penalty, n_experts) / scale
+                    factor = _damped_cholesky(full)
+                step = scipy.linalg.cho_solve(factor, to_numpy(grad).T.ravel())
+                step = xp.asarray(step.reshape(n_experts, n_params).T, dtype=Z.dtype)
             slope = float(xp.vdot(grad, step))
             for _ in range(30):
                 new = value_grad(theta - step)
@@ -185,6 +200,60 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
             theta -= step
             value, grad, proba = new
     return theta[:-1].copy(), theta[-1].copy()
+
+
+# Conjugate-gradient iterations per truncated Newton step, and the relative
+# residual at which they stop: a step need not be exact, only a descent
+# direction much better than the gradient's (the line search guards it).
+_CG_MAX_ITER = 10
+_CG_RTOL = 0.1
+
+
+def _bohning_factor(Z1, row_weight, penalty, scale):
+    """Cholesky factor of ``(Z1' R Z1 / 2 + diag(penalty)) / scale``: the
+    shared diagonal block of Böhning's bound on the gate's Hessian."""
+    gram = transposed_product(
+        Z1, Z1.multiply(row_weight[:, None]) if sp.issparse(Z1) else Z1 * row_weight[:, None]
+    )
+    gram = to_numpy(gram.toarray() if sp.issparse(gram) else gram).astype(np.float64)
+    return _damped_cholesky((0.5 * gram + np.diag(penalty)) / scale)
+
+
+def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, bound):
+    """An approximate solution of ``H step = grad`` by preconditioned
+    conjugate gradients, H the gate's Hessian applied as products."""
+    xp = get_namespace(grad)
+    weighted = proba * row_weight[:, None]
+
+    def hessian_times(V):
+        change = Z1 @ V
+        mixed = weighted * change
+        curved = mixed - proba * mixed.sum(axis=1, keepdims=True)
+        return (transposed_product(Z1, curved) + penalty * V) / scale
+
+    def precondition(R):
+        solved = scipy.linalg.cho_solve(bound, to_numpy(R).astype(np.float64))
+        return xp.asarray(solved, dtype=grad.dtype)
+
+    step = xp.zeros_like(grad)
+    residual = grad
+    direction = precondition(residual)
+    rz = float(xp.vdot(residual, direction))
+    stop = _CG_RTOL * float(xp.linalg.norm(grad))
+    for _ in range(_CG_MAX_ITER):
+        product = hessian_times(direction)
+        curvature = float(xp.vdot(direction, product))
+        if curvature <= 0:  # flat (a shift shared by all experts) or rounding
+            break
+        size = rz / curvature
+        step = step + size * direction
+        residual = residual - size * product
+        if float(xp.linalg.norm(residual)) <= stop:
+            break
+        z = precondition(residual)
+        rz, previous = float(xp.vdot(residual, z)), rz
+        direction = z + (rz / previous) * direction
+    return step if bool(xp.any(step != 0)) else precondition(grad)
 
 
 def _damped_cholesky(hessian):

@@ -17,6 +17,7 @@ from ._balance import BALANCE_LOSSES
 # Newton's Hessian has (n_experts * n_features)^2 entries, each a pass over the
 # rows; beyond this many coefficients L-BFGS's cheaper steps win.
 _NEWTON_MAX_PARAMS = 256
+_GATE_SOLVER = "auto"
 
 
 def _keep_top_k(logits, k):
@@ -169,7 +170,7 @@ class SoftmaxGate(BaseEstimator):
         )
         row_weight = targets.sum(axis=1)
         loss = self._logit_loss(targets, row_weight)
-        if self.coef_.size <= _NEWTON_MAX_PARAMS:  # dense or sparse Z
+        if _GATE_SOLVER == "newton-cg" or self.coef_.size <= _NEWTON_MAX_PARAMS:
             self.coef_, intercept = fit_softmax_newton(
                 Z,
                 loss,
@@ -179,6 +180,7 @@ class SoftmaxGate(BaseEstimator):
                 alpha=self.alpha,
                 max_iter=self.max_iter,
                 tol=self.tol,
+                hessian="cg" if _GATE_SOLVER == "newton-cg" else "full",
             )
         else:
             self.coef_, intercept = fit_linear_lbfgs(
