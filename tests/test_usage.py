@@ -89,13 +89,15 @@ def _two_experts_on_one_regime(X):
 
 def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypatch):
     # every move's trial made to look worse than its run, so only the drop in
-    # it can keep it: the expert fails there, on its 70th fit (the trial of
-    # the first move starts after 67)
+    # it can keep it: the expert fails there, on its first fit in the trial
     X, y, _, _ = regime_data
     init = _two_experts_on_one_regime(X)
     em_run = MixtureOfExpertsRegressor._em_run
+    fails_at = 10**9
 
     def worse_trials(self, *args, row_log_lik=None, **kwargs):
+        if row_log_lik is not None:  # a move's trial
+            _FailsFrom.calls[0] = fails_at
         run = em_run(self, *args, row_log_lik=row_log_lik, **kwargs)
         if row_log_lik is not None:
             run["lower_bound"] -= 1.0
@@ -103,7 +105,7 @@ def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypa
 
     monkeypatch.setattr(MixtureOfExpertsRegressor, "_em_run", worse_trials)
     _FailsFrom.calls[0] = 0
-    experts = [Ridge(), Ridge(), Ridge(), _FailsFrom(70)]
+    experts = [Ridge(), Ridge(), Ridge(), _FailsFrom(fails_at)]
     model = MixtureOfExpertsRegressor(experts, init=init, expert_failure="drop", random_state=0)
     with pytest.warns(UserWarning, match="expert 3 .*no fit"):
         model.fit(X, y)

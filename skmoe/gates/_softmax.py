@@ -14,10 +14,20 @@ from .._optim import fit_linear_lbfgs, fit_softmax_newton, linear_loss
 from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
-# Newton's Hessian has (n_experts * n_features)^2 entries, each a pass over the
-# rows; beyond this many coefficients L-BFGS's cheaper steps win.
+# The gate's solver on the host: truncated Newton ("products"), at any size.
+# Newton on the formed Hessian ("formed") and L-BFGS ("lbfgs") took EM 1.6-3.1x
+# and 2.2-2.9x its time at K=8-32 (benchmarks/fit_speed.py measures them).
+_HOST_SOLVER = "products"
+# On the GPU, gates of up to this many coefficients take Newton steps on the
+# formed Hessian ((n_experts * n_features)^2 entries, each a pass over the
+# rows); beyond, L-BFGS on the fused loss kernel.
 _NEWTON_MAX_PARAMS = 256
-_GATE_SOLVER = "auto"
+
+
+def _gate_solver(Z, n_coefficients):
+    if not is_cupy_array(Z):
+        return _HOST_SOLVER
+    return "formed" if n_coefficients <= _NEWTON_MAX_PARAMS else "lbfgs"
 
 
 def _keep_top_k(logits, k):
@@ -170,7 +180,18 @@ class SoftmaxGate(BaseEstimator):
         )
         row_weight = targets.sum(axis=1)
         loss = self._logit_loss(targets, row_weight)
-        if _GATE_SOLVER == "newton-cg" or self.coef_.size <= _NEWTON_MAX_PARAMS:
+        solver = _gate_solver(Z, self.coef_.size)
+        if solver == "lbfgs":
+            self.coef_, intercept = fit_linear_lbfgs(
+                self._linear_loss(Z, targets, loss),
+                self.coef_,
+                self.intercept_,
+                alpha=self.alpha,
+                scale=row_weight.sum(),
+                max_iter=10 * self.max_iter,
+                tol=self.tol,
+            )
+        else:
             self.coef_, intercept = fit_softmax_newton(
                 Z,
                 loss,
@@ -180,17 +201,7 @@ class SoftmaxGate(BaseEstimator):
                 alpha=self.alpha,
                 max_iter=self.max_iter,
                 tol=self.tol,
-                hessian="cg" if _GATE_SOLVER == "newton-cg" else "full",
-            )
-        else:
-            self.coef_, intercept = fit_linear_lbfgs(
-                self._linear_loss(Z, targets, loss),
-                self.coef_,
-                self.intercept_,
-                alpha=self.alpha,
-                scale=row_weight.sum(),
-                max_iter=10 * self.max_iter,
-                tol=self.tol,
+                hessian=solver,
             )
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
