@@ -5,28 +5,37 @@ import time
 from skmoe.experts import EstimatorExperts
 
 
-class ExpertFitTimer:
-    """Accumulates the time and number of calls of EstimatorExperts.fit (the K
-    expert fits of one M-step, merge-and-split trials included) while installed."""
+class MethodTimer:
+    """Accumulates the time and number of calls of ``owner.name`` while
+    installed (a context manager)."""
 
-    def __init__(self):
+    def __init__(self, owner, name):
         self.seconds = 0.0
         self.calls = 0
-        self._original = EstimatorExperts.fit
+        self._owner, self._name = owner, name
+        self._original = getattr(owner, name)
 
     def __enter__(self):
         timer = self
 
-        def timed(experts, *args, **kwargs):
+        def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return timer._original(experts, *args, **kwargs)
+                return timer._original(*args, **kwargs)
             finally:
                 timer.seconds += time.perf_counter() - start
                 timer.calls += 1
 
-        EstimatorExperts.fit = timed
+        setattr(self._owner, self._name, timed)
         return self
 
     def __exit__(self, *exc):
-        EstimatorExperts.fit = self._original
+        setattr(self._owner, self._name, self._original)
+
+
+class ExpertFitTimer(MethodTimer):
+    """Time and calls of EstimatorExperts.fit: the K expert fits of one
+    M-step, merge-and-split trials included."""
+
+    def __init__(self):
+        super().__init__(EstimatorExperts, "fit")

@@ -6,12 +6,13 @@ to one optimum; one core. For each K and each gate solver: the whole fit's
 time, the time in the gate's M-steps, the iterations, the time per iteration,
 and the objective reached. The gate solvers:
 
-- ``products`` (the default): truncated Newton, conjugate gradients on
-  Hessian-vector products, O(n K d) each, preconditioned by the Hessian's
-  diagonal blocks, O(n K d^2);
+- ``products``: truncated Newton, conjugate gradients on Hessian-vector
+  products, O(n K d) each, preconditioned by the Hessian's diagonal blocks,
+  O(n K d^2) (the default above 256 gate coefficients);
 - ``formed``: Newton on the formed Hessian, O(n K^2 d^2) (the default up to
-  256 gate coefficients before, and on the GPU);
-- ``lbfgs``: L-BFGS (the default above 256 coefficients before).
+  256 coefficients);
+- ``lbfgs``: L-BFGS (the default above 256 coefficients before, and on the
+  GPU).
 
 HistGradientBoostingRegressor's fit on the same rows is the peer, timed in
 the same run.
@@ -27,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from _report import write_report  # beside this script
+from _timing import MethodTimer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
 
@@ -39,36 +41,12 @@ from skmoe.gates import SoftmaxGate
 SOLVERS = ("products", "formed", "lbfgs")
 
 
-class _GateTimer:
-    """Seconds spent in SoftmaxGate.fit_standardized while installed."""
-
-    def __init__(self):
-        self.seconds = 0.0
-        self._original = SoftmaxGate.fit_standardized
-
-    def __enter__(self):
-        timer = self
-
-        def timed(gate, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return timer._original(gate, *args, **kwargs)
-            finally:
-                timer.seconds += time.perf_counter() - start
-
-        SoftmaxGate.fit_standardized = timed
-        return self
-
-    def __exit__(self, *exc):
-        SoftmaxGate.fit_standardized = self._original
-
-
 def _fit(X, y, X_test, y_test, n_experts, solver, max_iter):
-    softmax_module._HOST_SOLVER = solver
+    softmax_module._gate_solver = lambda Z, n_coefficients: solver
     model = MixtureOfExpertsRegressor(
         n_experts=n_experts, max_iter=max_iter, tol=1e-5, min_expert_load=0.0, random_state=0
     )
-    with _GateTimer() as gate, warnings.catch_warnings():
+    with MethodTimer(SoftmaxGate, "fit_standardized") as gate, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the table
         start = time.perf_counter()
         model.fit(X, y)

@@ -126,7 +126,7 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
 
 
 def fit_softmax_newton(
-    Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, hessian="products"
+    Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, hessian
 ):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
     softmax gate, by truncated Newton steps with a backtracking line search.
@@ -150,10 +150,7 @@ def fit_softmax_newton(
     or sparse.
 
     ``hessian="formed"`` forms the Hessian instead and reuses it for a few
-    steps (a chord method): the GPU's path for small gates, where the block
-    factors' K passes over a weighted copy of Z cost more than the formed
-    Hessian's products (the gate's M-step took 369 ms against 63 ms at 10M x
-    64, K=16; a fused kernel for the blocks is not built).
+    steps (a chord method): for small gates, where it is cheap.
     """
     xp = get_namespace(Z)
     n_samples = Z.shape[0]
