@@ -159,11 +159,10 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
     """Weighted k-means cluster labels of the rows of ``Z``.
 
     k-means sees each distinct row of positive weight once, with its summed
-    weight, in an order fixed by the rows' values (see
-    :func:`skmoe._rows.distinct_rows`): its random draws then depend on the weighted
-    distribution alone, so a row of weight 3 starts EM as three copies of it
-    would, in any order of the rows. With fewer distinct rows than clusters,
-    the clusters left over stay empty (EM restarts their experts).
+    weight (see :func:`skmoe._rows.distinct_rows`): a row of weight 3 starts
+    EM as three copies of it would, in any order of the rows. With fewer
+    distinct rows than clusters, the clusters left over stay empty (EM
+    restarts their experts).
 
     The centres are fitted on at most ``KMEANS_ROWS`` rows drawn at random,
     and every row then goes to its nearest centre (on the device of ``Z``):

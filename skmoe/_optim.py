@@ -129,28 +129,27 @@ def fit_softmax_newton(
     Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, hessian
 ):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
-    softmax gate, by truncated Newton steps with a backtracking line search.
+    softmax gate, by Newton steps with a backtracking line search.
 
     ``logit_loss(logits)`` returns ``(value, grad, proba)``: a soft-target
     softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
     other terms. The Hessian is the cross-entropy's; for the other terms the
-    step is a quasi-Newton one, which the line search still guards.
+    step is a quasi-Newton one, which the line search still guards. Newton
+    steps land far closer to the optimum than L-BFGS steps where the gate must
+    grow sharp (near-separable regimes). Every accepted step lowers the
+    objective, so EM stays monotone. ``Z`` is dense or sparse.
 
-    The Hessian is never formed (K(K+1)/2 products of n x (d+1)^2, O(n K^2 d^2)):
-    conjugate gradients find each step from Hessian-vector products, two thin
-    products each, O(n K d), as scikit-learn's ``newton-cg`` solver does. They
-    are preconditioned by the Hessian's diagonal blocks, one (d+1) x (d+1)
-    factor per expert, O(n K d^2), refreshed every few steps: within an
-    expert's block the curvature is exact, and the experts couple only
-    through their shared rows, so a few iterations suffice even for the sharp
-    gates of near-separable regimes, where L-BFGS crawls. (Böhning's bound,
-    ``1/2 I kron Z1' R Z1``, one factor for all experts, is far looser there:
-    EM took 1.7-2.2x the time with it.) Every
-    accepted step lowers the objective, so EM stays monotone. ``Z`` is dense
-    or sparse.
-
-    ``hessian="formed"`` forms the Hessian instead and reuses it for a few
-    steps (a chord method): for small gates, where it is cheap.
+    ``hessian="formed"`` forms the Hessian, K(K+1)/2 products of n x (d+1)^2,
+    O(n K^2 d^2), and reuses it for a few steps (a chord method): for small
+    gates. ``hessian="products"`` never forms it (truncated Newton, as
+    scikit-learn's ``newton-cg``): conjugate gradients find each step from
+    Hessian-vector products, two thin products each, O(n K d), preconditioned
+    by the Hessian's diagonal blocks, one (d+1) x (d+1) factor per expert,
+    O(n K d^2). Within an expert's block the curvature is exact and the
+    experts couple only through their shared rows, so a few iterations
+    suffice. (Böhning's bound, ``1/2 I kron Z1' R Z1``, one factor for all
+    experts, is far looser where gates are sharp: EM took 1.7-2.2x the time
+    with it.)
     """
     xp = get_namespace(Z)
     n_samples = Z.shape[0]
@@ -195,13 +194,12 @@ def fit_softmax_newton(
     return theta[:-1].copy(), theta[-1].copy()
 
 
-# Newton steps between refreshes of the preconditioner's blocks or of the
-# formed Hessian (either need only stay close to the Hessian; the line search
-# guards each step), the
+# Newton steps between refreshes of the formed Hessian or of the blocks (they
+# need only stay close to the Hessian; the line search guards each step); the
 # conjugate-gradient iterations per step, and the relative residual at which
-# they stop: a step need not be exact, only much better than the gradient's.
-# Tighter solves (rtol 0.01, 25 iterations) took EM the same iterations and
-# 1.2-1.3x the time.
+# they stop: a step need not be exact, only much better than the gradient's
+# (tighter solves, rtol 0.01 in 25 iterations, took EM as many iterations and
+# 1.2-1.3x the time).
 _PRECONDITIONER_EVERY = 3
 _CG_MAX_ITER = 10
 _CG_RTOL = 0.1

@@ -16,20 +16,20 @@ from ._balance import BALANCE_LOSSES
 
 # Gates of up to this many coefficients take Newton steps on the formed
 # Hessian ((n_experts * (n_features + 1))^2 entries, each a pass over the
-# rows); larger ones truncated Newton steps, whose cost grows as K, not K^2
-# (on the CPU; the GPU keeps L-BFGS on its fused loss kernel there, until a
-# fused kernel builds the preconditioner's blocks in one pass).
-# Truncated Newton was faster for small gates too (1.7x at K=8, d=16) but
-# ended lower on small real data sets (5-fold CV: diabetes R^2 0.391
-# against 0.447, breast_cancer 0.967 against 0.972): not yet understood.
-# partial_fit's gate forms its Hessian up to this size too. Beyond it, with
-# K=16-32 and d=16, formed Hessians and L-BFGS took EM 1.6-3.1x and
-# 2.2-2.8x the time of truncated Newton (benchmarks/fit_speed.py).
+# rows), as partial_fit's gate does; larger ones take truncated Newton steps,
+# whose cost grows as K rather than K^2: at K=16-32, d=16, EM took 2.2-2.8x
+# as long with L-BFGS (benchmarks/fit_speed.py). On the GPU larger gates keep
+# L-BFGS on the fused loss kernel, until a fused kernel builds the truncated
+# steps' preconditioner in one pass. Truncated Newton was faster for small
+# gates too (1.7x at K=8), but ended lower on small real data sets (5-fold
+# CV: diabetes R^2 0.391 against 0.447, breast_cancer 0.967 against 0.972),
+# which is not yet understood.
 _NEWTON_MAX_PARAMS = 256
 
 
 def _gate_solver(Z, n_coefficients):
-    """ "formed" or "products" (Newton steps, see fit_softmax_newton) or "lbfgs"."""
+    """The gate's solver: Newton steps on the formed Hessian ("formed") or by
+    conjugate gradients ("products"), see ``fit_softmax_newton``; or "lbfgs"."""
     if n_coefficients <= _NEWTON_MAX_PARAMS:
         return "formed"
     return "lbfgs" if is_cupy_array(Z) else "products"
