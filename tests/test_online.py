@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _bounds import logistic_proba_bound
+from _bounds import gradient_floor, logistic_proba_bound, scaled_gradient
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor
 
@@ -189,9 +189,13 @@ def test_logistic_expansions_converge_to_the_weighted_logistic_fit(n_classes):
         reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000)
         reference.fit(X, y, sample_weight=weights[:, k])
         targets = weights[:, k, None] * (y[:, None] == np.arange(n_classes))
+        expert = experts.to_estimators()[k]
+        # Newton's method on the exact expansion: stationary to rounding
+        solution = (X, targets, 1.0, expert.coef_, expert.intercept_)
+        assert scaled_gradient(*solution) <= gradient_floor(*solution)
         bound = sum(
             logistic_proba_bound(X, targets, 1.0, model.coef_, model.intercept_)
-            for model in (experts.to_estimators()[k], reference)
+            for model in (expert, reference)
         )
         np.testing.assert_allclose(proba[:, k], reference.predict_proba(X), rtol=0, atol=bound)
 
