@@ -65,8 +65,11 @@ def row_max(a):
 
 
 def row_sum(a):
-    """``a.sum(axis=-1)``, fast for a short last axis."""
-    return a @ get_namespace(a).ones(a.shape[-1], dtype=a.dtype)
+    """``a.sum(axis=-1)``, fast for a short last axis: a product with ones, as
+    one matrix-vector product (NumPy's on a 3-D array is 6x slower, one small
+    product per leading index)."""
+    ones = get_namespace(a).ones(a.shape[-1], dtype=a.dtype)
+    return (a.reshape(-1, a.shape[-1]) @ ones).reshape(a.shape[:-1])
 
 
 # Rows per slice in transposed_product on the GPU, and for float32 on the CPU.

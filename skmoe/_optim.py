@@ -180,18 +180,54 @@ def fit_softmax_newton(
                 if n_iter % _PRECONDITIONER_EVERY == 0:
                     blocks = _block_factors(Z1, proba, row_weight, penalty, scale)
                 step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
-            slope = float(xp.vdot(grad, step))
-            for _ in range(30):
-                new = value_grad(theta - step)
-                if new[0] <= value - 1e-4 * slope:
-                    break
-                step *= 0.5
-                slope *= 0.5
-            else:
+            new = backtrack(value_grad, theta, value, grad, step)
+            if new is None:
                 break  # no decrease left at working precision
-            theta -= step
-            value, grad, proba = new
+            theta, (value, grad, proba) = new
     return theta[:-1].copy(), theta[-1].copy()
+
+
+def backtrack(value_grad, theta, value, grad, step):
+    """``(theta - t * step, value_grad(theta - t * step))`` for the first of
+    ``t = 1, 1/2, 1/4, ...`` that lowers the objective enough (Armijo's
+    rule); None when none of 30 does."""
+    xp = get_namespace(grad)
+    slope = float(xp.vdot(grad, step))
+    for _ in range(30):
+        new = value_grad(theta - step)
+        if new[0] <= value - 1e-4 * slope:
+            return theta - step, new
+        step = 0.5 * step
+        slope *= 0.5
+    return None
+
+
+def conjugate_gradient(grad, hessian_times, precondition):
+    """An approximate solution of ``H step = grad`` by preconditioned
+    conjugate gradients, ``H`` given by its products: at most
+    ``_CG_MAX_ITER`` iterations, stopped at a relative residual of
+    ``_CG_RTOL``. Falls back to the preconditioned gradient where no
+    direction of positive curvature is found."""
+    xp = get_namespace(grad)
+    step = xp.zeros_like(grad)
+    residual = grad
+    direction = precondition(residual)
+    rz = float(xp.vdot(residual, direction))
+    stop = _CG_RTOL * float(xp.linalg.norm(grad))
+    for _ in range(_CG_MAX_ITER):
+        product = hessian_times(direction)
+        curvature = float(xp.vdot(direction, product))
+        if curvature <= 0:  # flat (a shift shared by all classes) or rounding
+            break
+        size = rz / curvature
+        step = step + size * direction
+        residual = residual - size * product
+        if float(xp.linalg.norm(residual)) <= stop:
+            break
+        preconditioned = precondition(residual)
+        rz, previous = float(xp.vdot(residual, preconditioned)), rz
+        direction = preconditioned + (rz / previous) * direction
+    return step if bool(xp.any(step != 0)) else precondition(grad)
 
 
 # Newton steps between refreshes of the formed Hessian or of the blocks (they
@@ -242,25 +278,7 @@ def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):
         solved = [scipy.linalg.cho_solve(factor, R[:, k]) for k, factor in enumerate(blocks)]
         return xp.asarray(np.column_stack(solved), dtype=grad.dtype)
 
-    step = xp.zeros_like(grad)
-    residual = grad
-    direction = precondition(residual)
-    rz = float(xp.vdot(residual, direction))
-    stop = _CG_RTOL * float(xp.linalg.norm(grad))
-    for _ in range(_CG_MAX_ITER):
-        product = hessian_times(direction)
-        curvature = float(xp.vdot(direction, product))
-        if curvature <= 0:  # flat (a shift shared by all experts) or rounding
-            break
-        size = rz / curvature
-        step = step + size * direction
-        residual = residual - size * product
-        if float(xp.linalg.norm(residual)) <= stop:
-            break
-        preconditioned = precondition(residual)
-        rz, previous = float(xp.vdot(residual, preconditioned)), rz
-        direction = preconditioned + (rz / previous) * direction
-    return step if bool(xp.any(step != 0)) else precondition(grad)
+    return conjugate_gradient(grad, hessian_times, precondition)
 
 
 def _damped_cholesky(hessian):

@@ -37,7 +37,8 @@ def _column_centres(X):
 def _normal_equations(X, y, weights, offset=None):
     """The offset (by default the column means of dense X, 0 for sparse), and
     every expert's weighted Gram matrix and right-hand side of
-    ``x1 = [x - offset, 1]``, all in float64.
+    ``x1 = [x - offset, 1]``, all in float64; the right-hand sides are None
+    without ``y``.
 
     The Gram matrices are sums over all rows, which float32 would round, so
     float32 rows are cast to float64 a slice at a time (no float64 copy of X)
@@ -52,22 +53,31 @@ def _normal_equations(X, y, weights, offset=None):
     gram = rhs = 0.0
     for start in range(0, X.shape[0], _SLICE_ROWS):
         rows = slice(start, start + _SLICE_ROWS)
-        in_float64 = (a[rows].astype(np.float64) for a in (X, y, weights))
+        in_float64 = (None if a is None else a[rows].astype(np.float64) for a in (X, y, weights))
         slice_gram, slice_rhs = _gram_and_rhs(*in_float64, offset)
-        gram, rhs = gram + slice_gram, rhs + slice_rhs
+        gram = gram + slice_gram
+        rhs = None if y is None else rhs + slice_rhs
     return offset, gram, rhs
+
+
+def design_matrix(X, offset):
+    """``[X - offset, 1]`` in X's floating type, sparse for sparse X (whose
+    offset is 0)."""
+    ones = np.ones((X.shape[0], 1), dtype=X.dtype)
+    if sp.issparse(X):
+        return sp.hstack([X, ones], format="csr")
+    return np.hstack([X - offset.astype(X.dtype), ones])
 
 
 def _gram_and_rhs(X, y, weights, offset):
     """Every expert's weighted Gram matrix and right-hand side of
-    ``x1 = [x - offset, 1]``."""
-    ones = np.ones((X.shape[0], 1))
-    X1 = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X - offset, ones])
+    ``x1 = [x - offset, 1]`` (None without ``y``)."""
+    X1 = design_matrix(X, offset)
     gram = np.zeros((weights.shape[1], X1.shape[1], X1.shape[1]))
     for k in range(weights.shape[1]):
         if weights[:, k].any():  # an expert routed no rows (top-k) costs nothing
             gram[k] = _weighted_gram(X1, weights[:, k])
-    rhs = safe_sparse_dot(X1.T, weights * y[:, None]).T
+    rhs = None if y is None else safe_sparse_dot(X1.T, weights * y[:, None]).T
     return gram, rhs
 
 

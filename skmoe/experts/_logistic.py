@@ -1,14 +1,58 @@
 """K weighted logistic regressions solved as one problem: the default classifier experts."""
 
+from functools import partial
+
 import numpy as np
 import scipy.linalg
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import _damped_cholesky, fit_linear_lbfgs, linear_loss, sigmoid_cross_entropy
-from ._linear import _weighted_gram
+from .._math import (
+    exp_floored,
+    log_softmax_rows,
+    row_sum,
+    softmax_cross_entropy,
+    transposed_product,
+)
+from .._optim import (
+    _damped_cholesky,
+    _threadpool_controller,
+    backtrack,
+    conjugate_gradient,
+    sigmoid_cross_entropy,
+)
+from ._linear import _normal_equations, _weighted_gram, design_matrix
+
+
+def _log_loss(X1, y, weights, n_outputs):
+    """``logits -> (loss, grad, curvature)`` of the experts' weighted log-loss
+    on logits of shape (n_samples, n_experts, n_outputs), where
+    ``curvature(change)`` applies the loss's Hessian in the logits to a
+    change of them, row by row."""
+    if n_outputs == 1:
+        positive = (y == 1)[:, None, None]
+        row_weight = weights[:, :, None]
+
+        def loss(logits):
+            value, grad = sigmoid_cross_entropy(logits, positive, row_weight)
+            p = expit(logits)
+            return value, grad, lambda change: row_weight * p * (1 - p) * change
+
+        return loss
+    targets = weights[:, :, None] * (y[:, None, None] == np.arange(n_outputs))
+
+    def loss(logits):
+        value, grad, proba = softmax_cross_entropy(logits, targets)
+        weighted = weights[:, :, None] * proba
+
+        def curvature(change):
+            # w (diag(p) - p p') applied to each row's change, per expert
+            return weighted * (change - row_sum(proba * change)[..., None])
+
+        return value, grad, curvature
+
+    return loss
 
 
 class LogisticExperts:
@@ -17,9 +61,10 @@ class LogisticExperts:
     Expert ``k`` minimises ``sum_i w_ik * log_loss_i + alpha / 2 * ||coef_k||^2``, the
     objective of ``LogisticRegression(C=1 / alpha)`` with ``sample_weight=w[:, k]``:
     a sigmoid model for two classes, a multinomial one for more. The K problems
-    are separable, so one L-BFGS run over all their parameters solves each of
-    them; every refit warm-starts from the previous solution. The products
-    run in X's floating type, and the coefficients are stored in it (as
+    are separable and solved together, by truncated Newton steps (see
+    :meth:`fit`); every
+    refit warm-starts from the previous solution. The products run in X's
+    floating type, and the coefficients are stored in it (as
     LogisticRegression's).
     """
 
@@ -35,42 +80,79 @@ class LogisticExperts:
         return 1 if self.n_classes == 2 else self.n_classes
 
     def fit(self, X, y, weights, random_state=None):
-        """Refit every expert; ``y`` holds class indices, ``weights`` (n, K)."""
+        """Refit every expert; ``y`` holds class indices, ``weights`` (n, K).
+
+        Truncated Newton steps (as scikit-learn's ``newton-cg``): conjugate
+        gradients find each step from Hessian-vector products, two thin
+        products over the rows, O(n K C d), never forming the Hessian. They
+        are preconditioned by Böhning's bound on it (Böhning 1992,
+        "Multinomial logistic regression algorithm"): the log-loss's Hessian
+        is at most ``1/2 I`` (``1/4`` for a sigmoid) times ``X1' diag(w_k) X1``
+        per class, which does not depend on the parameters, so each expert's
+        bound has one Cholesky factor per fit. A backtracking line search
+        makes every step lower the objective, so EM stays monotone. At most
+        ``max_iter`` steps, until the largest gradient entry of the
+        objective per unit weight is under ``tol``.
+        """
         K, m = self.n_experts, self._n_outputs
+        n, d = X.shape
         if not hasattr(self, "coef_"):
-            self.coef_ = np.zeros((K, m, X.shape[1]), dtype=X.dtype)
+            self.coef_ = np.zeros((K, m, d), dtype=X.dtype)
             self.intercept_ = np.zeros((K, m), dtype=X.dtype)
-        # L-BFGS computes in the coefficients' type: X's
-        self.coef_, self.intercept_ = (
-            a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_)
+        # in the centred coordinates of the Gram matrices, x1 = [x - offset, 1];
+        # the parameters as (d + 1, K * m), so that all logits are one product
+        offset, gram, _ = _normal_equations(X, None, weights)
+        X1 = design_matrix(X, offset)
+        coef = self.coef_.astype(np.float64)
+        theta = np.concatenate([coef, (self.intercept_ + coef @ offset)[..., None]], axis=2)
+        theta = theta.reshape(K * m, d + 1).T.copy()
+        penalty = np.r_[np.full(d, float(self.alpha)), 0.0][:, None]
+        curvature = 0.25 if m == 1 else 0.5
+        # the bounds' inverses, (K, d + 1, d + 1), applied to all experts in one
+        # product; an expert with no rows has only the penalty: damped, as the gate's
+        inverse = np.stack(
+            [
+                scipy.linalg.cho_solve(
+                    _damped_cholesky(curvature * g + np.diag(penalty[:, 0])), np.eye(d + 1)
+                )
+                for g in gram
+            ]
         )
-        n = X.shape[0]
-        if m == 1:
-            positive = (y == 1)[:, None]
+        loss = _log_loss(X1, y, weights, m)
 
-            def loss(logits):
-                return sigmoid_cross_entropy(logits, positive, weights)
+        def value_grad(theta):
+            value, grad, hessian = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
+            grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
+            value = float(value) + 0.5 * float(np.vdot(penalty * theta, theta))
+            return value, grad + penalty * theta, hessian
 
-        else:
-            targets = weights[:, :, None] * (y[:, None, None] == np.arange(m))
+        def hessian_times(hessian, V):
+            change = safe_sparse_dot(X1, V.astype(X.dtype)).reshape(n, K, m)
+            product = transposed_product(X1, hessian(change).reshape(n, K * m))
+            return product.astype(np.float64) + penalty * V
 
-            def loss(logits):
-                value, grad, _ = softmax_cross_entropy(logits.reshape(n, K, m), targets)
-                return value, grad.reshape(n, K * m)
+        def precondition(R):
+            return np.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
 
-        # parameters laid out as (n_features, K * m) so all logits come from one GEMM
-        coef, intercept = fit_linear_lbfgs(
-            linear_loss(X, loss),
-            self.coef_.reshape(K * m, -1).T,
-            self.intercept_.ravel(),
-            alpha=self.alpha,
-            scale=max(weights.sum(), np.finfo(float).tiny),
-            max_iter=self.max_iter,
-            # float32 losses hold about 7 digits: below that L-BFGS chases rounding
-            tol=max(self.tol, 10 * np.finfo(X.dtype).eps),
-        )
-        self.coef_ = coef.T.reshape(K, m, -1)
-        self.intercept_ = intercept.reshape(K, m)
+        scale = max(float(weights.sum()), np.finfo(float).tiny)
+        # float32 logits hold about 7 digits: below that the steps chase rounding
+        tol = max(self.tol, 10 * np.finfo(X.dtype).eps) * scale
+        value, grad, hessian = value_grad(theta)
+        with _threadpool_controller().limit(limits=1, user_api="blas"):
+            for _ in range(self.max_iter):
+                if np.max(np.abs(grad)) <= tol:
+                    break
+                step = conjugate_gradient(grad, partial(hessian_times, hessian), precondition)
+                new = backtrack(value_grad, theta, value, grad, step)
+                if new is None:
+                    break  # no decrease left at working precision
+                theta, (value, grad, hessian) = new
+        theta = theta.T.reshape(K, m, d + 1)
+        coef = theta[..., :-1]
+        intercept = theta[..., -1] - coef @ offset
+        if m > 1:  # the shift all classes share is free: keep it centred
+            intercept -= intercept.mean(axis=1, keepdims=True)
+        self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
         return self
 
     def parameters(self, n_features):
