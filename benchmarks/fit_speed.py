@@ -6,12 +6,10 @@ to one optimum; one core. For each K and each gate solver: the whole fit's
 time, the time in the gate's M-steps, the iterations, the time per iteration,
 and the objective reached. The gate solvers:
 
-- ``products``: truncated Newton, conjugate gradients on Hessian-vector
+- ``newton``: truncated Newton, conjugate gradients on Hessian-vector
   products, O(n K d) each, preconditioned by the Hessian's diagonal blocks,
-  O(n K d^2) (the default above 256 gate coefficients);
-- ``formed``: Newton on the formed Hessian, O(n K^2 d^2) (the default up to
-  256 coefficients);
-- ``lbfgs``: L-BFGS (the default above 256 coefficients before, and on the
+  O(n K d^2) (the default);
+- ``lbfgs``: L-BFGS (the default for gates of over 256 coefficients on the
   GPU).
 
 HistGradientBoostingRegressor's fit on the same rows is the peer, timed in
@@ -38,7 +36,7 @@ from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_regime_regression
 from skmoe.gates import SoftmaxGate
 
-SOLVERS = ("products", "formed", "lbfgs")
+SOLVERS = ("newton", "lbfgs")
 
 
 def _fit(X, y, X_test, y_test, n_experts, solver, max_iter):

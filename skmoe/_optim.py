@@ -125,11 +125,9 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
     return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()
 
 
-def fit_softmax_newton(
-    Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, hessian
-):
+def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
-    softmax gate, by Newton steps with a backtracking line search.
+    softmax gate, by truncated Newton steps with a backtracking line search.
 
     ``logit_loss(logits)`` returns ``(value, grad, proba)``: a soft-target
     softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
@@ -139,17 +137,16 @@ def fit_softmax_newton(
     grow sharp (near-separable regimes). Every accepted step lowers the
     objective, so EM stays monotone. ``Z`` is dense or sparse.
 
-    ``hessian="formed"`` forms the Hessian, K(K+1)/2 products of n x (d+1)^2,
-    O(n K^2 d^2), and reuses it for a few steps (a chord method): for small
-    gates. ``hessian="products"`` never forms it (truncated Newton, as
-    scikit-learn's ``newton-cg``): conjugate gradients find each step from
-    Hessian-vector products, two thin products each, O(n K d), preconditioned
-    by the Hessian's diagonal blocks, one (d+1) x (d+1) factor per expert,
-    O(n K d^2). Within an expert's block the curvature is exact and the
-    experts couple only through their shared rows, so a few iterations
-    suffice. (Böhning's bound, ``1/2 I kron Z1' R Z1``, one factor for all
-    experts, is far looser where gates are sharp: EM took 1.7-2.2x the time
-    with it.)
+    The Hessian is never formed (K(K+1)/2 products of n x (d+1)^2, O(n K^2
+    d^2): at K=8, d=23 a Newton step on it cost 2.5x a truncated one).
+    Conjugate gradients find each step from Hessian-vector products, two thin
+    products each, O(n K d), as scikit-learn's ``newton-cg`` does, and are
+    preconditioned by the Hessian's diagonal blocks, one (d+1) x (d+1)
+    factor per expert, O(n K d^2), refreshed every few steps. Within an
+    expert's block the curvature is exact and the experts couple only
+    through their shared rows, so a few iterations suffice. (Böhning's
+    bound, ``1/2 I kron Z1' R Z1``, one factor for all experts, is far
+    looser where gates are sharp: EM took 1.7-2.2x the time with it.)
     """
     xp = get_namespace(Z)
     n_samples = Z.shape[0]
@@ -171,15 +168,9 @@ def fit_softmax_newton(
         for n_iter in range(max_iter):
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
-            if hessian == "formed":
-                if n_iter % _PRECONDITIONER_EVERY == 0:
-                    factor = _formed_hessian_factor(Z1, proba, row_weight, penalty, scale)
-                step = scipy.linalg.cho_solve(factor, to_numpy(grad).T.ravel())
-                step = xp.asarray(step.reshape(grad.shape[1], -1).T, dtype=Z.dtype)
-            else:
-                if n_iter % _PRECONDITIONER_EVERY == 0:
-                    blocks = _block_factors(Z1, proba, row_weight, penalty, scale)
-                step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
+            if n_iter % _PRECONDITIONER_EVERY == 0:
+                blocks = _block_factors(Z1, proba, row_weight, penalty, scale)
+            step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
             new = backtrack(value_grad, theta, value, grad, step)
             if new is None:
                 break  # no decrease left at working precision
@@ -188,17 +179,26 @@ def fit_softmax_newton(
 
 
 def backtrack(value_grad, theta, value, grad, step):
-    """``(theta - t * step, value_grad(theta - t * step))`` for the first of
-    ``t = 1, 1/2, 1/4, ...`` that lowers the objective enough (Armijo's
-    rule); None when none of 30 does."""
+    """``(theta - t * step, value_grad(theta - t * step))`` for the first
+    step length ``t``, from 1 down, that lowers the objective enough
+    (Armijo's rule); None when 30 tries fail.
+
+    Each failed try shrinks ``t`` to the minimiser of the quadratic through
+    the objective at 0, its slope there and its value at ``t``, kept within
+    [t / 10, t / 2] (Nocedal and Wright, section 3.5): where the Newton
+    step overshoots a sharp gate by far, that finds the length in a few
+    tries where halving took up to 14.
+    """
     xp = get_namespace(grad)
-    slope = float(xp.vdot(grad, step))
+    slope = float(xp.vdot(grad, step))  # the objective falls at this rate along -step
+    t = 1.0
     for _ in range(30):
-        new = value_grad(theta - step)
-        if new[0] <= value - 1e-4 * slope:
-            return theta - step, new
-        step = 0.5 * step
-        slope *= 0.5
+        new = value_grad(theta - t * step)
+        rise = new[0] - value + t * slope  # the objective's excess over its tangent
+        if new[0] <= value - 1e-4 * t * slope:
+            return theta - t * step, new
+        shrunk = 0.5 * slope * t * t / rise if rise > 0 else 0.5 * t
+        t = min(max(shrunk, 0.1 * t), 0.5 * t)
     return None
 
 
@@ -230,8 +230,8 @@ def conjugate_gradient(grad, hessian_times, precondition):
     return step if bool(xp.any(step != 0)) else precondition(grad)
 
 
-# Newton steps between refreshes of the formed Hessian or of the blocks (they
-# need only stay close to the Hessian; the line search guards each step); the
+# Newton steps between refreshes of the blocks (they need only stay close to
+# the Hessian's; the line search guards each step); the
 # conjugate-gradient iterations per step, and the relative residual at which
 # they stop: a step need not be exact, only much better than the gradient's
 # (tighter solves, rtol 0.01 in 25 iterations, took EM as many iterations and
@@ -239,12 +239,6 @@ def conjugate_gradient(grad, hessian_times, precondition):
 _PRECONDITIONER_EVERY = 3
 _CG_MAX_ITER = 10
 _CG_RTOL = 0.1
-
-
-def _formed_hessian_factor(Z1, proba, row_weight, penalty, scale):
-    hessian = to_numpy(_softmax_hessian(Z1, proba, row_weight)).astype(np.float64) / scale
-    hessian[np.diag_indices_from(hessian)] += np.tile(penalty, proba.shape[1]) / scale
-    return _damped_cholesky(hessian)
 
 
 def _block_factors(Z1, proba, row_weight, penalty, scale):
@@ -300,7 +294,8 @@ def _damped_cholesky(hessian):
 
 
 def _softmax_hessian(Z1, proba, row_weight):
-    """Hessian of the weighted softmax cross-entropy, blocks ordered by expert."""
+    """Hessian of the weighted softmax cross-entropy, blocks ordered by expert
+    (for the online gate, whose expansions keep it)."""
     xp = get_namespace(Z1)
     n_experts, n_params = proba.shape[1], Z1.shape[1]
     hessian = xp.empty((n_experts, n_params, n_experts, n_params), dtype=Z1.dtype)

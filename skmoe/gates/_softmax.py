@@ -15,24 +15,16 @@ from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
 # Gates of up to this many coefficients take Newton steps on the formed
-# Hessian ((n_experts * (n_features + 1))^2 entries, each a pass over the
-# rows), as partial_fit's gate does; larger ones take truncated Newton steps,
-# whose cost grows as K rather than K^2: at K=16-32, d=16, EM took 2.2-2.8x
-# as long with L-BFGS (benchmarks/fit_speed.py). On the GPU larger gates keep
-# L-BFGS on the fused loss kernel, until a fused kernel builds the truncated
-# steps' preconditioner in one pass. Truncated Newton was faster for small
-# gates too (1.7x at K=8), but ended lower on small real data sets (5-fold
-# CV: diabetes R^2 0.391 against 0.447, breast_cancer 0.967 against 0.972),
-# which is not yet understood.
+# Hessian in partial_fit (whose expansions keep it); batch M-steps never
+# form it (see fit_softmax_newton).
 _NEWTON_MAX_PARAMS = 256
 
 
 def _gate_solver(Z, n_coefficients):
-    """The gate's solver: Newton steps on the formed Hessian ("formed") or by
-    conjugate gradients ("products"), see ``fit_softmax_newton``; or "lbfgs"."""
-    if n_coefficients <= _NEWTON_MAX_PARAMS:
-        return "formed"
-    return "lbfgs" if is_cupy_array(Z) else "products"
+    """The batch gate's solver: truncated Newton steps ("newton", see
+    ``fit_softmax_newton``), or L-BFGS ("lbfgs") for large gates on the GPU,
+    whose objective one fused kernel evaluates."""
+    return "lbfgs" if is_cupy_array(Z) and n_coefficients > _NEWTON_MAX_PARAMS else "newton"
 
 
 def _keep_top_k(logits, k):
@@ -63,8 +55,8 @@ class SoftmaxGate(BaseEstimator):
     with the training rows' weighted mean and scale (scale only for sparse input;
     missing values become 0, i.e. the feature casts no vote). Fitting minimises
     the cross-entropy against soft targets plus ``alpha / 2 * ||coef_||^2`` by
-    Newton's method (L-BFGS for large gates), warm-started from the previous
-    fit, which is what an EM M-step needs.
+    truncated Newton steps (L-BFGS for large gates on the GPU), warm-started
+    from the previous fit, which is what an EM M-step needs.
 
     Parameters
     ----------
@@ -72,9 +64,9 @@ class SoftmaxGate(BaseEstimator):
         L2 penalty on the coefficients of the standardised features. The
         intercept is not penalised.
     max_iter : int, default=100
-        Maximum number of Newton steps per fit (dense or sparse input). Gates
-        with more than 256 coefficients are fitted by L-BFGS instead, which is
-        given ten times as many of its cheaper, shorter steps.
+        Maximum number of Newton steps per fit. Gates on the GPU with more
+        than 256 coefficients are fitted by L-BFGS instead, which is given ten
+        times as many of its cheaper, shorter steps.
     tol : float, default=1e-6
         Tolerance on the largest gradient entry of the per-row objective.
     top_k : int, default=None
@@ -206,7 +198,6 @@ class SoftmaxGate(BaseEstimator):
                 alpha=self.alpha,
                 max_iter=self.max_iter,
                 tol=self.tol,
-                hessian=solver,
             )
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
