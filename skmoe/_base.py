@@ -711,7 +711,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         A move (after Ueda et al., 2000, "SMEM algorithm for mixture models")
         merges one of two near-identical experts into the other, restarts it on
         half the rows of the worst-fitting expert and runs EM again; it is kept
-        only if the objective rises. At most ``n_experts`` moves are made.
+        only if the objective rises by more than ``tol``. At most ``n_experts``
+        moves are made.
 
         In a hierarchy, moves stay among the experts of one branch: a leaf can
         only take rows that its branch is routed. A branch may then have no
@@ -766,9 +767,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     row_log_lik=run["row_log_lik"],
                 )
                 # a trial that dropped a failing expert is kept whatever its
-                # objective: the expert failed, and the fit ends without it
+                # objective: the expert failed, and the fit ends without it.
+                # Else it must gain more than tol: EM stops within about tol
+                # of where it would settle, so a smaller gain is no gain (on
+                # 14k rows of wages, K=8, the last four of eight moves kept
+                # gained 7e-5 to 8e-4 and cost 40% of the fit)
                 dropped = _n_dropped(trial["experts"]) > _n_dropped(run["experts"])
-                kept = dropped or trial["lower_bound"] > run["lower_bound"]
+                kept = dropped or trial["lower_bound"] > run["lower_bound"] + self.tol
                 self._print_move_end(kept, trial["lower_bound"], run["lower_bound"])
                 if kept:
                     break

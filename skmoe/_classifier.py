@@ -107,7 +107,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
         per unit of sample weight) changes by less than ``tol`` (with wrapped
-        estimators, see ``n_iter_no_change``). Gradient
+        estimators, see ``n_iter_no_change``), and a merge-and-split move
+        is kept only if it raises the objective by more than ``tol``. Gradient
         training stops when the objective, or the validation score, has not
         improved by ``tol`` for ``n_iter_no_change`` epochs.
     learning_rate_init : float, default=0.05
