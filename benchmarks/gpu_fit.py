@@ -1,0 +1,149 @@
+"""Whole fits on the GPU: wall time, where it goes, and held-out R^2.
+
+Regime data (8 regions of space, each its own linear law, noise sd 0.1) of
+n x d float32 rows made on the device; the estimator with K=8 built-in
+experts is fitted with its defaults, dense and with top_k=2, for several
+seeds, and scored on 1,000,000 further rows against the noise ceiling
+``1 - 0.01 / var(y)``. Each fit's time is split into the k-means start, the
+first EM run, the merge-and-split trials, and the rest (validation, checks,
+transfers); the EM runs' M-steps of the gate and the experts are timed
+within them. Each configuration is fitted with the gate solver chosen by
+default and with truncated Newton forced, for comparison.
+
+    PYTHONPATH=. python3 benchmarks/gpu_fit.py [--n 10000000] [--d 32]
+
+Writes gpu_fit.json and gpu_fit.md under --out.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import cupy as cp
+from _report import write_report  # beside this script
+from _timing import MethodTimer
+from gpu_em import r2, regime_data
+
+import skmoe.gates._softmax as softmax_module
+from skmoe import MixtureOfExpertsRegressor
+from skmoe.experts import LinearExperts
+from skmoe.gates import SoftmaxGate
+
+NOISE_VARIANCE = 0.01  # regime_data's noise: sd 0.1
+TEST_ROWS = 1_000_000
+
+
+class DeviceTimer(MethodTimer):
+    """A MethodTimer that waits for the device before reading the clock, and
+    keeps each call's seconds."""
+
+    def __enter__(self):
+        timer, self.each = self, []
+
+        def timed(*args, **kwargs):
+            cp.cuda.Device().synchronize()
+            start = time.perf_counter()
+            try:
+                return timer._original(*args, **kwargs)
+            finally:
+                cp.cuda.Device().synchronize()
+                timer.each.append(time.perf_counter() - start)
+                timer.seconds += timer.each[-1]
+                timer.calls += 1
+
+        setattr(self._owner, self._name, timed)
+        return self
+
+
+def fit_row(X, y, X_test, y_test, *, top_k, seed, solver):
+    default_solver = softmax_module._gate_solver
+    if solver != "default":
+        softmax_module._gate_solver = lambda Z, n_coefficients: solver
+    model = MixtureOfExpertsRegressor(n_experts=8, top_k=top_k, random_state=seed, device="cuda")
+    owner = MixtureOfExpertsRegressor
+    timers = {
+        "init": DeviceTimer(owner, "_initial_resp"),
+        "runs": DeviceTimer(owner, "_em_run"),
+        "gate": DeviceTimer(SoftmaxGate, "fit_standardized"),
+        "experts": DeviceTimer(LinearExperts, "fit"),
+    }
+    try:
+        for timer in timers.values():
+            timer.__enter__()
+        cp.cuda.Device().synchronize()
+        start = time.perf_counter()
+        model.fit(X, y)
+        cp.cuda.Device().synchronize()
+        seconds = time.perf_counter() - start
+    finally:
+        for timer in timers.values():
+            timer.__exit__()
+        softmax_module._gate_solver = default_solver
+    runs = timers["runs"].each
+    return dict(
+        top_k=top_k,
+        seed=seed,
+        solver=solver,
+        seconds=seconds,
+        init_seconds=timers["init"].seconds,
+        first_run_seconds=runs[0],
+        move_trials_seconds=sum(runs[1:]),
+        other_seconds=seconds - timers["init"].seconds - sum(runs),
+        gate_seconds=timers["gate"].seconds,
+        experts_seconds=timers["experts"].seconds,
+        n_em_steps=timers["gate"].calls,
+        n_iter=model.n_iter_,
+        n_merges=model.n_merges_,
+        converged=bool(model.converged_),
+        r2=r2(model.predict(X_test), y_test),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--d", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    rows = []
+    for seed in range(args.seeds):
+        X, y = regime_data(args.n + TEST_ROWS, args.d, 8, cp.float32, seed=seed)
+        X, X_test, y, y_test = X[: args.n], X[args.n :], y[: args.n], y[args.n :]
+        ceiling = 1 - NOISE_VARIANCE / float(y_test.var())
+        for top_k in (None, 2):
+            for solver in ("default", "newton"):
+                row = fit_row(X, y, X_test, y_test, top_k=top_k, seed=seed, solver=solver)
+                row["ceiling"] = ceiling
+                rows.append(row)
+                print(row, flush=True)
+        del X, y, X_test, y_test
+        cp.get_default_memory_pool().free_all_blocks()
+    device = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    lines = [
+        "# Whole fits on the GPU",
+        "",
+        f"{device}; regime data, {args.n:,} x {args.d} float32 rows, K=8, default settings; "
+        f"R^2 on {TEST_ROWS:,} further rows against the noise ceiling. Seconds of wall time "
+        "(the device synchronised at each boundary). Generated by "
+        "`PYTHONPATH=. python3 benchmarks/gpu_fit.py`.",
+        "",
+        "| top_k | seed | gate solver | fit s | k-means s | first EM run s | move trials s "
+        "| rest s | gate M-steps s | experts' M-steps s | EM steps | moves kept | R^2 "
+        "| ceiling |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['top_k'] or 'dense'} | {r['seed']} | {r['solver']} | {r['seconds']:.2f} | "
+            f"{r['init_seconds']:.2f} | {r['first_run_seconds']:.2f} | "
+            f"{r['move_trials_seconds']:.2f} | {r['other_seconds']:.2f} | "
+            f"{r['gate_seconds']:.2f} | {r['experts_seconds']:.2f} | {r['n_em_steps']} | "
+            f"{r['n_merges']} | {r['r2']:.4f} | {r['ceiling']:.4f} |"
+        )
+    result = dict(device=device, n=args.n, d=args.d, fits=rows)
+    write_report(args.out, "gpu_fit", result, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
