@@ -172,7 +172,10 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
     xp = get_namespace(Z)
     sample = slice(None)
     if Z.shape[0] > KMEANS_ROWS:
-        sample = xp.asarray(np.sort(rng.choice(Z.shape[0], KMEANS_ROWS, replace=False)))
+        # a Generator draws without replacement in O(KMEANS_ROWS); RandomState
+        # shuffles all n (0.3 s at 10M rows)
+        draw = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+        sample = xp.asarray(np.sort(draw.choice(Z.shape[0], KMEANS_ROWS, replace=False)))
     Z_sample = to_numpy(Z[sample])
     distinct = distinct_rows(Z_sample, None, to_numpy(sample_weight[sample]))
     kmeans = KMeans(min(n_clusters, distinct.rows.size), n_init=1, random_state=rng)

@@ -11,6 +11,7 @@ and the gate's gradient, a small difference of large sums, needs them.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._backend import get_namespace, is_cupy_array
@@ -103,6 +104,31 @@ def transposed_product(A, B):
         products = head_A.transpose(0, 2, 1) @ head_B
         out += column_sum(products.reshape(slices, -1)).reshape(out.shape)
     return out
+
+
+def weighted_grams(Z, weights):
+    """``[Z, 1]' diag(weights[:, k]) [Z, 1]`` for every column of ``weights``
+    (n, K): a float64 host array of shape (K, d + 1, d + 1), Z dense or
+    sparse. On the GPU one kernel forms all K in one pass over Z (the linear
+    experts' normal equations, their right-hand sides unused), where K
+    products each read a weighted copy of Z (56 against ~20 ms at 10M x 32,
+    K=8)."""
+    n, d = Z.shape
+    if is_cupy_array(Z):
+        from ._backend._linear import weighted_normal_equations
+
+        xp = get_namespace(Z)
+        zeros = xp.zeros(n, dtype=Z.dtype), xp.zeros(d, dtype=Z.dtype)
+        return weighted_normal_equations(Z, zeros[0], weights, zeros[1])[0]
+    grams = np.empty((weights.shape[1], d + 1, d + 1))
+    sums = np.asarray(transposed_product(Z, weights), dtype=np.float64)
+    for k in range(weights.shape[1]):
+        w = weights[:, k]
+        product = Z.T @ sp.diags(w) @ Z if sp.issparse(Z) else Z.T @ (Z * w[:, None])
+        grams[k, :d, :d] = product.toarray() if sp.issparse(product) else product
+        grams[k, :d, d] = grams[k, d, :d] = sums[:, k]
+        grams[k, d, d] = w.sum(dtype=np.float64)
+    return grams
 
 
 def _sliced_transposed_product(A, B):

@@ -21,7 +21,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace, to_numpy
-from ._math import column_sum, row_sum, transposed_product, vdot
+from ._math import column_sum, row_sum, transposed_product, vdot, weighted_grams
 
 
 @cache
@@ -169,7 +169,7 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
             if n_iter % _PRECONDITIONER_EVERY == 0:
-                blocks = _block_factors(Z1, proba, row_weight, penalty, scale)
+                blocks = _block_factors(Z, proba, row_weight, penalty, scale)
             step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
             new = backtrack(value_grad, theta, value, grad, step)
             if new is None:
@@ -241,17 +241,11 @@ _CG_MAX_ITER = 10
 _CG_RTOL = 0.1
 
 
-def _block_factors(Z1, proba, row_weight, penalty, scale):
+def _block_factors(Z, proba, row_weight, penalty, scale):
     """Cholesky factors of the gate Hessian's diagonal blocks, one per expert:
     ``(Z1' diag(r p_k (1 - p_k)) Z1 + diag(penalty)) / scale``."""
-    factors = []
-    for k in range(proba.shape[1]):
-        c = (row_weight * proba[:, k] * (1 - proba[:, k]))[:, None]
-        scaled = sp.csr_matrix(Z1.multiply(c)) if sp.issparse(Z1) else Z1 * c
-        block = transposed_product(Z1, scaled)
-        block = to_numpy(block.toarray() if sp.issparse(block) else block).astype(np.float64)
-        factors.append(_damped_cholesky((block + np.diag(penalty)) / scale))
-    return factors
+    grams = weighted_grams(Z, row_weight[:, None] * proba * (1 - proba))
+    return [_damped_cholesky((gram + np.diag(penalty)) / scale) for gram in grams]
 
 
 def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):
@@ -265,7 +259,9 @@ def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):
         change = Z1 @ V
         change *= weighted
         change -= proba * row_sum(change)[:, None]
-        return (transposed_product(Z1, change) + penalty * V) / scale
+        # one product, not transposed_product's slices: the product steers
+        # the step, which the line search checks, and needs no more digits
+        return (Z1.T @ change + penalty * V) / scale
 
     def precondition(R):
         R = to_numpy(R).astype(np.float64)
