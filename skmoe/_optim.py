@@ -217,7 +217,9 @@ def conjugate_gradient(grad, hessian_times, precondition):
     for _ in range(_CG_MAX_ITER):
         product = hessian_times(direction)
         curvature = float(xp.vdot(direction, product))
-        if curvature <= 0:  # flat (a shift shared by all classes) or rounding
+        # flat (a shift shared by all classes) up to rounding: the test of
+        # scikit-learn's newton-cg, in the products' floating type
+        if curvature <= 16 * np.finfo(grad.dtype).eps * float(xp.vdot(direction, direction)):
             break
         size = rz / curvature
         step = step + size * direction
