@@ -40,6 +40,7 @@ from ._backend import (
     to_numpy,
 )
 from ._chunks import in_row_chunks
+from ._design import Design
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
     check_init_resp,
@@ -719,7 +720,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         redundant pair while one of its experts straddles two regimes and
         another sits nearly idle; the idle one is freed instead.
         """
-        run = self._em_run(gate, experts, X, Z, y, sample_weight, resp, rng)
+        # the rows' outer products, formed once for all the runs' M-steps
+        design = Design(Z, gate.scaler_, n_experts=resp.shape[1])
+        run = self._em_run(gate, experts, X, design, y, sample_weight, resp, rng)
         idle_tried = set()
         for _ in range(resp.shape[1]):
             groups = self._sibling_groups(run["resp"].shape[1])  # fewer, if experts were dropped
@@ -759,7 +762,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     trial_gate,
                     trial_experts,
                     X,
-                    Z,
+                    design,
                     y,
                     sample_weight,
                     start_resp,
@@ -789,9 +792,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             run = trial
         return run
 
-    def _em_run(self, gate, experts, X, Z, y, sample_weight, resp, rng, row_log_lik=None):
+    def _em_run(self, gate, experts, X, design, y, sample_weight, resp, rng, row_log_lik=None):
         """EM iterations until the objective settles. Each iteration is an M-step
         then an E-step, so the objective recorded is that of the parameters kept.
+        ``design`` is the :class:`~skmoe._design.Design` of the standardised rows.
 
         ``row_log_lik`` is the rows' fit before the first step (a move's trial
         has its run's), by which a dead expert is restarted on the worst-fitted
@@ -822,7 +826,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # its own: on the GPU, memory holds only so many of them
             outputs = log_lik = None
             step, kept = self._em_step_dropping(
-                gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng
+                gate, experts, X, design, y, sample_weight, resp, gate_resp, rng
             )
             outputs, params, log_lik, resp, gate_resp, row_log_lik = step
             restarts = restarts[kept]
@@ -858,14 +862,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_merges=0,
         )
 
-    def _em_step_dropping(self, gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng):
+    def _em_step_dropping(self, gate, experts, X, design, y, sample_weight, resp, gate_resp, rng):
         """:meth:`_em_step`; with ``expert_failure="drop"``, experts whose fit
         or predict fails are dropped and the step taken again without them.
         Returns the step's results and the indices of the experts kept."""
         kept = np.arange(resp.shape[1])
         while True:
             try:
-                step = self._em_step(gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng)
+                step = self._em_step(
+                    gate, experts, X, design, y, sample_weight, resp, gate_resp, rng
+                )
                 return step, kept
             except ExpertFitError as failure:
                 if self.expert_failure == "raise" or not hasattr(experts, "drop"):
@@ -874,7 +880,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 kept = kept[keep]
                 resp, gate_resp = _renormalised(resp[:, keep]), _renormalised(gate_resp[:, keep])
 
-    def _em_step(self, gate, experts, X, Z, y, sample_weight, resp, gate_resp, rng):
+    def _em_step(self, gate, experts, X, design, y, sample_weight, resp, gate_resp, rng):
         """One EM iteration: the M-step of the gate and the experts from the
         responsibilities, then the E-step. Refits ``gate`` and ``experts`` in
         place; returns the experts' outputs, the noise parameters, the
@@ -883,14 +889,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         unit = self._unit_weights
         targets = gate_resp if unit else gate_resp * sample_weight[:, None]
         weights = resp if unit else resp * sample_weight[:, None]
-        gate.fit_standardized(Z, targets)
-        experts.fit(X, y, weights, random_state=rng)
+        gate.fit_standardized(design.Z, targets, design)
+        # the built-in experts solve on the design's rows where it has their
+        # products (see skmoe._design)
+        builtin = {"design": design} if self.estimator is None else {}
+        experts.fit(X, y, weights, random_state=rng, **builtin)
         outputs = self._expert_outputs(experts, X)
         _check_finite_outputs(outputs, weights)
         params = self._update_params(experts, outputs, y, weights)
         del weights  # let go before the E-step makes its (n, K) arrays
         log_lik = self._log_lik(outputs, y, params)
-        return outputs, params, log_lik, *posteriors(gate, Z, log_lik)
+        return outputs, params, log_lik, *posteriors(gate, design.Z, log_lik)
 
     # ------------------------------------------------------------------ online EM
     def _online_fit_available(self):

@@ -198,6 +198,7 @@ def softmax_cross_entropy(logits, targets):
     Parameters
     ----------
     logits : ndarray of shape (..., m)
+        Finite.
     targets : ndarray of the same shape
         Weighted targets: ``targets[i].sum()`` is the weight of row ``i``.
 
@@ -212,9 +213,17 @@ def softmax_cross_entropy(logits, targets):
     """
     if is_cupy_array(logits) and logits.ndim == 2 and logits.shape[1] <= MAX_EXPERTS:
         return softmax_cross_entropy_kernel(logits, targets)
-    log_p = log_softmax_rows(logits)
-    loss = -vdot(targets, log_p)
-    proba = exp_floored(log_p, out=log_p)
-    grad = proba * row_sum(targets)[..., None]
+    # the logits of a linear model are finite: no -inf to mask, and the loss
+    # as sum_i r_i log(sum_k exp(shifted_ik)) - sum_ik t_ik shifted_ik,
+    # about half the passes of log_softmax_rows' way
+    xp = get_namespace(logits)
+    shifted = logits - row_max(logits)[..., None]
+    floor = _LOG_FLOOR_FLOAT32 if logits.dtype == np.float32 else _LOG_FLOOR
+    proba = xp.exp(xp.maximum(shifted, floor))
+    total = row_sum(proba)
+    row_weight = row_sum(targets)
+    loss = vdot(row_weight, xp.log(total)) - vdot(targets, shifted)
+    proba /= total[..., None]
+    grad = proba * row_weight[..., None]
     grad -= targets
     return loss, grad, proba

@@ -21,7 +21,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace, to_numpy
-from ._math import column_sum, row_sum, transposed_product, vdot, weighted_grams
+from ._math import column_sum, row_sum, transposed_product, vdot
 
 
 @cache
@@ -125,9 +125,10 @@ def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol
     return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()
 
 
-def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
+def fit_softmax_newton(design, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
-    softmax gate, by truncated Newton steps with a backtracking line search.
+    softmax gate on the rows ``Z`` of a :class:`~skmoe._design.Design`, by
+    truncated Newton steps with a backtracking line search.
 
     ``logit_loss(logits)`` returns ``(value, grad, proba)``: a soft-target
     softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
@@ -142,20 +143,19 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
     Conjugate gradients find each step from Hessian-vector products, two thin
     products each, O(n K d), as scikit-learn's ``newton-cg`` does, and are
     preconditioned by the Hessian's diagonal blocks, one (d+1) x (d+1)
-    inverse per expert, O(n K d^2), refreshed every few steps and applied to
+    inverse per expert, O(n K d^2) (one product with the design's outer
+    products where it has them), refreshed every few steps and applied to
     all experts in one batched product on Z's device. Within an
     expert's block the curvature is exact and the experts couple only
     through their shared rows, so a few iterations suffice. (Böhning's
     bound, ``1/2 I kron Z1' R Z1``, one factor for all experts, is far
     looser where gates are sharp: EM took 1.7-2.2x the time with it.)
     """
-    xp = get_namespace(Z)
-    n_samples = Z.shape[0]
-    ones = xp.ones((n_samples, 1), dtype=Z.dtype)
-    Z1 = sp.hstack([Z, ones], format="csr") if sp.issparse(Z) else xp.hstack([Z, ones])
+    Z1 = design.Z1
+    xp = get_namespace(Z1)
     penalty = np.full(Z1.shape[1], float(alpha))
     penalty[-1] = 0.0
-    device_penalty = xp.asarray(penalty, dtype=Z.dtype)[:, None]
+    device_penalty = xp.asarray(penalty, dtype=Z1.dtype)[:, None]
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
 
@@ -170,7 +170,7 @@ def fit_softmax_newton(Z, logit_loss, row_weight, coef, intercept, *, alpha, max
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
             if n_iter % _PRECONDITIONER_EVERY == 0:
-                blocks = _block_factors(Z, proba, row_weight, penalty, scale)
+                blocks = _block_factors(design, proba, row_weight, penalty, scale)
             step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
             new = backtrack(value_grad, theta, value, grad, step)
             if new is None:
@@ -246,17 +246,17 @@ _CG_MAX_ITER = 10
 _CG_RTOL = 0.1
 
 
-def _block_factors(Z, proba, row_weight, penalty, scale):
+def _block_factors(design, proba, row_weight, penalty, scale):
     """Inverses of the gate Hessian's diagonal blocks, one per expert,
     ``(Z1' diag(r p_k (1 - p_k)) Z1 + diag(penalty)) / scale``, as one float64
     array of shape (K, d + 1, d + 1) on Z's device."""
-    grams = weighted_grams(Z, row_weight[:, None] * proba * (1 - proba))
+    grams = design.grams(row_weight[:, None] * proba * (1 - proba))
     identity = np.eye(len(penalty))
     inverses = [
         scipy.linalg.cho_solve(_damped_cholesky((gram + np.diag(penalty)) / scale), identity)
         for gram in grams
     ]
-    return get_namespace(Z).asarray(np.stack(inverses))
+    return get_namespace(design.Z).asarray(np.stack(inverses))
 
 
 def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):

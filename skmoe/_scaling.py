@@ -49,6 +49,13 @@ def _constant_features(scaler):
     return scaler.var_ <= n * eps * scaler.var_ + (n * mean * eps) ** 2
 
 
+def silent_features(scaler, dtype):
+    """The features whose standardised column is 0 on the host: constant
+    ones, and those whose scale is under the normal numbers of ``dtype``
+    (1e-38 in float32), which dividing by overflowed."""
+    return _constant_features(scaler) | (scaler.scale_ < np.finfo(dtype).tiny)
+
+
 def standardize(scaler, X):
     """Standardised copy of X in X's own floating type, missing values set to
     0 (no vote). The scaler's statistics stay float64, as StandardScaler's."""
@@ -60,9 +67,7 @@ def standardize(scaler, X):
         return xp.nan_to_num(Z, nan=0.0, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):  # such columns are zeroed below
         Z = scaler.transform(X)  # float32 stays float32; other input becomes float64
-    # a constant feature casts no vote; nor does one whose scale is under the
-    # normal numbers of Z's type (1e-38 in float32): dividing by it overflowed
-    constant = _constant_features(scaler) | (scaler.scale_ < np.finfo(Z.dtype).tiny)
+    constant = silent_features(scaler, Z.dtype)
     if sp.issparse(Z):
         Z = sp.csr_matrix(Z @ sp.diags((~constant).astype(Z.dtype)), dtype=Z.dtype)
         Z.data[np.isnan(Z.data)] = 0.0

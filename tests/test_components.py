@@ -10,6 +10,8 @@ from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression, Ridge
 
 import skmoe._em
+from skmoe._design import Design
+from skmoe._scaling import fit_scaler, standardize
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
@@ -112,17 +114,21 @@ def _soft_targets(rng, n=400, d=3, k=4):
 
 
 def test_gate_solvers_agree(rng):
-    # truncated Newton (the gate's fit) from zeros and from a far start, and
-    # L-BFGS (large gates' on the GPU) on one gate problem
+    # truncated Newton (the gate's fit) from zeros and from a far start, with
+    # the Gram matrices of its preconditioner formed either way, and L-BFGS
+    # (large gates' on the GPU) on one gate problem
     X, resp = _soft_targets(rng)
     gate = SoftmaxGate(alpha=0.1, tol=1e-10).fit(X, resp)
     Z, row_weight = gate.standardize(X), resp.sum(axis=1)
     loss = gate._logit_loss(resp, row_weight)
-    start = np.zeros((3, 4)), np.zeros(4)
+    start, far = (np.zeros((3, 4)), np.zeros(4)), 5 * rng.normal(size=(3, 4))
     options = dict(alpha=0.1, max_iter=100, tol=1e-10)
     solutions = [
         (gate.coef_, gate.intercept_),
-        fit_softmax_newton(Z, loss, row_weight, 5 * rng.normal(size=(3, 4)), start[1], **options),
+        *(
+            fit_softmax_newton(design, loss, row_weight, far, start[1], **options)
+            for design in (Design(Z), Design(Z, n_experts=4))
+        ),
         fit_linear_lbfgs(
             gate._linear_loss(Z, resp, loss), *start, scale=row_weight.sum(), **options
         ),
@@ -134,7 +140,7 @@ def test_gate_solvers_agree(rng):
         assert scaled_gradient(*solution) <= max(1e-10, gradient_floor(*solution))
     bounds = [logistic_proba_bound(Z, resp, 0.1, coef.T, b) for coef, b in solutions]
     proba = [softmax(Z @ coef + intercept, axis=1) for coef, intercept in solutions]
-    for other in (1, 2):
+    for other in range(1, len(solutions)):
         np.testing.assert_allclose(proba[other], proba[0], rtol=0, atol=bounds[0] + bounds[other])
 
 
@@ -163,23 +169,61 @@ def test_gate_is_stationary_at_its_optimum(rng):
     assert scaled_gradient(*solution) <= max(1e-12, gradient_floor(*solution))
 
 
-def test_linear_experts_are_weighted_ridges(rng):
+def _design(X, formed):
+    """None, or the design a fit makes of X: standardised, with the rows'
+    outer products formed."""
+    if not formed:
+        return None
+    scaler = fit_scaler(X, np.ones(len(X)))
+    design = Design(standardize(scaler, X), scaler, n_experts=8)
+    assert design.has_outer_products
+    return design
+
+
+def test_design_grams_are_the_weighted_products(rng):
+    Z = rng.normal(size=(500, 4))
+    weights = rng.uniform(size=(500, 3))
+    grams = Design(Z, n_experts=3).grams(weights)
+    Z1 = np.hstack([Z, np.ones((500, 1))])
+    terms = weights.T[:, :, None, None] * Z1[None, :, :, None] * Z1[None, :, None, :]
+    # float64 sums of 500 terms: each within 500 eps of the sum of |terms|
+    bound = 500 * np.finfo(float).eps * np.abs(terms).sum(axis=1)
+    assert np.all(np.abs(grams - terms.sum(axis=1)) <= bound)
+    assert np.array_equal(grams, grams.transpose(0, 2, 1))
+
+
+def test_design_maps_coefficients_both_ways(rng):
+    X = rng.normal(size=(50, 3)) * [1.0, 100.0, 0.0] + [5.0, -3.0, 7.0]  # the last constant
+    design = _design(X, formed=True)
+    coef, intercept = rng.normal(size=(2, 3)), rng.normal(size=2)
+    coef[:, 2] = 0.0  # a constant feature's coefficient is 0 in Z's coordinates
+    theta = design.from_original(coef, intercept)
+    np.testing.assert_allclose(design.Z1 @ theta.T, X @ coef.T + intercept, rtol=1e-12)
+    back = design.to_original(theta)
+    np.testing.assert_allclose(back[0], coef, rtol=1e-14)
+    np.testing.assert_allclose(back[1], intercept, rtol=1e-13)
+
+
+@pytest.mark.parametrize("formed", [False, True], ids=["centred", "design"])
+def test_linear_experts_are_weighted_ridges(rng, formed):
     X = rng.normal(size=(100, 3)) + 10.0
     y = rng.normal(size=100)
     weights = rng.uniform(size=(100, 3))
     weights[:10, 0] = 0.0
-    experts = LinearExperts(3, alpha=0.7).fit(X, y, weights)
+    experts = LinearExperts(3, alpha=0.7).fit(X, y, weights, design=_design(X, formed))
     for k in range(3):
         ridge = Ridge(alpha=0.7).fit(X, y, sample_weight=weights[:, k])
         np.testing.assert_allclose(experts.predict(X)[:, k], ridge.predict(X), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("formed", [False, True], ids=["centred", "design"])
 @pytest.mark.parametrize("n_classes", [2, 4])
-def test_logistic_experts_are_weighted_logistic_regressions(rng, n_classes):
-    X = rng.normal(size=(200, 3))
+def test_logistic_experts_are_weighted_logistic_regressions(rng, n_classes, formed):
+    X = rng.normal(size=(200, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
     y = rng.randint(n_classes, size=200)
     weights = rng.uniform(size=(200, 2))
-    experts = LogisticExperts(2, n_classes, alpha=0.5, tol=1e-10).fit(X, y, weights)
+    experts = LogisticExperts(2, n_classes, alpha=0.5, tol=1e-10)
+    experts.fit(X, y, weights, design=_design(X, formed))
     proba = experts.predict_proba(X)
     for k in range(2):
         ref = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(
@@ -211,13 +255,14 @@ def test_rows_without_weight_are_not_passed(rng):
     assert [est.n_rows_seen_ for est in experts.estimators_] == [50, 30]
 
 
-def test_linear_expert_without_rows_is_zero_and_silent(rng):
+@pytest.mark.parametrize("formed", [False, True], ids=["centred", "design"])
+def test_linear_expert_without_rows_is_zero_and_silent(rng, formed):
     # under top-k routing an expert can be routed no rows at all
     X, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
     weights = np.column_stack([np.ones(50), np.zeros(50)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        experts = LinearExperts(2).fit(X, y, weights)
+        experts = LinearExperts(2).fit(X, y, weights, design=_design(X, formed))
     assert np.all(experts.coef_[1] == 0) and experts.intercept_[1] == 0
     ref = Ridge().fit(X, y)
     np.testing.assert_allclose(experts.coef_[0], ref.coef_, rtol=1e-8)

@@ -141,10 +141,10 @@ def test_merge_and_split_escapes_a_shared_regime(regime_data, monkeypatch):
     X, y, X_test, y_test = regime_data
     original = LinearExperts.fit
 
-    def check_weights(self, X, y, weights, random_state=None):
+    def check_weights(self, X, y, weights, random_state=None, **design):
         # responsibilities stay a distribution over experts through every move
         np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-        return original(self, X, y, weights, random_state)
+        return original(self, X, y, weights, random_state, **design)
 
     monkeypatch.setattr(LinearExperts, "fit", check_weights)
     init = np.zeros((len(X), 4))

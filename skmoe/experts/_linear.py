@@ -81,6 +81,17 @@ def _gram_and_rhs(X, y, weights, offset):
     return gram, rhs
 
 
+def ridge_solutions(gram, rhs, penalty):
+    """Every expert's ridge solution, ``theta[k]`` that solves ``(gram[k] +
+    diag(penalty)) theta[k] = rhs[k]``, in float64; an expert with no weight
+    (the last diagonal entry of its ``gram``) gets zeros."""
+    theta = np.zeros(rhs.shape)
+    active = gram[:, -1, -1] > 0
+    if active.any():
+        theta[active] = _solve_spd(gram[active] + np.diag(penalty), rhs[active])
+    return theta
+
+
 def _solve_spd(A, b):
     """Solve the symmetric systems ``A[k] @ x[k] = b[k]`` (float64) by
     Cholesky factorisation, a singular one by least squares. LAPACK's posv
@@ -108,8 +119,19 @@ class LinearExperts:
         self.n_experts = n_experts
         self.alpha = alpha
 
-    def fit(self, X, y, weights, random_state=None):
-        """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
+    def fit(self, X, y, weights, random_state=None, design=None):
+        """Refit every expert; ``weights`` has shape (n_samples, n_experts).
+
+        With a ``design`` of X's standardised rows that has their outer
+        products (see :mod:`skmoe._design`), the normal equations are formed
+        from those and solved in its coordinates.
+        """
+        if design is not None and design.has_outer_products:
+            rhs = design.moments(weights * y[:, None]).T
+            theta = ridge_solutions(design.grams(weights), rhs, design.ridge_penalty(self.alpha))
+            coef, intercept = design.to_original(theta)
+            self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
+            return self
         if is_cupy_array(X):
             # the products on the GPU; the K small systems solved on the host.
             # Centring only needs a point near the data's middle, not its exact
@@ -134,10 +156,7 @@ class LinearExperts:
         float64; the coefficients are stored as ``dtype`` (X's, as Ridge's)."""
         penalty = np.full(gram.shape[1], float(self.alpha))
         penalty[-1] = 0.0  # the intercept is not penalised
-        theta = np.zeros(rhs.shape)
-        active = gram[:, -1, -1] > 0
-        if active.any():
-            theta[active] = _solve_spd(gram[active] + np.diag(penalty), rhs[active])
+        theta = ridge_solutions(gram, rhs, penalty)
         coef = theta[:, :-1]
         self.intercept_ = (theta[:, -1] - coef @ offset).astype(dtype, copy=False)
         self.coef_ = coef.astype(dtype, copy=False)

@@ -55,6 +55,36 @@ def _log_loss(X1, y, weights, n_outputs):
     return loss
 
 
+def _centred_frame(X, weights, alpha):
+    """The coordinates ``x1 = [x - offset, 1]`` (offset the column centres
+    of dense X, 0 for sparse) in which the experts solve without a design:
+    ``x1`` as rows, the weighted Gram matrices, the ridge penalty per
+    coordinate, and maps of parameters ``theta`` (..., d + 1) from and to
+    X's coefficients and intercepts."""
+    offset, gram, _ = _normal_equations(X, None, weights)
+    penalty = np.append(np.full(X.shape[1], float(alpha)), 0.0)
+
+    def from_original(coef, intercept):
+        coef = np.asarray(coef, dtype=np.float64)
+        return np.concatenate([coef, (intercept + coef @ offset)[..., None]], axis=-1)
+
+    def to_original(theta):
+        return theta[..., :-1], theta[..., -1] - theta[..., :-1] @ offset
+
+    return design_matrix(X, offset), gram, penalty, from_original, to_original
+
+
+def _frame(X, weights, alpha, design):
+    """The five of :func:`_centred_frame`, in the standardised coordinates of
+    ``design`` where it has its rows' outer products (see
+    :mod:`skmoe._design`), else in centred ones."""
+    if design is None or not design.has_outer_products:
+        return _centred_frame(X, weights, alpha)
+    grams = design.grams(weights)
+    penalty = design.ridge_penalty(alpha)
+    return design.Z1, grams, penalty, design.from_original, design.to_original
+
+
 class LogisticExperts:
     """``n_experts`` L2-penalised logistic regressions with their own row weights.
 
@@ -79,7 +109,7 @@ class LogisticExperts:
     def _n_outputs(self):
         return 1 if self.n_classes == 2 else self.n_classes
 
-    def fit(self, X, y, weights, random_state=None):
+    def fit(self, X, y, weights, random_state=None, design=None):
         """Refit every expert; ``y`` holds class indices, ``weights`` (n, K).
 
         Truncated Newton steps (as scikit-learn's ``newton-cg``): conjugate
@@ -92,21 +122,19 @@ class LogisticExperts:
         bound has one Cholesky factor per fit. A backtracking line search
         makes every step lower the objective, so EM stays monotone. At most
         ``max_iter`` steps, until the largest gradient entry of the
-        objective per unit weight is under ``tol``.
+        objective per unit weight is under ``tol``. With a ``design`` of X's
+        standardised rows that has their outer products (see
+        :mod:`skmoe._design`), the steps are taken in its coordinates.
         """
         K, m = self.n_experts, self._n_outputs
         n, d = X.shape
         if not hasattr(self, "coef_"):
             self.coef_ = np.zeros((K, m, d), dtype=X.dtype)
             self.intercept_ = np.zeros((K, m), dtype=X.dtype)
-        # in the centred coordinates of the Gram matrices, x1 = [x - offset, 1];
         # the parameters as (d + 1, K * m), so that all logits are one product
-        offset, gram, _ = _normal_equations(X, None, weights)
-        X1 = design_matrix(X, offset)
-        coef = self.coef_.astype(np.float64)
-        theta = np.concatenate([coef, (self.intercept_ + coef @ offset)[..., None]], axis=2)
-        theta = theta.reshape(K * m, d + 1).T.copy()
-        penalty = np.r_[np.full(d, float(self.alpha)), 0.0][:, None]
+        X1, gram, penalty, from_original, to_original = _frame(X, weights, self.alpha, design)
+        theta = from_original(self.coef_, self.intercept_).reshape(K * m, d + 1).T.copy()
+        penalty = penalty[:, None]
         curvature = 0.25 if m == 1 else 0.5
         # the bounds' inverses, (K, d + 1, d + 1), applied to all experts in one
         # product; an expert with no rows has only the penalty: damped, as the gate's
@@ -147,9 +175,7 @@ class LogisticExperts:
                 if new is None:
                     break  # no decrease left at working precision
                 theta, (value, grad, hessian) = new
-        theta = theta.T.reshape(K, m, d + 1)
-        coef = theta[..., :-1]
-        intercept = theta[..., -1] - coef @ offset
+        coef, intercept = to_original(theta.T.reshape(K, m, d + 1))
         if m > 1:  # the shift all classes share is free: keep it centred
             intercept -= intercept.mean(axis=1, keepdims=True)
         self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)

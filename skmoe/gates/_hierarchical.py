@@ -4,6 +4,7 @@ from math import prod
 
 import numpy as np
 
+from .._design import Design
 from .._math import log_softmax_rows
 from ._softmax import SoftmaxGate
 
@@ -72,9 +73,11 @@ class HierarchicalGate(SoftmaxGate):
             for level, b in enumerate(self.branching)
         ]
 
-    def fit_standardized(self, Z, targets):
+    def fit_standardized(self, Z, targets, design=None):
         """M-step of every node gate; ``targets`` are the leaves' weighted
-        responsibilities, shape (n_samples, prod(branching))."""
+        responsibilities, shape (n_samples, prod(branching)); ``design`` as
+        :meth:`SoftmaxGate.fit_standardized`'s, shared by the nodes."""
+        design = Design(Z) if design is None else design
         if not hasattr(self, "gates_"):
             self.gates_ = [[SoftmaxGate() for _ in range(n)] for n, _, _ in self._levels()]
         for gates, (n_nodes, n_children, below) in zip(self.gates_, self._levels(), strict=True):
@@ -83,11 +86,11 @@ class HierarchicalGate(SoftmaxGate):
                 gate.set_params(**self._node_params())
                 node_targets = child_targets[:, node]
                 if node_targets.any():
-                    gate.fit_standardized(Z, node_targets)
+                    gate.fit_standardized(Z, node_targets, design)
                 elif not hasattr(gate, "coef_"):
                     # a branch no row has reached yet starts uniform (the
                     # optimum for uniform targets); later it keeps its gate
-                    gate.fit_standardized(Z, np.ones_like(node_targets))
+                    gate.fit_standardized(Z, np.ones_like(node_targets), design)
         return self
 
     def logits_standardized(self, Z):

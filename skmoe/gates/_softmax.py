@@ -9,6 +9,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import get_namespace, is_cupy_array
 from .._backend._tiled import softmax_loss_terms
+from .._design import Design
 from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_linear_lbfgs, fit_softmax_newton, linear_loss
 from .._scaling import fit_scaler, standardize
@@ -160,10 +161,12 @@ class SoftmaxGate(BaseEstimator):
         """Standardised copy of X in its floating type, missing values set to 0."""
         return standardize(self.scaler_, X)
 
-    def fit_standardized(self, Z, targets):
+    def fit_standardized(self, Z, targets, design=None):
         """M-step on standardised input ``Z`` and weighted soft ``targets``.
 
-        ``targets[i, k]`` is ``sample_weight[i] * resp[i, k]``.
+        ``targets[i, k]`` is ``sample_weight[i] * resp[i, k]``. ``design``,
+        the :class:`~skmoe._design.Design` of ``Z``, carries what a fit's
+        M-steps share (made here if not given).
         """
         xp = get_namespace(Z)
         n_experts = targets.shape[1]
@@ -190,7 +193,7 @@ class SoftmaxGate(BaseEstimator):
             )
         else:
             self.coef_, intercept = fit_softmax_newton(
-                Z,
+                Design(Z) if design is None else design,
                 loss,
                 row_weight,
                 self.coef_,
