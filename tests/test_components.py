@@ -10,9 +10,8 @@ from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression, Ridge
 
 import skmoe._em
-from skmoe._design import Design
-from skmoe._scaling import fit_scaler, standardize
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._design import Design
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
     _CG_RTOL,
@@ -21,6 +20,7 @@ from skmoe._optim import (
     fit_softmax_newton,
     sigmoid_cross_entropy,
 )
+from skmoe._scaling import fit_scaler, standardize
 from skmoe.experts import EstimatorExperts, LinearExperts, LogisticExperts
 from skmoe.gates import SoftmaxGate
 from skmoe.gates._balance import importance_cv_loss, switch_loss
