@@ -203,11 +203,11 @@ def backtrack(value_grad, theta, value, grad, step):
     return None
 
 
-def conjugate_gradient(grad, hessian_times, precondition):
+def conjugate_gradient(grad, hessian_times, precondition, max_iter=None):
     """An approximate solution of ``H step = grad`` by preconditioned
-    conjugate gradients, ``H`` given by its products: at most
-    ``_CG_MAX_ITER`` iterations, stopped at a relative residual of
-    ``_CG_RTOL``. Falls back to the preconditioned gradient where no
+    conjugate gradients, ``H`` given by its products: at most ``max_iter``
+    iterations (``_CG_MAX_ITER`` by default), stopped at a relative residual
+    of ``_CG_RTOL``. Falls back to the preconditioned gradient where no
     direction of positive curvature is found."""
     xp = get_namespace(grad)
     step = xp.zeros_like(grad)
@@ -215,7 +215,7 @@ def conjugate_gradient(grad, hessian_times, precondition):
     direction = precondition(residual)
     rz = float(xp.vdot(residual, direction))
     stop = _CG_RTOL * float(xp.linalg.norm(grad))
-    for _ in range(_CG_MAX_ITER):
+    for _ in range(_CG_MAX_ITER if max_iter is None else max_iter):
         product = hessian_times(direction)
         curvature = float(xp.vdot(direction, product))
         # flat (a shift shared by all classes) up to rounding: scikit-learn's
