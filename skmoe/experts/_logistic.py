@@ -75,9 +75,10 @@ def _centred_frame(X, weights, alpha):
 
 
 def _frame(X, weights, alpha, design):
-    """The five of :func:`_centred_frame`, in the standardised coordinates of
-    ``design`` where it has its rows' outer products (see
-    :mod:`skmoe._design`), else in centred ones."""
+    """What :func:`_centred_frame` returns (rows, Gram matrices, penalty,
+    maps of the parameters), in the standardised coordinates of ``design``
+    where it has its rows' outer products (see :mod:`skmoe._design`), else
+    in centred ones."""
     if design is None or not design.has_outer_products:
         return _centred_frame(X, weights, alpha)
     grams = design.grams(weights)
