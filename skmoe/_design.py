@@ -20,6 +20,8 @@ map their coefficients back to X's: a ridge penalty ``alpha ||coef||^2`` on
 X's coefficients is ``alpha / scale_j^2`` on Z's, the same problem.
 """
 
+from functools import cached_property
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
@@ -91,27 +93,33 @@ class Design:
         float32 rows (see :func:`~skmoe._math.transposed_product`)."""
         return np.asarray(transposed_product(self.Z1, B), dtype=np.float64)
 
+    @cached_property
+    def _silent(self):
+        """The features whose column of Z is 0 (see
+        :func:`~skmoe._scaling.silent_features`)."""
+        return silent_features(self.scaler, self.Z.dtype)
+
     def ridge_penalty(self, alpha):
         """The per-coordinate penalty in Z's coordinates, shape (d + 1,),
         equal to ``alpha ||coef||^2`` on X's coefficients: ``alpha /
         scale_j^2``, 0 for the intercept. A feature that casts no vote (its
         column of Z is 0) gets 1: its coefficient is 0 whatever ``alpha``, and
         the system stays definite."""
-        silent = silent_features(self.scaler, self.Z.dtype)
+        silent = self._silent
         penalty = np.where(silent, 1.0, alpha / self.scaler.scale_**2)
         return np.append(penalty, 0.0)
 
     def to_original(self, theta):
         """Coefficients and intercepts on X from parameters on ``Z1``:
         ``theta`` of shape (..., d + 1), float64."""
-        silent = silent_features(self.scaler, self.Z.dtype)
+        silent = self._silent
         coef = np.where(silent, 0.0, theta[..., :-1] / self.scaler.scale_)
         return coef, theta[..., -1] - coef @ np.where(silent, 0.0, self.scaler.mean_)
 
     def from_original(self, coef, intercept):
         """Parameters on ``Z1`` from coefficients and intercepts on X (the
         inverse of :meth:`to_original` on the features that vote)."""
-        silent = silent_features(self.scaler, self.Z.dtype)
+        silent = self._silent
         coef = np.where(silent, 0.0, np.asarray(coef, dtype=np.float64))
         shift = coef @ np.where(silent, 0.0, self.scaler.mean_)
         intercept = np.asarray(intercept, dtype=np.float64) + shift
