@@ -31,6 +31,7 @@ from skmoe._backend._kernels import (
     softmax_cross_entropy_kernel,
 )
 from skmoe._backend._tiled import mixture_predict, softmax_loss_terms
+from skmoe._design import Design
 from skmoe._em import posteriors
 from skmoe._math import column_sum, transposed_product
 from skmoe.experts import LinearExperts
@@ -178,17 +179,18 @@ def regime_data(n, d, n_experts, dtype, seed=0):
 
 
 class GateEvaluations:
-    """Counts the gate's loss evaluations (L-BFGS steps and line searches)."""
+    """Counts the gate's loss evaluations over all rows (one per Newton step
+    and one per line-search try)."""
 
     def __init__(self):
         self.count = 0
-        self._linear_loss = SoftmaxGate._linear_loss
+        self._fused_loss_terms = SoftmaxGate._fused_loss_terms
 
     def __enter__(self):
-        linear_loss = self._linear_loss
+        fused_loss_terms = self._fused_loss_terms
 
-        def counting_linear_loss(gate, *args):
-            terms = linear_loss(gate, *args)
+        def counting_loss_terms(gate, *args):
+            terms = fused_loss_terms(gate, *args)
 
             def counted(*params):
                 self.count += 1
@@ -196,11 +198,11 @@ class GateEvaluations:
 
             return counted
 
-        SoftmaxGate._linear_loss = counting_linear_loss
+        SoftmaxGate._fused_loss_terms = counting_loss_terms
         return self
 
     def __exit__(self, *exc):
-        SoftmaxGate._linear_loss = self._linear_loss
+        SoftmaxGate._fused_loss_terms = self._fused_loss_terms
 
 
 def estimator_rows(n, d, K, k, versions, repeat=5, rounds=3):
@@ -215,6 +217,7 @@ def estimator_rows(n, d, K, k, versions, repeat=5, rounds=3):
     ).fit(X, y)  # a state partway through a fit
     gate, experts = model.gate_, model._experts
     Z = gate.standardize(X)
+    design = Design(Z, gate.scaler_, n_experts=K)
     weights = cp.ones(n, dtype=X.dtype)
     log_lik = model._log_lik(experts.predict(X), y, model.noise_variance_)
     resp, gate_resp, _ = posteriors(gate, Z, log_lik)
@@ -223,7 +226,7 @@ def estimator_rows(n, d, K, k, versions, repeat=5, rounds=3):
 
     def iteration():
         out = model._em_step(
-            gate, experts, X, Z, y, weights, state["resp"], state["gate_resp"], rng
+            gate, experts, X, design, y, weights, state["resp"], state["gate_resp"], rng
         )
         state["resp"], state["gate_resp"] = out[3], out[4]
 

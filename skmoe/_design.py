@@ -30,6 +30,16 @@ from ._backend import get_namespace
 from ._math import transposed_product, weighted_grams
 from ._scaling import silent_features
 
+# Above twice this many rows, the gate's Newton steps take their curvature
+# (the conjugate gradients' Hessian products and the preconditioner's blocks)
+# from every step-th row, about this many: a subsampled Hessian (Byrd, Chin,
+# Neveitt and Nocedal 2011, "On the use of stochastic Hessian information in
+# optimization methods for machine learning"). The gradient and the line
+# search still see every row, so each accepted step lowers the full
+# objective; a million rows estimate a Hessian of a few hundred coefficients
+# closely enough that the steps barely change.
+CURVATURE_ROWS = 1 << 20
+
 
 class Design:
     """``Z1 = [Z, 1]`` for the standardised rows ``Z`` of a fit, and its
@@ -68,6 +78,21 @@ class Design:
             else:
                 self._Z1 = xp.hstack([self.Z, ones])
         return self._Z1
+
+    @cached_property
+    def curvature(self):
+        """``(design, rows)``: the Design of the rows on which Newton steps
+        estimate curvature, and their index into Z's rows (every row up to
+        twice ``CURVATURE_ROWS``; else every step-th, a strided sample that
+        covers data sorted in any order)."""
+        step = self.Z.shape[0] // CURVATURE_ROWS
+        if step < 2:
+            return self, slice(None)
+        rows = slice(None, None, step)
+        Z = self.Z[rows]
+        if not sp.issparse(Z):
+            Z = get_namespace(Z).ascontiguousarray(Z)
+        return Design(Z, self.scaler), rows
 
     @property
     def has_outer_products(self):

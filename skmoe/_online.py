@@ -35,7 +35,11 @@ import scipy.special
 
 from ._optim import _damped_cholesky, _softmax_hessian
 from .experts._linear import _normal_equations
-from .gates._softmax import _NEWTON_MAX_PARAMS
+
+# Gates of up to this many coefficients take Newton steps on the formed
+# Hessian, which the expansions keep; larger ones take the batch gate's
+# truncated Newton steps (see skmoe._optim.fit_softmax_newton).
+_NEWTON_MAX_PARAMS = 256
 
 # Cappé and Moulines need 1/2 < decay <= 1; a smaller decay forgets the
 # statistics of early chunks, made under worse parameters, sooner.
@@ -226,9 +230,9 @@ class OnlineGate:
     search (at most the gate's ``max_iter``, to its ``tol``). The iterates
     are averaged too (:meth:`averaged`).
 
-    Gates that :class:`~skmoe.gates.SoftmaxGate` fits by L-BFGS (sparse
-    input, more than 256 coefficients) have a Hessian too large to keep:
-    they take the gate's own warm-started steps on the chunk alone.
+    Gates of sparse input or of more than 256 coefficients have a Hessian
+    too large to keep: they take the batch gate's own warm-started steps on
+    the chunk alone.
     """
 
     def __init__(self):

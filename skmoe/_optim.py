@@ -1,13 +1,13 @@
-"""Penalised linear models on logits, fitted by L-BFGS.
+"""Truncated Newton steps for penalised linear models on logits.
 
 The gate (a multinomial logistic model of soft targets) and the built-in logistic
 experts (K weighted logistic regressions solved as one problem) share one shape:
 minimise ``loss(X @ coef + intercept) + alpha / 2 * ||coef||^2``. This module holds
-that solver; the losses on logits live beside it and in ``_math``.
+their steps (conjugate gradients on Hessian-vector products, a backtracking line
+search) and the gate's solver; the losses on logits live beside it and in ``_math``.
 
-On CuPy input the products and losses run on the device; the optimiser's own
-small state (L-BFGS's vectors, Newton's Hessian and its factor) stays on the
-host, which costs one transfer of the parameters per evaluation.
+On CuPy input the products and losses run on the device; the small state (the
+preconditioner's blocks and their factors) is formed on the host.
 """
 
 from functools import cache
@@ -15,17 +15,19 @@ from functools import cache
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import ThreadpoolController
 
-from ._backend import get_namespace, to_numpy
-from ._math import column_sum, row_sum, transposed_product, vdot
+from ._backend import get_namespace
+from ._math import exp_floored, log_softmax_rows, row_sum, transposed_product, vdot
 
 
 @cache
 def _threadpool_controller():
+    """The products of the solvers here are thin (n x d times d x m) and
+    alternate with element-wise work; a multi-threaded BLAS gains nothing on
+    them, and its spinning workers slow the element-wise work several-fold
+    (as KMeans, scikit-learn limits BLAS to one thread around such loops)."""
     return ThreadpoolController()
 
 
@@ -42,97 +44,19 @@ def sigmoid_cross_entropy(logits, positive, weights):
     return loss, grad
 
 
-def linear_loss(X, logit_loss):
-    """``(coef, intercept) -> terms`` of ``logit_loss(X @ coef + intercept)``,
-    where ``logit_loss`` maps logits of shape (n_samples, n_outputs) to
-    ``(loss, grad)``. The terms are one array: the loss, its gradient with
-    respect to ``coef`` (row-major), then with respect to ``intercept``, so
-    that L-BFGS takes them from the device in one transfer."""
-
-    def terms(coef, intercept):
-        loss, grad = logit_loss(safe_sparse_dot(X, coef) + intercept)
-        xp = get_namespace(grad)
-        parts = xp.reshape(xp.asarray(loss), (1,)), transposed_product(X, grad), column_sum(grad)
-        return xp.concatenate([xp.reshape(part, (-1,)) for part in parts])
-
-    return terms
-
-
-def fit_linear_lbfgs(loss_terms, coef, intercept, *, alpha, scale, max_iter, tol):
-    """Minimise ``loss(coef, intercept) + alpha / 2 * ||coef||^2``.
-
-    Parameters
-    ----------
-    loss_terms : callable
-        Maps ``(coef, intercept)`` to the loss and its gradients with respect
-        to both, in one array, as :func:`linear_loss` builds them from a loss
-        on logits.
-    coef : ndarray of shape (n_features, n_outputs)
-        Starting point (warm start).
-    intercept : ndarray of shape (n_outputs,)
-        Starting point; never penalised.
-    alpha : float
-        L2 penalty on ``coef``.
-    scale : float
-        Positive divisor of the objective (the total sample weight), so that
-        ``tol`` means the same thing whatever the number of rows.
-    max_iter : int
-    tol : float
-        L-BFGS tolerance on the projected gradient of the scaled objective.
-
-    Returns
-    -------
-    coef, intercept : ndarray
-        The minimiser. L-BFGS only accepts steps that lower the objective, so the
-        result is never worse than the starting point: EM stays monotone.
-    """
-    xp = get_namespace(coef)
-    n_features, n_outputs = coef.shape
-    split = n_features * n_outputs
-    scale = float(scale)  # a device scalar would make the gradient a device array
-
-    def objective(theta):
-        # one transfer each way, the parameters converted on the host; the
-        # penalty added there
-        device_theta = xp.asarray(theta.astype(coef.dtype))
-        terms = loss_terms(
-            device_theta[:split].reshape(n_features, n_outputs), device_theta[split:]
-        )
-        terms = to_numpy(terms).astype(np.float64)
-        w = theta[:split]
-        grad = terms[1:]
-        grad[:split] += alpha * w
-        return (terms[0] + 0.5 * alpha * np.dot(w, w)) / scale, grad / scale
-
-    theta0 = to_numpy(xp.concatenate([coef.ravel(), intercept])).astype(np.float64)
-    # The products here are thin (n x d times d x m) and alternate with
-    # element-wise work; a multi-threaded BLAS gains nothing on them, and its
-    # spinning workers slow the element-wise work several-fold (as KMeans,
-    # scikit-learn limits BLAS to one thread around such loops).
-    with _threadpool_controller().limit(limits=1, user_api="blas"):
-        result = minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            # stop on the gradient alone: the default relative-decrease test
-            # stops warm-started fits well short of the optimum; and, as in
-            # scikit-learn's LogisticRegression, allow long line searches:
-            # features at 1e12 scale otherwise end the run at its first step
-            options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-3 * tol, "maxls": 50},
-        )
-    theta = xp.asarray(result.x, dtype=coef.dtype)
-    return theta[:split].reshape(n_features, n_outputs), theta[split:].copy()
-
-
-def fit_softmax_newton(design, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol):
+def fit_softmax_newton(
+    design, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, loss_terms=None
+):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
     softmax gate on the rows ``Z`` of a :class:`~skmoe._design.Design`, by
     truncated Newton steps with a backtracking line search.
 
     ``logit_loss(logits)`` returns ``(value, grad, proba)``: a soft-target
     softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
-    other terms. The Hessian is the cross-entropy's; for the other terms the
+    other terms. ``loss_terms``, if given, is the plain cross-entropy's
+    value and gradients by one fused kernel (see
+    :func:`~skmoe._backend._tiled.softmax_loss_terms`), used in its place.
+    The Hessian is the cross-entropy's; for the other terms the
     step is a quasi-Newton one, which the line search still guards. Newton
     steps land far closer to the optimum than L-BFGS steps where the gate must
     grow sharp (near-separable regimes). Every accepted step lowers the
@@ -149,34 +73,66 @@ def fit_softmax_newton(design, logit_loss, row_weight, coef, intercept, *, alpha
     expert's block the curvature is exact and the experts couple only
     through their shared rows, so a few iterations suffice. (Böhning's
     bound, ``1/2 I kron Z1' R Z1``, one factor for all experts, is far
-    looser where gates are sharp: EM took 1.7-2.2x the time with it.)
+    looser where gates are sharp: EM took 1.7-2.2x the time with it.) On
+    millions of rows both take the curvature from a sample of the rows
+    (see :attr:`~skmoe._design.Design.curvature`).
     """
-    Z1 = design.Z1
-    xp = get_namespace(Z1)
-    penalty = np.full(Z1.shape[1], float(alpha))
+    xp = get_namespace(design.Z)
+    penalty = np.full(design.Z.shape[1] + 1, float(alpha))
     penalty[-1] = 0.0
-    device_penalty = xp.asarray(penalty, dtype=Z1.dtype)[:, None]
+    device_penalty = xp.asarray(penalty, dtype=design.Z.dtype)[:, None]
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
+    curvature, rows, share = _curvature_rows(design, row_weight, scale)
 
     def value_grad(theta):
-        loss, grad, proba = logit_loss(Z1 @ theta)
-        value = float(loss + 0.5 * xp.vdot(device_penalty * theta, theta)) / scale
-        return value, (transposed_product(Z1, grad) + device_penalty * theta) / scale, proba
+        """The objective, its gradient and the gate's probabilities on the
+        curvature's rows (None where the fused kernel gives none)."""
+        penalised = device_penalty * theta
+        if loss_terms is not None:
+            # the gradients of coef (row-major) and intercept: theta's layout
+            terms = loss_terms(theta[:-1], theta[-1])
+            value, proba = terms[0], None
+            gradient = terms[1:].reshape(theta.shape).astype(theta.dtype)
+        else:
+            value, gradient, proba = logit_loss(design.Z1 @ theta)
+            gradient, proba = transposed_product(design.Z1, gradient), proba[rows]
+        value = float(value + 0.5 * xp.vdot(penalised, theta)) / scale
+        return value, (gradient + penalised) / scale, proba
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, proba = value_grad(theta)
         for n_iter in range(max_iter):
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
+            if proba is None:
+                proba = exp_floored(log_softmax_rows(curvature.Z1 @ theta))
+            sub_weight = row_weight[rows]
             if n_iter % _PRECONDITIONER_EVERY == 0:
-                blocks = _block_factors(design, proba, row_weight, penalty, scale)
-            step = _newton_cg_step(Z1, proba, row_weight, device_penalty, scale, grad, blocks)
+                blocks = _block_factors(
+                    curvature, proba, sub_weight, share * penalty, share * scale
+                )
+            step = _newton_cg_step(
+                curvature.Z1, proba, sub_weight, share * device_penalty, share * scale, grad, blocks
+            )
             new = backtrack(value_grad, theta, value, grad, step)
             if new is None:
                 break  # no decrease left at working precision
             theta, (value, grad, proba) = new
     return theta[:-1].copy(), theta[-1].copy()
+
+
+def _curvature_rows(design, row_weight, scale):
+    """The Design whose rows estimate the Hessian (see
+    :attr:`~skmoe._design.Design.curvature`), their index, and their share of
+    the weight: the sample's Hessian divided by it estimates the full one,
+    so its penalty and scale are the full ones times it. All rows where the
+    sample carries no weight."""
+    curvature, rows = design.curvature
+    if curvature is design:
+        return design, rows, 1.0
+    share = float(row_weight[rows].sum()) / scale
+    return (curvature, rows, share) if share > 0 else (design, slice(None), 1.0)
 
 
 def backtrack(value_grad, theta, value, grad, step):

@@ -9,6 +9,7 @@ from scipy.optimize import approx_fprime
 from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression, Ridge
 
+import skmoe._design
 import skmoe._em
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._design import Design
@@ -16,7 +17,6 @@ from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
     _CG_RTOL,
     conjugate_gradient,
-    fit_linear_lbfgs,
     fit_softmax_newton,
     sigmoid_cross_entropy,
 )
@@ -113,28 +113,33 @@ def _soft_targets(rng, n=400, d=3, k=4):
     return X, resp / resp.sum(axis=1, keepdims=True)
 
 
-def test_gate_solvers_agree(rng):
+def test_gate_solvers_agree(rng, monkeypatch):
     # truncated Newton (the gate's fit) from zeros and from a far start, with
-    # the Gram matrices of its preconditioner formed either way, and L-BFGS
-    # (large gates' on the GPU) on one gate problem
+    # the Gram matrices of its preconditioner formed either way, or its
+    # curvature taken from every fourth row, against scikit-learn's
+    # LogisticRegression on the rows repeated once per expert, weighted by
+    # the soft targets: the same objective
+    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
     X, resp = _soft_targets(rng)
     gate = SoftmaxGate(alpha=0.1, tol=1e-10).fit(X, resp)
     Z, row_weight = gate.standardize(X), resp.sum(axis=1)
     loss = gate._logit_loss(resp, row_weight)
-    start, far = (np.zeros((3, 4)), np.zeros(4)), 5 * rng.normal(size=(3, 4))
+    far = 5 * rng.normal(size=(3, 4))
     options = dict(alpha=0.1, max_iter=100, tol=1e-10)
     solutions = [
         (gate.coef_, gate.intercept_),
         *(
-            fit_softmax_newton(design, loss, row_weight, far, start[1], **options)
-            for design in (Design(Z), Design(Z, n_experts=4))
-        ),
-        fit_linear_lbfgs(
-            gate._linear_loss(Z, resp, loss), *start, scale=row_weight.sum(), **options
+            fit_softmax_newton(design, loss, row_weight, far, np.zeros(4), **options)
+            for design in (Design(Z), Design(Z, n_experts=4), _sampled_curvature(Z))
         ),
     ]
-    # each stops at a scaled gradient of tol, or where rounding stops it, and
-    # is as near the minimiser as its gradient says
+    reference = LogisticRegression(C=1 / 0.1, tol=1e-10, max_iter=10_000).fit(
+        np.repeat(Z, 4, axis=0), np.tile(np.arange(4), len(Z)), sample_weight=resp.ravel()
+    )
+    solutions.append((reference.coef_.T, reference.intercept_))
+    # each stops at a scaled gradient of tol, or where rounding stops it
+    # (L-BFGS's relative-decrease test, too), and is as near the minimiser
+    # as its gradient says
     for coef, intercept in solutions:
         solution = (Z, resp, 0.1, coef.T, intercept)
         assert scaled_gradient(*solution) <= max(1e-10, gradient_floor(*solution))
@@ -142,6 +147,24 @@ def test_gate_solvers_agree(rng):
     proba = [softmax(Z @ coef + intercept, axis=1) for coef, intercept in solutions]
     for other in range(1, len(solutions)):
         np.testing.assert_allclose(proba[other], proba[0], rtol=0, atol=bounds[0] + bounds[other])
+
+
+def _sampled_curvature(Z):
+    design = Design(Z)
+    sample, rows = design.curvature
+    assert rows == slice(None, None, 4)
+    np.testing.assert_array_equal(sample.Z, Z[::4])
+    return design
+
+
+def test_curvature_sample_only_above_twice_its_size(rng, monkeypatch):
+    Z = rng.normal(size=(200, 3))
+    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 101)
+    design = Design(Z)
+    assert design.curvature == (design, slice(None))
+    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
+    design = Design(Z)
+    assert design.curvature[1] == slice(None, None, 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -11,21 +11,9 @@ from .._backend import get_namespace, is_cupy_array
 from .._backend._tiled import softmax_loss_terms
 from .._design import Design
 from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
-from .._optim import fit_linear_lbfgs, fit_softmax_newton, linear_loss
+from .._optim import fit_softmax_newton
 from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
-
-# Gates of up to this many coefficients take Newton steps on the formed
-# Hessian in partial_fit (whose expansions keep it); batch M-steps never
-# form it (see fit_softmax_newton).
-_NEWTON_MAX_PARAMS = 256
-
-
-def _gate_solver(Z, n_coefficients):
-    """The batch gate's solver: truncated Newton steps ("newton", see
-    ``fit_softmax_newton``), or L-BFGS ("lbfgs") for large gates on the GPU,
-    whose objective one fused kernel evaluates."""
-    return "lbfgs" if is_cupy_array(Z) and n_coefficients > _NEWTON_MAX_PARAMS else "newton"
 
 
 def _keep_top_k(logits, k):
@@ -56,8 +44,8 @@ class SoftmaxGate(BaseEstimator):
     with the training rows' weighted mean and scale (scale only for sparse input;
     missing values become 0, i.e. the feature casts no vote). Fitting minimises
     the cross-entropy against soft targets plus ``alpha / 2 * ||coef_||^2`` by
-    truncated Newton steps (L-BFGS for large gates on the GPU), warm-started
-    from the previous fit, which is what an EM M-step needs.
+    truncated Newton steps, warm-started from the previous fit, which is what
+    an EM M-step needs.
 
     Parameters
     ----------
@@ -65,9 +53,7 @@ class SoftmaxGate(BaseEstimator):
         L2 penalty on the coefficients of the standardised features. The
         intercept is not penalised.
     max_iter : int, default=100
-        Maximum number of Newton steps per fit. Gates on the GPU with more
-        than 256 coefficients are fitted by L-BFGS instead, which is given ten
-        times as many of its cheaper, shorter steps.
+        Maximum number of Newton steps per fit.
     tol : float, default=1e-6
         Tolerance on the largest gradient entry of the per-row objective.
     top_k : int, default=None
@@ -179,42 +165,29 @@ class SoftmaxGate(BaseEstimator):
             a.astype(Z.dtype, copy=False) for a in (self.coef_, self.intercept_, targets)
         )
         row_weight = targets.sum(axis=1)
-        loss = self._logit_loss(targets, row_weight)
-        solver = _gate_solver(Z, self.coef_.size)
-        if solver == "lbfgs":
-            self.coef_, intercept = fit_linear_lbfgs(
-                self._linear_loss(Z, targets, loss),
-                self.coef_,
-                self.intercept_,
-                alpha=self.alpha,
-                scale=row_weight.sum(),
-                max_iter=10 * self.max_iter,
-                tol=self.tol,
-            )
-        else:
-            self.coef_, intercept = fit_softmax_newton(
-                Design(Z) if design is None else design,
-                loss,
-                row_weight,
-                self.coef_,
-                self.intercept_,
-                alpha=self.alpha,
-                max_iter=self.max_iter,
-                tol=self.tol,
-            )
+        self.coef_, intercept = fit_softmax_newton(
+            Design(Z) if design is None else design,
+            self._logit_loss(targets, row_weight),
+            row_weight,
+            self.coef_,
+            self.intercept_,
+            alpha=self.alpha,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            loss_terms=self._fused_loss_terms(Z, targets),
+        )
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
         return self.record_balance_penalty(Z, row_weight)
 
-    def _linear_loss(self, Z, targets, loss):
-        """The L-BFGS objective on (coef, intercept): one CUDA kernel for the
-        plain cross-entropy of a dense CuPy ``Z``, else composed from ``loss``
-        on the logits."""
-        fused = None
+    def _fused_loss_terms(self, Z, targets):
+        """The plain cross-entropy's terms by one CUDA kernel (see
+        :func:`~skmoe._backend._tiled.softmax_loss_terms`), or None: on the
+        CPU, with a balance term, or beyond the kernel's sizes."""
         if is_cupy_array(Z) and self.balance_loss is None:
-            fused = softmax_loss_terms(Z, targets)
-        return fused or linear_loss(Z, lambda logits: loss(logits)[:2])
+            return softmax_loss_terms(Z, targets)
+        return None
 
     def record_balance_penalty(self, Z, row_weight):
         """Store the weighted balance loss of the current gate on ``Z``, the
