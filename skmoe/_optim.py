@@ -75,7 +75,8 @@ def fit_softmax_newton(
     bound, ``1/2 I kron Z1' R Z1``, one factor for all experts, is far
     looser where gates are sharp: EM took 1.7-2.2x the time with it.) On
     millions of rows both take the curvature from a sample of the rows
-    (see :attr:`~skmoe._design.Design.curvature`).
+    (see :attr:`~skmoe._design.Design.curvature`); the gradient and the line
+    search always see every row.
     """
     xp = get_namespace(design.Z)
     penalty = np.full(design.Z.shape[1] + 1, float(alpha))
@@ -84,6 +85,7 @@ def fit_softmax_newton(
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
     curvature, rows, share = _curvature_rows(design, row_weight, scale)
+    sample_weight = row_weight[rows]
 
     def value_grad(theta):
         """The objective, its gradient and the gate's probabilities on the
@@ -107,13 +109,18 @@ def fit_softmax_newton(
                 break
             if proba is None:
                 proba = exp_floored(log_softmax_rows(curvature.Z1 @ theta))
-            sub_weight = row_weight[rows]
             if n_iter % _PRECONDITIONER_EVERY == 0:
                 blocks = _block_factors(
-                    curvature, proba, sub_weight, share * penalty, share * scale
+                    curvature, proba, sample_weight, share * penalty, share * scale
                 )
             step = _newton_cg_step(
-                curvature.Z1, proba, sub_weight, share * device_penalty, share * scale, grad, blocks
+                curvature.Z1,
+                proba,
+                sample_weight,
+                share * device_penalty,
+                share * scale,
+                grad,
+                blocks,
             )
             new = backtrack(value_grad, theta, value, grad, step)
             if new is None:

@@ -16,6 +16,7 @@ from skmoe._design import Design
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
     _CG_RTOL,
+    _curvature_rows,
     conjugate_gradient,
     fit_softmax_newton,
     sigmoid_cross_entropy,
@@ -165,6 +166,15 @@ def test_curvature_sample_only_above_twice_its_size(rng, monkeypatch):
     monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
     design = Design(Z)
     assert design.curvature[1] == slice(None, None, 2)
+
+
+def test_curvature_from_all_rows_where_the_sample_has_no_weight(rng, monkeypatch):
+    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
+    design, row_weight = Design(rng.normal(size=(400, 3))), np.ones(400)
+    row_weight[::4] = 0.0
+    assert _curvature_rows(design, row_weight, row_weight.sum()) == (design, slice(None), 1.0)
+    row_weight[0] = 1.0  # the sample's share of the weight scales its Hessian
+    assert _curvature_rows(design, row_weight, row_weight.sum())[2] == 1 / 301
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
