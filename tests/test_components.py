@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from _bounds import gradient_floor, logistic_proba_bound, scaled_gradient
 from scipy.optimize import approx_fprime
 from scipy.special import log_softmax, logsumexp, softmax
@@ -158,14 +159,16 @@ def _sampled_curvature(Z):
     return design
 
 
-def test_curvature_sample_only_above_twice_its_size(rng, monkeypatch):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_curvature_sample_only_above_twice_its_size(rng, monkeypatch, sparse):
     Z = rng.normal(size=(200, 3))
     monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 101)
-    design = Design(Z)
+    design = Design(sp.csr_matrix(Z) if sparse else Z)
     assert design.curvature == (design, slice(None))
     monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
-    design = Design(Z)
-    assert design.curvature[1] == slice(None, None, 2)
+    sample, rows = Design(sp.csr_matrix(Z) if sparse else Z).curvature
+    assert rows == slice(None, None, 2)
+    np.testing.assert_array_equal(sample.Z.toarray() if sparse else sample.Z, Z[::2])
 
 
 def test_curvature_from_all_rows_where_the_sample_has_no_weight(rng, monkeypatch):

@@ -45,19 +45,22 @@ def test_gate_rows_sum_to_one(fitted):
     np.testing.assert_array_equal(model.predict_expert(X_test), gate.argmax(axis=1))
 
 
-@pytest.mark.parametrize("outer_products", [True, False], ids=["design", "centred"])
+@pytest.mark.parametrize("frame", ["design", "centred", "curvature sample"])
 @pytest.mark.parametrize("kind, n_classes", [("reg", None), ("clf", 2), ("clf", 3)])
-def test_em_objective_never_falls(regime_data, monkeypatch, kind, n_classes, outer_products):
+def test_em_objective_never_falls(regime_data, monkeypatch, kind, n_classes, frame):
     # restarts of dead experts and merge-and-split moves re-initialise experts
     # (the objective may dip there); switch them off to see plain EM. The
     # built-in experts' and the gate's M-steps are a few line-searched Newton
     # steps (a generalised EM): each must lower its own objective, whether
-    # the experts solve in the design's coordinates or in centred ones.
+    # the experts solve in the design's coordinates or in centred ones, and
+    # whether the gate's steps take their curvature from all rows or a sample
     monkeypatch.setattr(skmoe._em, "REDUNDANT_DISTANCE", 0.0)
     X, y, _, _ = regime_data
     assert skmoe._design._outer_products_pay(X, n_experts=4)
-    if not outer_products:
+    if frame == "centred":
         monkeypatch.setattr(skmoe._design, "_outer_products_pay", lambda Z, n_experts: False)
+    if frame == "curvature sample":
+        monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", len(X) // 4)
     if kind == "clf":
         y = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
     model = _fit(kind, X, y, n_experts=4, tol=1e-6, min_expert_load=0.0)
