@@ -85,7 +85,9 @@ def fit_softmax_newton(
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
     curvature, rows, share = _curvature_rows(design, row_weight, scale)
-    sample_weight = row_weight[rows]
+    # the sample's Hessian over its share of the weight estimates the full one
+    sample_weight, sample_scale = row_weight[rows], share * scale
+    sample_penalty, device_sample_penalty = share * penalty, share * device_penalty
 
     def value_grad(theta):
         """The objective, its gradient and the gate's probabilities on the
@@ -111,14 +113,14 @@ def fit_softmax_newton(
                 proba = exp_floored(log_softmax_rows(curvature.Z1 @ theta))
             if n_iter % _PRECONDITIONER_EVERY == 0:
                 blocks = _block_factors(
-                    curvature, proba, sample_weight, share * penalty, share * scale
+                    curvature, proba, sample_weight, sample_penalty, sample_scale
                 )
             step = _newton_cg_step(
                 curvature.Z1,
                 proba,
                 sample_weight,
-                share * device_penalty,
-                share * scale,
+                device_sample_penalty,
+                sample_scale,
                 grad,
                 blocks,
             )
