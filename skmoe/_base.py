@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._acceleration import em_iterate, set_em_iterate, squarem_point
 from ._backend import (
     all_finite,
     check_device_finite,
@@ -364,6 +365,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _n_expert_parameters(self, n_experts, n_features):
         """Free parameters of the built-in experts (and their noise)."""
+
+    # the scale of the experts' outputs, which SQUAREM divides out (see
+    # skmoe._acceleration); probabilities have none
+    _target_unit = 1.0
+
+    def _params_arrays(self, params):
+        """``_update_params``'s result as unconstrained arrays, for SQUAREM
+        (see :mod:`skmoe._acceleration`)."""
+        return []
+
+    def _params_from_arrays(self, arrays):
+        """Inverse of ``_params_arrays``."""
+        return None
 
     def _set_params_attributes(self, params):
         """Store what ``_update_params`` returned as fitted attributes."""
@@ -797,10 +811,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         then an E-step, so the objective recorded is that of the parameters kept.
         ``design`` is the :class:`~skmoe._design.Design` of the standardised rows.
 
+        With the built-in experts, every third iteration is SQUAREM's: EM from
+        the extrapolation of the two before (see :mod:`skmoe._acceleration`),
+        recorded only where its objective beats theirs. ``max_iter`` counts
+        every iteration tried.
+
         ``row_log_lik`` is the rows' fit before the first step (a move's trial
         has its run's), by which a dead expert is restarted on the worst-fitted
         rows; without it, rows drawn at random."""
-        total_weight = float(sample_weight.sum())
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, converged = -np.inf, [], False
         gate_resp = resp
@@ -809,33 +827,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # converged once n_iter_no_change iterations have not raised its best
         exact = self.estimator is None
         falls, best, stale = 0, -np.inf, 0
-        for _ in range(self.max_iter):
-            mass = to_numpy(sample_weight @ resp) / total_weight
-            dead = np.flatnonzero(
-                (mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT)
-            )
-            # restarts are part of EM, not a fault: counted in
-            # n_expert_restarts_ and printed at verbose, never warned of (more
-            # experts than the data has regimes leave some idle, by design)
-            self._print_restarts(dead)
-            for k in dead:
-                rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
-                resp = gate_resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
-                restarts[k] += 1
+        # SQUAREM's iterates since the last restart or extrapolation
+        path, n_iter = [], 0
+        while n_iter < self.max_iter:
+            resp, dead = self._restart_dead_experts(resp, sample_weight, restarts, row_log_lik, rng)
+            gate_resp = resp if dead.size else gate_resp
             # the last step's (n, K) arrays let go before the next step makes
             # its own: on the GPU, memory holds only so many of them
             outputs = log_lik = None
             step, kept = self._em_step_dropping(
                 gate, experts, X, design, y, sample_weight, resp, gate_resp, rng
             )
+            n_iter += 1
             outputs, params, log_lik, resp, gate_resp, row_log_lik = step
             restarts = restarts[kept]
-            penalty = float(gate.penalty() + self._expert_penalty(experts, params))
             previous = lower_bound
-            lower_bound = (weighted_sum(sample_weight, row_log_lik) - penalty) / total_weight
+            lower_bound = self._em_objective(gate, experts, params, row_log_lik, sample_weight)
             lower_bounds.append(lower_bound)
             self._print_iter_end(lower_bound, lower_bound - previous)
             if dead.size:
+                path = []
                 continue  # a restart may lower the objective: no judgement on it
             falls += bool(previous - lower_bound > _FALL_RTOL * abs(previous))
             if exact:
@@ -846,6 +857,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 converged = stale >= self.n_iter_no_change
             if converged:
                 break
+            if exact:
+                path.append(self._em_iterate(gate, experts, params))
+            point = squarem_point(*path) if len(path) == 3 else None
+            if point is not None and n_iter < self.max_iter:
+                n_iter += 1
+                trial = self._extrapolated_step(
+                    point, gate, experts, X, design, y, sample_weight, rng
+                )
+                if trial is not None and trial[-1] > lower_bound:
+                    previous, (gate, experts, step, lower_bound) = lower_bound, trial
+                    outputs, params, log_lik, resp, gate_resp, row_log_lik = step
+                    lower_bounds.append(lower_bound)
+                    self._print_iter_end(lower_bound, lower_bound - previous)
+            if len(path) == 3:
+                path = [self._em_iterate(gate, experts, params)]
         return dict(
             gate=gate,
             experts=experts,
@@ -861,6 +887,48 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_objective_falls=falls,
             n_merges=0,
         )
+
+    def _restart_dead_experts(self, resp, sample_weight, restarts, row_log_lik, rng):
+        """Restart (see :func:`~skmoe._em.restart_experts`) each expert whose
+        load is below ``min_expert_load``, at most ``MAX_RESTARTS_PER_EXPERT``
+        times each (counted in ``restarts``). Returns the responsibilities and
+        the experts restarted."""
+        mass = to_numpy(sample_weight @ resp) / float(sample_weight.sum())
+        dead = np.flatnonzero((mass < self.min_expert_load) & (restarts < MAX_RESTARTS_PER_EXPERT))
+        # restarts are part of EM, not a fault: counted in
+        # n_expert_restarts_ and printed at verbose, never warned of (more
+        # experts than the data has regimes leave some idle, by design)
+        self._print_restarts(dead)
+        for k in dead:
+            rows = _branch(self._sibling_groups(len(mass)), k, resp)[1]
+            resp = restart_experts(resp, [k], sample_weight, row_log_lik, rng, rows)
+            restarts[k] += 1
+        return resp, dead
+
+    def _em_objective(self, gate, experts, params, row_log_lik, sample_weight):
+        """EM's objective: the weighted mean log-likelihood less the penalties."""
+        penalty = float(gate.penalty() + self._expert_penalty(experts, params))
+        return (weighted_sum(sample_weight, row_log_lik) - penalty) / float(sample_weight.sum())
+
+    def _em_iterate(self, gate, experts, params):
+        """The parameters SQUAREM moves (see :func:`~skmoe._acceleration.em_iterate`)."""
+        return em_iterate(gate, experts, self._params_arrays(params), self._target_unit)
+
+    def _extrapolated_step(self, point, gate, experts, X, design, y, sample_weight, rng):
+        """SQUAREM's iteration: EM from ``point``, the extrapolation of three
+        iterates, on copies of ``gate`` and ``experts``. Returns the copies, the
+        step's results and its objective; None where the point leaves a row
+        impossible."""
+        gate, experts = copy.deepcopy((gate, experts))
+        params = self._params_from_arrays(set_em_iterate(point, gate, experts, self._target_unit))
+        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        resp, gate_resp, row_log_lik = posteriors(gate, design.Z, log_lik)
+        del log_lik
+        if not all_finite(row_log_lik):
+            return None
+        step = self._em_step(gate, experts, X, design, y, sample_weight, resp, gate_resp, rng)
+        objective = self._em_objective(gate, experts, step[1], step[-1], sample_weight)
+        return gate, experts, step, objective
 
     def _em_step_dropping(self, gate, experts, X, design, y, sample_weight, resp, gate_resp, rng):
         """:meth:`_em_step`; with ``expert_failure="drop"``, experts whose fit

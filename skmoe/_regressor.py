@@ -405,6 +405,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             * float((experts.squared_norms() / noise_variance).sum())
         )
 
+    @property
+    def _target_unit(self):
+        return self._y_location[1]
+
+    def _params_arrays(self, noise_variance):
+        # as logarithms: any extrapolation keeps the variances positive
+        return [get_namespace(noise_variance).log(noise_variance)]
+
+    def _params_from_arrays(self, arrays):
+        (log_variance,) = arrays
+        xp = get_namespace(log_variance)
+        return xp.maximum(xp.exp(log_variance), self._variance_floor)
+
     def _set_params_attributes(self, noise_variance):
         self.noise_variance_ = noise_variance
 

@@ -104,6 +104,16 @@ class HierarchicalGate(SoftmaxGate):
             )
         return log_proba
 
+    def coefficients(self):
+        """The node gates' arrays, level by level."""
+        return [a for gates in self.gates_ for gate in gates for a in gate.coefficients()]
+
+    def set_coefficients(self, arrays):
+        for gates in self.gates_:
+            for gate in gates:
+                arrays = gate.set_coefficients(arrays)
+        return arrays
+
     def record_balance_penalty(self, Z, row_weight):
         for gates in self.gates_:
             for gate in gates:

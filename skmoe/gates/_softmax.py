@@ -213,6 +213,17 @@ class SoftmaxGate(BaseEstimator):
 
         return loss
 
+    def coefficients(self):
+        """Copies of the fitted arrays, in a fixed order: what an EM
+        accelerator moves (see :mod:`skmoe._acceleration`)."""
+        return [self.coef_.copy(), self.intercept_.copy()]
+
+    def set_coefficients(self, arrays):
+        """Set the arrays :meth:`coefficients` returns from the front of
+        ``arrays``; returns the rest."""
+        self.coef_, self.intercept_, *rest = arrays
+        return rest
+
     def drop_experts(self, keep):
         """Keep only the experts at the indices ``keep``: the softmax over the
         rest is the old gate renormalised over them."""
