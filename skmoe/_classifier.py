@@ -102,8 +102,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         estimators, a generalised EM: each epoch refits the experts on the
         responsibilities, then moves the gate by Adam steps.
     max_iter : int, default=100
-        Maximum number of EM iterations per initialisation; with
-        ``solver="gradient"``, of epochs (passes over the training rows).
+        Maximum number of EM iterations per initialisation, SQUAREM's
+        extrapolations tried included (built-in experts, see the User
+        Guide); with ``solver="gradient"``, of epochs (passes
+        over the training rows).
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
         per unit of sample weight) changes by less than ``tol`` (with wrapped
@@ -174,7 +176,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         floating type of the X fitted (float32 for float32 X, as
         LogisticRegression's own).
     n_iter_ : int
-        EM iterations of the kept initialisation, merge-and-split runs included.
+        EM iterations of the kept initialisation, merge-and-split runs
+        included; one per entry of ``lower_bounds_`` (an extrapolation that
+        gained nothing is not counted).
     converged_ : bool
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
