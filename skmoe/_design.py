@@ -40,6 +40,12 @@ from ._scaling import silent_features
 # closely enough that the steps barely change.
 CURVATURE_ROWS = 1 << 20
 
+# The preconditioner's blocks (K Gram matrices of (d + 1)^2) need the
+# curvature less closely than the conjugate gradients' products: they only
+# steer them. Above twice this many rows of the curvature, they are formed
+# from every step-th of those.
+BLOCK_ROWS = 1 << 18
+
 
 class Design:
     """``Z1 = [Z, 1]`` for the standardised rows ``Z`` of a fit, and its
@@ -85,7 +91,16 @@ class Design:
         estimate curvature, and their index into Z's rows (every row up to
         twice ``CURVATURE_ROWS``; else every step-th, a strided sample that
         covers data sorted in any order)."""
-        step = self.Z.shape[0] // CURVATURE_ROWS
+        return self._strided_sample(CURVATURE_ROWS)
+
+    @cached_property
+    def block_rows(self):
+        """``(design, rows)`` as :attr:`curvature`, of the rows from which the
+        preconditioner's blocks are formed (about ``BLOCK_ROWS``)."""
+        return self._strided_sample(BLOCK_ROWS)
+
+    def _strided_sample(self, size):
+        step = self.Z.shape[0] // size
         if step < 2:
             return self, slice(None)
         rows = slice(None, None, step)

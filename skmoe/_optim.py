@@ -84,10 +84,15 @@ def fit_softmax_newton(
     device_penalty = xp.asarray(penalty, dtype=design.Z.dtype)[:, None]
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
-    curvature, rows, share = _curvature_rows(design, row_weight, scale)
+    curvature, rows, share = _weighted_sample(design, design.curvature, row_weight, scale)
     # the sample's Hessian over its share of the weight estimates the full one
     sample_weight, sample_scale = row_weight[rows], share * scale
     sample_penalty, device_sample_penalty = share * penalty, share * device_penalty
+    # and the blocks come from a sample of the sample, likewise
+    blocks_design, block_rows, block_share = _weighted_sample(
+        curvature, curvature.block_rows, sample_weight, sample_scale
+    )
+    block_weight = sample_weight[block_rows]
 
     def value_grad(theta):
         """The objective, its gradient and the gate's probabilities on the
@@ -113,7 +118,11 @@ def fit_softmax_newton(
                 proba = exp_floored(log_softmax_rows(curvature.Z1 @ theta))
             if n_iter % _PRECONDITIONER_EVERY == 0:
                 blocks = _block_factors(
-                    curvature, proba, sample_weight, sample_penalty, sample_scale
+                    blocks_design,
+                    proba[block_rows],
+                    block_weight,
+                    block_share * sample_penalty,
+                    block_share * sample_scale,
                 )
             step = _newton_cg_step(
                 curvature.Z1,
@@ -131,17 +140,17 @@ def fit_softmax_newton(
     return theta[:-1].copy(), theta[-1].copy()
 
 
-def _curvature_rows(design, row_weight, scale):
-    """The Design whose rows estimate the Hessian (see
-    :attr:`~skmoe._design.Design.curvature`), their index, and their share of
-    the weight: the sample's Hessian divided by it estimates the full one,
-    so its penalty and scale are the full ones times it. All rows where the
-    sample carries no weight."""
-    curvature, rows = design.curvature
-    if curvature is design:
+def _weighted_sample(design, sample, row_weight, scale):
+    """``sample``, a strided sample of ``design``'s rows (see
+    :attr:`~skmoe._design.Design.curvature`), with its row index and its
+    share of the weight: the sample's Hessian divided by it estimates the
+    full one, so its penalty and scale are the full ones times it. All rows
+    where the sample carries no weight."""
+    sampled, rows = sample
+    if sampled is design:
         return design, rows, 1.0
     share = float(row_weight[rows].sum()) / scale
-    return (curvature, rows, share) if share > 0 else (design, slice(None), 1.0)
+    return (sampled, rows, share) if share > 0 else (design, slice(None), 1.0)
 
 
 def backtrack(value_grad, theta, value, grad, step):

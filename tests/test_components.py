@@ -17,7 +17,7 @@ from skmoe._design import Design
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
     _CG_RTOL,
-    _curvature_rows,
+    _weighted_sample,
     conjugate_gradient,
     fit_softmax_newton,
     sigmoid_cross_entropy,
@@ -118,10 +118,12 @@ def _soft_targets(rng, n=400, d=3, k=4):
 def test_gate_solvers_agree(rng, monkeypatch):
     # truncated Newton (the gate's fit) from zeros and from a far start, with
     # the Gram matrices of its preconditioner formed either way, or its
-    # curvature taken from every fourth row, against scikit-learn's
-    # LogisticRegression on the rows repeated once per expert, weighted by
-    # the soft targets: the same objective
+    # curvature taken from every fourth row (and its blocks from every fourth
+    # of those), against scikit-learn's LogisticRegression on the rows
+    # repeated once per expert, weighted by the soft targets: the same
+    # objective
     monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
+    monkeypatch.setattr(skmoe._design, "BLOCK_ROWS", 25)
     X, resp = _soft_targets(rng)
     gate = SoftmaxGate(alpha=0.1, tol=1e-10).fit(X, resp)
     Z, row_weight = gate.standardize(X), resp.sum(axis=1)
@@ -156,28 +158,36 @@ def _sampled_curvature(Z):
     sample, rows = design.curvature
     assert rows == slice(None, None, 4)
     np.testing.assert_array_equal(sample.Z, Z[::4])
+    blocks, block_rows = sample.block_rows
+    assert block_rows == slice(None, None, 4)
+    np.testing.assert_array_equal(blocks.Z, Z[::16])
     return design
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_curvature_sample_only_above_twice_its_size(rng, monkeypatch, sparse):
+@pytest.mark.parametrize(
+    ("sample", "size"), [("curvature", "CURVATURE_ROWS"), ("block_rows", "BLOCK_ROWS")]
+)
+def test_row_samples_only_above_twice_their_size(rng, monkeypatch, sparse, sample, size):
     Z = rng.normal(size=(200, 3))
-    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 101)
+    monkeypatch.setattr(skmoe._design, size, 101)
     design = Design(sp.csr_matrix(Z) if sparse else Z)
-    assert design.curvature == (design, slice(None))
-    monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
-    sample, rows = Design(sp.csr_matrix(Z) if sparse else Z).curvature
+    assert getattr(design, sample) == (design, slice(None))
+    monkeypatch.setattr(skmoe._design, size, 100)
+    sampled, rows = getattr(Design(sp.csr_matrix(Z) if sparse else Z), sample)
     assert rows == slice(None, None, 2)
-    np.testing.assert_array_equal(sample.Z.toarray() if sparse else sample.Z, Z[::2])
+    np.testing.assert_array_equal(sampled.Z.toarray() if sparse else sampled.Z, Z[::2])
 
 
 def test_curvature_from_all_rows_where_the_sample_has_no_weight(rng, monkeypatch):
     monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 100)
     design, row_weight = Design(rng.normal(size=(400, 3))), np.ones(400)
     row_weight[::4] = 0.0
-    assert _curvature_rows(design, row_weight, row_weight.sum()) == (design, slice(None), 1.0)
+    sample = _weighted_sample(design, design.curvature, row_weight, row_weight.sum())
+    assert sample == (design, slice(None), 1.0)
     row_weight[0] = 1.0  # the sample's share of the weight scales its Hessian
-    assert _curvature_rows(design, row_weight, row_weight.sum())[2] == 1 / 301
+    sample = _weighted_sample(design, design.curvature, row_weight, row_weight.sum())
+    assert sample[2] == 1 / 301
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -61,6 +61,7 @@ def test_em_objective_never_falls(regime_data, monkeypatch, kind, n_classes, fra
         monkeypatch.setattr(skmoe._design, "_outer_products_pay", lambda Z, n_experts: False)
     if frame == "curvature sample":
         monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", len(X) // 4)
+        monkeypatch.setattr(skmoe._design, "BLOCK_ROWS", len(X) // 16)
     if kind == "clf":
         y = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
     model = _fit(kind, X, y, n_experts=4, tol=1e-6, min_expert_load=0.0)
