@@ -27,8 +27,11 @@ MAX_RESTARTS_PER_EXPERT = 2
 REDUNDANT_DISTANCE = 0.3
 
 # k-means, which seeds EM and its moves, fits its centres on at most this many
-# rows (see kmeans_labels).
-KMEANS_ROWS = 100_000
+# rows (see kmeans_labels). Lloyd's iterations on the host were most of a
+# 10M-row GPU fit's start with 100,000; on 120k x 32 rows of regime data,
+# K=8, three seeds, fits from 32,768 scored within 0.001 R^2 of those from
+# 100,000 (benchmarks/results/gpu_notes.md).
+KMEANS_ROWS = 1 << 15
 
 # An expert whose load is under this fraction of the mean load of its branch
 # is nearly idle: in a hierarchy a merge-and-split move may free it.
