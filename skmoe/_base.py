@@ -16,19 +16,11 @@ from time import time
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, _fit_context, clone, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, get_tags
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_feature_names,
-    _check_n_features,
-    _check_sample_weight,
-    check_array,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._acceleration import em_iterate, set_em_iterate, squarem_point
 from ._backend import (
@@ -41,6 +33,14 @@ from ._backend import (
     to_numpy,
 )
 from ._chunks import in_row_chunks
+from ._compat import (
+    Interval,
+    StrOptions,
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    _fit_context,
+)
 from ._design import Design
 from ._em import (
     MAX_RESTARTS_PER_EXPERT,
@@ -820,8 +820,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         has its run's), by which a dead expert is restarted on the worst-fitted
         rows; without it, rows drawn at random."""
         restarts = np.zeros(resp.shape[1], dtype=int)
-        lower_bound, lower_bounds, converged = -np.inf, [], False
-        gate_resp = resp
+        lower_bound, lower_bounds, converged, gate_resp = -np.inf, [], False, resp
         # wrapped experts' fits need not maximise their weighted likelihood
         # (a tree's greedy splits), so the objective can fall: EM has then
         # converged once n_iter_no_change iterations have not raised its best
@@ -863,15 +862,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if point is not None and n_iter < self.max_iter:
                 n_iter += 1
                 trial = self._extrapolated_step(
-                    point, gate, experts, X, design, y, sample_weight, rng
+                    point, lower_bound, gate, experts, X, design, y, sample_weight, rng
                 )
-                if trial is not None and trial[-1] > lower_bound:
+                if trial is not None:
                     previous, (gate, experts, step, lower_bound) = lower_bound, trial
                     outputs, params, log_lik, resp, gate_resp, row_log_lik = step
                     lower_bounds.append(lower_bound)
                     self._print_iter_end(lower_bound, lower_bound - previous)
-            if len(path) == 3:
-                path = [self._em_iterate(gate, experts, params)]
+            path = path if len(path) < 3 else [self._em_iterate(gate, experts, params)]
         return dict(
             gate=gate,
             experts=experts,
@@ -914,11 +912,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The parameters SQUAREM moves (see :func:`~skmoe._acceleration.em_iterate`)."""
         return em_iterate(gate, experts, self._params_arrays(params), self._target_unit)
 
-    def _extrapolated_step(self, point, gate, experts, X, design, y, sample_weight, rng):
+    def _extrapolated_step(self, point, bound, gate, experts, X, design, y, sample_weight, rng):
         """SQUAREM's iteration: EM from ``point``, the extrapolation of three
         iterates, on copies of ``gate`` and ``experts``. Returns the copies, the
-        step's results and its objective; None where the point leaves a row
-        impossible."""
+        step's results and its objective where that beats ``bound``, else None
+        (and where the point leaves a row impossible)."""
         gate, experts = copy.deepcopy((gate, experts))
         params = self._params_from_arrays(set_em_iterate(point, gate, experts, self._target_unit))
         log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
@@ -928,7 +926,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return None
         step = self._em_step(gate, experts, X, design, y, sample_weight, resp, gate_resp, rng)
         objective = self._em_objective(gate, experts, step[1], step[-1], sample_weight)
-        return gate, experts, step, objective
+        return (gate, experts, step, objective) if objective > bound else None
 
     def _em_step_dropping(self, gate, experts, X, design, y, sample_weight, resp, gate_resp, rng):
         """:meth:`_em_step`; with ``expert_failure="drop"``, experts whose fit

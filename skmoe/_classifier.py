@@ -1,15 +1,15 @@
 """Mixture-of-experts classification."""
 
 import numpy as np
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
+from ._compat import HasMethods, _fit_context
 from ._math import exp_floored, log_softmax_rows
 from ._online import OnlineLogisticStatistics
 from .experts import LogisticExperts, NetworkExperts

@@ -20,9 +20,9 @@ import copy
 
 import numpy as np
 from scipy.special import expit
-from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 from sklearn.utils.extmath import safe_sparse_dot
 
+from ._compat import AdamOptimizer
 from ._em import MAX_RESTARTS_PER_EXPERT, e_step, posteriors, restart_experts
 from ._math import exp_floored, log_softmax_rows, weighted_sum
 from .gates._balance import BALANCE_LOSSES, noisy_load_cv_loss

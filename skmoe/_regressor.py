@@ -4,16 +4,17 @@ from functools import partial
 from numbers import Real
 
 import numpy as np
-from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import all_finite, check_device_finite, erf, get_namespace, is_cupy_array
-from ._backend._kernels import MAX_EXPERTS, gaussian_log_lik, weighted_squared_residuals
+from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
+from ._backend._kernels import MAX_EXPERTS
 from ._backend._tiled import mixture_predict
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
+from ._compat import HasMethods, Interval, _fit_context
 from ._math import column_sum
 from ._online import OnlineStatistics
 from .experts import LinearExperts, NetworkExperts
@@ -361,10 +362,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _update_params(self, experts, outputs, y, weights):
         # the Gaussian M-step
-        if is_cupy_array(outputs):
-            residual_ss = column_sum(weighted_squared_residuals(weights, outputs, y))
-        else:
-            residual_ss = column_sum(weights * (y[:, None] - outputs) ** 2)
+        residual_ss = column_sum(weighted_squared_residuals(weights, outputs, y))
         return self._noise_variance(experts, residual_ss, column_sum(weights))
 
     def _noise_variance(self, experts, residual_ss, mass):
@@ -385,16 +383,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
 
     def _log_lik(self, outputs, y, noise_variance):
-        if is_cupy_array(outputs):
-            return gaussian_log_lik(outputs, y, noise_variance)
-        xp = get_namespace(outputs)
-        noise_variance = noise_variance.astype(outputs.dtype, copy=False)  # the rows' type
-        squared = (y[:, None] - outputs) ** 2 / noise_variance
-        if squared.dtype == np.float32:
-            # past float32's range a row would be impossible under every
-            # expert, and its responsibilities NaN
-            squared = xp.minimum(squared, _FLOAT32.max, out=squared)
-        return -0.5 * (xp.log(2 * np.pi * noise_variance) + squared)
+        return gaussian_log_lik(outputs, y, noise_variance)
 
     def _expert_distance(self, means, noise_variance, a, b):
         # total variation between N(mu_a, s^2) and N(mu_b, s^2) with the pooled

@@ -5,9 +5,10 @@ from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils._metadata_requests import _routing_enabled
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import has_fit_parameter
+
+from .._compat import _routing_enabled, _safe_indexing
 
 _MAX_SEED = np.iinfo(np.int32).max
 

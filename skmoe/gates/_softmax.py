@@ -4,11 +4,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._backend import get_namespace, is_cupy_array
 from .._backend._tiled import softmax_loss_terms
+from .._compat import Interval, StrOptions, _check_sample_weight
 from .._design import Design
 from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_softmax_newton

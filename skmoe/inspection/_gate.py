@@ -3,8 +3,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._compat import check_matplotlib_support
 
 _RESPONSES = ("regions", "proba")
 

@@ -1,10 +1,10 @@
 """Display of how much each expert is used: its load and its importance."""
 
 import numpy as np
-from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import to_numpy
+from .._compat import check_matplotlib_support
 
 _BAR_WIDTH = 0.4
 
