@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from skmoe._backend._top_k import keep_top_k
 from skmoe._em import e_step
 from skmoe._math import exp_floored, log_softmax_rows
-from skmoe.gates._softmax import _keep_top_k
 
 pytestmark = pytest.mark.gpu
 
@@ -21,7 +21,7 @@ def _scatter(values, index, n_experts):
 
 def _log_gate(logits, k):
     if k < logits.shape[1]:
-        logits = _keep_top_k(logits, k)
+        logits = keep_top_k(logits, k)
     return log_softmax_rows(logits)
 
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import require_cupy
+from . import is_cupy_array, require_cupy
 from ._kernels import (
     MAX_EXPERTS,
     ROW_HELPERS_SOURCE,
@@ -729,12 +729,14 @@ def _cuda_core_plan(d, n_experts, dtype, shared_optin):
 
 def softmax_loss_terms(Z, targets):
     """``(coef, intercept) -> terms`` for the soft-target softmax cross-entropy
-    of ``Z @ coef + intercept``, by one kernel; None where the sizes are beyond
-    it (the caller then composes the loss from library calls).
+    of ``Z @ coef + intercept``, by one kernel; None for NumPy input or where
+    the sizes are beyond it (the caller then composes the loss from library
+    calls).
 
     Parameters
     ----------
-    Z : cupy.ndarray of shape (n, d), float32 or float64, C-contiguous
+    Z : ndarray or cupy.ndarray of shape (n, d); the kernel's: float32 or
+        float64, C-contiguous
     targets : cupy.ndarray of shape (n, K)
         Non-negative weighted soft targets; ``targets[i].sum()`` is row ``i``'s
         weight, as in :func:`skmoe._math.softmax_cross_entropy`.
@@ -747,6 +749,8 @@ def softmax_loss_terms(Z, targets):
         respect to ``intercept``; the layout of
         :func:`skmoe._optim.linear_loss`.
     """
+    if not is_cupy_array(Z):
+        return None
     cupy = require_cupy()
     (n, d), n_experts = Z.shape, targets.shape[1]
     if (

@@ -109,6 +109,7 @@ class HierarchicalGate(SoftmaxGate):
         return [a for gates in self.gates_ for gate in gates for a in gate.coefficients()]
 
     def set_coefficients(self, arrays):
+        """Set the node gates' arrays from the front of ``arrays``; returns the rest."""
         for gates in self.gates_:
             for gate in gates:
                 arrays = gate.set_coefficients(arrays)

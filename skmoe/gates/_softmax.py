@@ -6,35 +6,15 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._backend import get_namespace, is_cupy_array
+from .._backend import get_namespace
 from .._backend._tiled import softmax_loss_terms
+from .._backend._top_k import keep_top_k
 from .._compat import Interval, StrOptions, _check_sample_weight
 from .._design import Design
 from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_softmax_newton
 from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
-
-
-def _keep_top_k(logits, k):
-    """Logits with all but the ``k`` largest of each row set to -inf.
-
-    Exactly ``k`` survive per row, ties broken by position. On the GPU the
-    choice is the fused kernel's.
-    """
-    if is_cupy_array(logits):
-        from .._backend._kernels import gate_top_k
-
-        xp = get_namespace(logits)
-        index = gate_top_k(logits, k)[1]
-        rows = xp.arange(len(logits))[:, None]
-        kept = xp.full_like(logits, -xp.inf)
-        kept[rows, index] = logits[rows, index]
-        return kept
-    dropped = np.argpartition(-logits, k, axis=1)[:, k:]
-    logits = logits.copy()
-    np.put_along_axis(logits, dropped, -np.inf, axis=1)
-    return logits
 
 
 class SoftmaxGate(BaseEstimator):
@@ -185,9 +165,7 @@ class SoftmaxGate(BaseEstimator):
         """The plain cross-entropy's terms by one CUDA kernel (see
         :func:`~skmoe._backend._tiled.softmax_loss_terms`), or None: on the
         CPU, with a balance term, or beyond the kernel's sizes."""
-        if is_cupy_array(Z) and self.balance_loss is None:
-            return softmax_loss_terms(Z, targets)
-        return None
+        return softmax_loss_terms(Z, targets) if self.balance_loss is None else None
 
     def record_balance_penalty(self, Z, row_weight):
         """Store the weighted balance loss of the current gate on ``Z``, the
@@ -239,7 +217,7 @@ class SoftmaxGate(BaseEstimator):
     def log_proba_from_logits(self, logits):
         """Log gate probabilities (-inf for experts that top-k drops)."""
         if self.top_k is not None and self.top_k < logits.shape[1]:
-            logits = _keep_top_k(logits, self.top_k)
+            logits = keep_top_k(logits, self.top_k)
         return log_softmax_rows(logits)
 
     def log_proba_standardized(self, Z):
