@@ -8,7 +8,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import all_finite, check_device_finite, erf, get_namespace, is_cupy_array
+from ._backend import all_finite, check_device_finite, erf, get_namespace
 from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
 from ._backend._kernels import MAX_EXPERTS
 from ._backend._tiled import mixture_predict
@@ -327,8 +327,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._y_location = (mean, np.sqrt(y_var))  # the network experts' output units
 
     def _encode_target(self, y):
-        # validation gives y X's floating type, as Ridge does
-        if is_cupy_array(y) or y.dtype in (np.float32, np.float64):
+        # validation gives y X's floating type, as Ridge does (on the device, always)
+        if y.dtype in (np.float32, np.float64):
             return y
         return np.asarray(y, dtype=np.float64)
 

@@ -143,9 +143,9 @@ class LinearExperts:
         else:
             offset, gram, rhs = _normal_equations(X, y, weights)
         self.solve(offset, gram, rhs, dtype=X.dtype)
-        if is_cupy_array(X):
-            self.coef_ = xp.asarray(self.coef_, dtype=X.dtype)
-            self.intercept_ = xp.asarray(self.intercept_, dtype=X.dtype)
+        # solved on the host: the coefficients go where X is
+        xp = get_namespace(X)
+        self.coef_, self.intercept_ = (xp.asarray(a) for a in (self.coef_, self.intercept_))
         return self
 
     def solve(self, offset, gram, rhs, dtype=np.float64):
