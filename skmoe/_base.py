@@ -858,7 +858,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 break
             if exact:
                 path.append(self._em_iterate(gate, experts, params))
-            point = squarem_point(*path) if len(path) == 3 else None
+            # a full path is extrapolated, and the next one starts from the
+            # state kept: its last iterate, or the trial's
+            point, path = (squarem_point(*path), path[-1:]) if len(path) == 3 else (None, path)
             if point is not None and n_iter < self.max_iter:
                 n_iter += 1
                 trial = self._extrapolated_step(
@@ -869,7 +871,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     outputs, params, log_lik, resp, gate_resp, row_log_lik = step
                     lower_bounds.append(lower_bound)
                     self._print_iter_end(lower_bound, lower_bound - previous)
-            path = path if len(path) < 3 else [self._em_iterate(gate, experts, params)]
+                    path = [self._em_iterate(gate, experts, params)]
         return dict(
             gate=gate,
             experts=experts,
