@@ -321,70 +321,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _prepare_target(self, y, sample_weight):
         """Validate and encode ``y``; set target attributes such as ``classes_``."""
 
-    def _set_target_scale(self, y, sample_weight):
-        """Set what the experts take from the distinct rows' weighted ``y``."""
-
     @abstractmethod
-    def _builtin_experts(self, n_experts):
-        """The vectorised expert set used when ``estimator`` is None."""
-
-    @abstractmethod
-    def _network_experts(self, n_experts, scaler):
-        """The differentiable expert set of ``solver="gradient"`` (estimator None)."""
-
-    @abstractmethod
-    def _expert_outputs(self, experts, X):
-        """All experts' outputs on X: means (n, K) or probabilities (n, K, C)."""
-
-    def _update_params(self, experts, outputs, y, weights):
-        """M-step of parameters other than the experts' own (e.g. noise)."""
-        return None
-
-    @abstractmethod
-    def _log_lik(self, outputs, y, params):
-        """(n, K) log-likelihood of each row under each expert."""
-
-    @abstractmethod
-    def _log_lik_grad(self, outputs, y, params):
-        """``_log_lik`` of the network experts' raw outputs (n, K, n_outputs),
-        and its derivative with respect to them."""
-
-    def _expert_penalty(self, experts, params):
-        """Penalty of the experts' coefficients in the EM objective."""
-        return 0.0
-
-    @abstractmethod
-    def _expert_distance(self, outputs, params, a, b):
-        """Per-row total-variation distance between experts a and b's predictive
-        distributions, in [0, 1]."""
+    def _make_likelihood(self, y, sample_weight):
+        """The experts' likelihood (see :mod:`skmoe._likelihood`), from the
+        encoded target of the distinct rows and their weights."""
 
     @abstractmethod
     def _encode_target(self, y):
         """``y`` in the form the likelihood takes (float targets, class indices)."""
 
-    @abstractmethod
-    def _n_expert_parameters(self, n_experts, n_features):
-        """Free parameters of the built-in experts (and their noise)."""
-
-    # the scale of the experts' outputs, which SQUAREM divides out (see
-    # skmoe._acceleration); probabilities have none
-    _target_unit = 1.0
-
-    def _params_arrays(self, params):
-        """``_update_params``'s result as unconstrained arrays, for SQUAREM
-        (see :mod:`skmoe._acceleration`)."""
-        return []
-
-    def _params_from_arrays(self, arrays):
-        """Inverse of ``_params_arrays``."""
-        return None
-
     def _set_params_attributes(self, params):
-        """Store what ``_update_params`` returned as fitted attributes."""
+        """Store the likelihood's parameters as fitted attributes."""
 
     def _get_params_attributes(self):
         """Inverse of ``_set_params_attributes``, for warm starts."""
         return None
+
+    def _penalty_alpha(self):
+        """The built-in experts' L2 penalty that EM's objective holds: none for
+        wrapped experts, and none for gradient training's network experts,
+        which carry their own outside the likelihood."""
+        return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
 
     # ------------------------------------------------------------------ setup
     def _estimator_list(self):
@@ -449,10 +406,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _make_experts(self, n_experts, rng, scaler):
         if self.estimator is None and self.solver == "gradient":
-            experts = self._network_experts(n_experts, scaler)
+            experts = self._likelihood.network_experts(
+                n_experts, scaler, hidden_units=self.expert_hidden_units, alpha=self.expert_alpha
+            )
             return experts.init_params(self.n_features_in_, rng)
         if self.estimator is None:
-            return self._builtin_experts(n_experts)
+            return self._likelihood.builtin_experts(n_experts, self.expert_alpha)
         templates = self._estimator_list()
         if len(templates) == 1:
             templates = templates * n_experts
@@ -607,7 +566,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not isinstance(self.init, str):
             init_resp = check_init_resp(self.init, X.shape[0], n_experts)
         X, y, sample_weight, init_resp = _distinct_fit_rows(X, y, sample_weight, init_resp)
-        self._set_target_scale(y, sample_weight)
+        self._likelihood = self._make_likelihood(y, sample_weight)
         # with unit weights, EM skips multiplying its (n, K) arrays by them
         self._unit_weights = bool(get_namespace(X).all(sample_weight == 1))
         validation = None
@@ -673,8 +632,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 # continue from a copy, so a failing fit leaves the fitted state intact
                 gate, experts = copy.deepcopy((self.gate_, self._experts))
                 Z = gate.standardize(X)
-                log_lik = self._log_lik(
-                    self._expert_outputs(experts, X), y, self._get_params_attributes()
+                log_lik = self._likelihood.log_lik(
+                    self._likelihood.outputs(experts, X), y, self._get_params_attributes()
                 )
                 resp = posteriors(gate, Z, log_lik)[0]
             else:
@@ -879,7 +838,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             resp=resp,
             log_lik=log_lik,
             row_log_lik=row_log_lik,
-            distance=lambda a, b: self._expert_distance(outputs, params, a, b),
+            distance=lambda a, b: self._likelihood.distance(outputs, params, a, b),
             converged=converged,
             lower_bound=lower_bound,
             lower_bounds=np.asarray(lower_bounds),
@@ -907,12 +866,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _em_objective(self, gate, experts, params, row_log_lik, sample_weight):
         """EM's objective: the weighted mean log-likelihood less the penalties."""
-        penalty = float(gate.penalty() + self._expert_penalty(experts, params))
+        penalty = float(gate.penalty() + self._likelihood.penalty(experts, params))
         return (weighted_sum(sample_weight, row_log_lik) - penalty) / float(sample_weight.sum())
 
     def _em_iterate(self, gate, experts, params):
         """The parameters SQUAREM moves (see :func:`~skmoe._acceleration.em_iterate`)."""
-        return em_iterate(gate, experts, self._params_arrays(params), self._target_unit)
+        return em_iterate(
+            gate, experts, self._likelihood.params_arrays(params), self._likelihood.unit
+        )
 
     def _extrapolated_step(self, point, bound, gate, experts, X, design, y, sample_weight, rng):
         """SQUAREM's iteration: EM from ``point``, the extrapolation of three
@@ -920,8 +881,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         step's results and its objective where that beats ``bound``, else None
         (and where the point leaves a row impossible)."""
         gate, experts = copy.deepcopy((gate, experts))
-        params = self._params_from_arrays(set_em_iterate(point, gate, experts, self._target_unit))
-        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        params = self._likelihood.params_from_arrays(
+            set_em_iterate(point, gate, experts, self._likelihood.unit)
+        )
+        log_lik = self._likelihood.log_lik(self._likelihood.outputs(experts, X), y, params)
         resp, gate_resp, row_log_lik = posteriors(gate, design.Z, log_lik)
         del log_lik
         if not all_finite(row_log_lik):
@@ -962,11 +925,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # products (see skmoe._design)
         builtin = {"design": design} if self.estimator is None else {}
         experts.fit(X, y, weights, random_state=rng, **builtin)
-        outputs = self._expert_outputs(experts, X)
+        outputs = self._likelihood.outputs(experts, X)
         _check_finite_outputs(outputs, weights)
-        params = self._update_params(experts, outputs, y, weights)
+        params = self._likelihood.update_params(experts, outputs, y, weights)
         del weights  # let go before the E-step makes its (n, K) arrays
-        log_lik = self._log_lik(outputs, y, params)
+        log_lik = self._likelihood.log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, design.Z, log_lik)
 
     # ------------------------------------------------------------------ online EM
@@ -984,17 +947,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _prepare_online_target(self, y, sample_weight, classes):
         """``_prepare_target`` for the first chunk of ``partial_fit``."""
-        y = self._prepare_target(y, sample_weight)
-        self._set_target_scale(y, sample_weight)
-        return y
-
-    def _online_statistics(self):
-        """A new running-statistics object for ``partial_fit``."""
-        raise NotImplementedError
-
-    def _online_params(self, experts, online):
-        """The likelihood's parameters (noise variances) from the statistics."""
-        return None
+        return self._prepare_target(y, sample_weight)
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
         """One chunk of online EM (see the subclasses' ``partial_fit``).
@@ -1014,6 +967,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if first:
             self._on_device = False
             y = self._prepare_online_target(y, sample_weight, classes)
+            self._likelihood = self._make_likelihood(y, sample_weight)
             n_experts = self._resolved_n_experts()
             if n_experts > X.shape[0]:
                 raise ValueError(
@@ -1076,14 +1030,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 continue
             rng = check_random_state(self.random_state)  # each EM as fit's on these rows
             if start == "kmeans":
-                gate, experts = self._make_gate(), self._builtin_experts(n_experts)
+                gate, experts = (
+                    self._make_gate(),
+                    self._likelihood.builtin_experts(n_experts, self.expert_alpha),
+                )
                 gate.init_scaler(X, sample_weight)
                 Z = gate.standardize(X)
                 resp = self._initial_resp(Z, sample_weight, n_experts, rng)
             else:
                 gate, experts, params = copy.deepcopy(start)
                 Z = gate.standardize(X)
-                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+                log_lik = self._likelihood.log_lik(self._likelihood.outputs(experts, X), y, params)
                 resp = posteriors(gate, Z, log_lik)[0]
             gate.set_params(**self._gate_options())
             self._print_init_start(0)
@@ -1097,7 +1054,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_parameters += self._n_expert_parameters(n_experts, X.shape[1])
         if X.shape[0] >= warm_up_rows(n_parameters):
             state.rows = state.start = None
-            state.experts, state.gate = self._online_statistics(), OnlineGate()
+            state.experts, state.gate = self._likelihood.online_statistics(), OnlineGate()
             mixture = (gate, experts, state.experts, state.gate)
             params = self._online_rounds(mixture, X, Z, y, sample_weight, params, rounds=1)
             state.iterate, gate = gate, state.gate.averaged(gate)
@@ -1144,7 +1101,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for repeat in range(self.max_iter if converge else rounds or _ONLINE_STEPS_PER_CHUNK):
             gate_resp = resp
             if repeat or resp is None:
-                log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+                log_lik = self._likelihood.log_lik(self._likelihood.outputs(experts, X), y, params)
                 resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
                 current = float(sample_weight @ row_log_lik) / total
                 if converge and abs(current - previous) < self.tol:
@@ -1152,14 +1109,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 previous = current
             again = repeat > 0 or bool(restart)
             stats.update(experts, X, y, resp * sample_weight[:, None], again=again, restart=restart)
-            params = self._online_params(experts, stats)
+            params = self._likelihood.online_params(experts, stats)
             targets = gate_resp * sample_weight[:, None]
             gate_stats.update(gate, Z, targets, again=again, restart=restart)
         return params
 
     def _online_row_log_lik(self, gate, experts, params, X, Z, y):
         """Each row's log-likelihood under the mixture."""
-        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        log_lik = self._likelihood.log_lik(self._likelihood.outputs(experts, X), y, params)
         return to_numpy(posteriors(gate, Z, log_lik)[2])
 
     def _online_move(self, state, gate, experts, X, Z, y, sample_weight, params):
@@ -1176,7 +1133,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         trial runs the chunk's rounds again from there. Its judge is the next
         chunk, which neither mixture has seen."""
 
-        log_lik = self._log_lik(self._expert_outputs(experts, X), y, params)
+        log_lik = self._likelihood.log_lik(self._likelihood.outputs(experts, X), y, params)
         resp = to_numpy(posteriors(gate, Z, log_lik)[0])
         n_experts = resp.shape[1]
         if n_experts < 2:
@@ -1233,8 +1190,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """``log P(y_i | x_i)`` of each row under the fitted mixture."""
         check_is_fitted(self)
         X, y = self._validate_data(X, y, reset=False)
-        log_lik = self._log_lik(
-            self._expert_outputs(self._experts, X),
+        log_lik = self._likelihood.log_lik(
+            self._likelihood.outputs(self._experts, X),
             self._encode_target(y),
             self._get_params_attributes(),
         )
@@ -1249,13 +1206,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_experts = len(self.estimators_)
         return self.gate_.n_parameters() + self._n_expert_parameters(n_experts, self.n_features_in_)
 
-    def _hidden_layer_parameters(self, n_features):
-        """Parameters of a network expert's hidden layer, and the inputs of its
-        output layer."""
+    def _n_expert_parameters(self, n_experts, n_features):
+        """Free parameters of the built-in experts (and their noise): a
+        network expert's hidden layer, then its output layer's."""
         units = self.expert_hidden_units
-        if units is None:
-            return 0, n_features
-        return (n_features + 1) * units, units
+        hidden, n_inputs = (0, n_features) if units is None else ((n_features + 1) * units, units)
+        return n_experts * (hidden + self._likelihood.output_parameters(n_inputs))
 
     def bic(self, X, y):
         """Bayesian information criterion of the fitted mixture on (X, y).

@@ -10,20 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._compat import HasMethods, _fit_context
-from ._math import exp_floored, log_softmax_rows
-from ._online import OnlineLogisticStatistics
-from .experts import LogisticExperts, NetworkExperts
-
-# Probabilities are clipped here before the log, so an expert that gives the
-# true class probability 0 makes the row unlikely under it, not impossible.
-_PROBA_FLOOR = 1e-10
-
-# Newton steps of the built-in logistic experts per M-step: EM needs each
-# M-step to improve them, not to solve them (a generalised EM, as the gate's
-# steps). Two steps reached the objective of a solve to tol 1e-8 within
-# 2e-4 per row at 1/4-1/10 of its time (benchmarks/peers.py); one step
-# stopped EM early, 0.04 lower on regime classification.
-_EXPERT_STEPS_PER_M_STEP = 2
+from ._likelihood import CategoricalLikelihood
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
@@ -324,8 +311,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             raise ValueError(f"classes must hold at least 2 classes, got {self.classes_}.")
         return self._encode_target(y)
 
-    def _online_statistics(self):
-        return OnlineLogisticStatistics()
+    def _make_likelihood(self, y, sample_weight):
+        return CategoricalLikelihood(len(self.classes_), self._penalty_alpha())
 
     @available_if(BaseMixtureOfExperts._online_fit_available)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -361,49 +348,6 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if np.any(unknown):
             raise ValueError(f"y contains labels not seen in fit: {np.unique(y[unknown])}")
         return np.searchsorted(self.classes_, y)
-
-    def _n_expert_parameters(self, n_experts, n_features):
-        # a softmax over C classes has C - 1 free rows of (coefficients, intercept)
-        hidden, n_inputs = self._hidden_layer_parameters(n_features)
-        return n_experts * (hidden + (len(self.classes_) - 1) * (n_inputs + 1))
-
-    def _network_experts(self, n_experts, scaler):
-        n_classes = len(self.classes_)
-        return NetworkExperts(
-            n_experts,
-            n_classes,
-            scaler,
-            hidden_units=self.expert_hidden_units,
-            alpha=self.expert_alpha,
-            classes=np.arange(n_classes),
-        )
-
-    def _log_lik_grad(self, logits, y, params):
-        log_proba = log_softmax_rows(logits)
-        rows = np.arange(len(y))
-        grad = -exp_floored(log_proba)
-        grad[rows, :, y] += 1.0
-        return log_proba[rows, :, y], grad
-
-    def _builtin_experts(self, n_experts):
-        # one expert's responsibilities are the sample weights at every
-        # iteration: its M-step is its whole fit, solved
-        steps = {} if n_experts == 1 else {"max_iter": _EXPERT_STEPS_PER_M_STEP}
-        return LogisticExperts(n_experts, len(self.classes_), alpha=self.expert_alpha, **steps)
-
-    def _expert_outputs(self, experts, X):
-        return experts.predict_proba(X)
-
-    def _log_lik(self, proba, y, params):
-        return np.log(np.maximum(proba[np.arange(len(y)), :, y], _PROBA_FLOOR))
-
-    def _expert_distance(self, proba, params, a, b):
-        return 0.5 * np.abs(proba[:, a] - proba[:, b]).sum(axis=1)
-
-    def _expert_penalty(self, experts, params):
-        if self.estimator is not None or self.solver == "gradient":
-            return 0.0
-        return 0.5 * self.expert_alpha * experts.squared_norms().sum()
 
     def predict_proba(self, X):
         """Class probabilities of the mixture, ``sum_k g_k(x) P_k(y | x)``.

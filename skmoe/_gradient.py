@@ -62,7 +62,7 @@ def _batch_gradients(model, gate, experts, Z, y, weight, fixed_log_lik, params, 
     log_gate = gate.log_proba_from_logits(routed)
     if fixed_log_lik is None:
         outputs, cache = experts.forward(Z)
-        log_lik, grad_outputs = model._log_lik_grad(outputs, y, params)
+        log_lik, grad_outputs = model._likelihood.log_lik_grad(outputs, y, params)
     else:
         log_lik = fixed_log_lik
     resp = exp_floored(e_step(log_gate, log_lik)[0])
@@ -128,9 +128,9 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
         weights = resp * sample_weight[:, None]
         if not differentiable:
             experts.fit(X, y, weights, random_state=rng)
-        outputs = model._expert_outputs(experts, X)
-        params = model._update_params(experts, outputs, y, weights)
-        fixed_log_lik = None if differentiable else model._log_lik(outputs, y, params)
+        outputs = model._likelihood.outputs(experts, X)
+        params = model._likelihood.update_params(experts, outputs, y, weights)
+        fixed_log_lik = None if differentiable else model._likelihood.log_lik(outputs, y, params)
         trained = _gate_params(gate, model.gate_noise) + (experts.params if differentiable else [])
         if optimizer is None:
             optimizer = AdamOptimizer(trained, learning_rate_init=model.learning_rate_init)
@@ -150,7 +150,7 @@ def gradient_run(model, gate, experts, X, Z, y, sample_weight, resp, rng, valida
                 total_weight,
             )
             optimizer.update_params(trained, grads)
-        log_lik = model._log_lik(model._expert_outputs(experts, X), y, params)
+        log_lik = model._likelihood.log_lik(model._likelihood.outputs(experts, X), y, params)
         resp, _, row_log_lik = posteriors(gate, Z, log_lik)
         gate.record_balance_penalty(Z, sample_weight)
         expert_penalty = float(experts.penalty()) if differentiable else 0.0
@@ -210,6 +210,6 @@ def _validation_score(model, gate, experts, params, validation):
     """Weighted mean log-likelihood of the held-out rows under the current model."""
     X, y, sample_weight = validation
     Z = gate.standardize(X)
-    log_lik = model._log_lik(model._expert_outputs(experts, X), y, params)
+    log_lik = model._likelihood.log_lik(model._likelihood.outputs(experts, X), y, params)
     row_log_lik = e_step(gate.log_proba_standardized(Z), log_lik)[1]
     return float(np.average(row_log_lik, weights=sample_weight))

@@ -8,20 +8,15 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import all_finite, check_device_finite, erf, get_namespace
-from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
+from ._backend import all_finite, check_device_finite, get_namespace
 from ._backend._kernels import MAX_EXPERTS
 from ._backend._tiled import mixture_predict
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._compat import HasMethods, Interval, _fit_context
-from ._math import column_sum
-from ._online import OnlineStatistics
-from .experts import LinearExperts, NetworkExperts
+from ._likelihood import GaussianLikelihood
+from .experts import LinearExperts
 from .gates import SoftmaxGate
-
-# float32's largest number and smallest normal one bound its likelihoods
-_FLOAT32 = np.finfo(np.float32)
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -304,112 +299,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _prepare_target(self, y, sample_weight):
         return self._encode_target(y)
 
-    def _set_target_scale(self, y, sample_weight):
-        y64 = y.astype(np.float64, copy=False)  # float32's squares can leave its range
-        total = float(sample_weight.sum())
-        mean = float(sample_weight @ y64) / total
-        with np.errstate(over="ignore"):  # reported below, in words
-            y_var = float(sample_weight @ (y64 - mean) ** 2) / total
-        if not np.isfinite(y_var):
-            raise ValueError(
-                "y's variance overflows float64 (values beyond about 1e154): rescale y."
-            )
-        if y.dtype == np.float32 and float(abs(y64 - mean).max()) ** 2 >= _FLOAT32.max:
-            raise ValueError(
-                "y's squares overflow float32 (deviations beyond about 1e19): rescale y, "
-                "or pass X as float64."
-            )
-        # a constant target has no scale of its own: floor in absolute terms
-        y_var = y_var if y_var > 0 else 1.0
-        # under float32's normal numbers the floor would round to 0
-        tiny = float(_FLOAT32.tiny) if y.dtype == np.float32 else 0.0
-        self._variance_floor = max(self.noise_floor * y_var, tiny)
-        self._y_location = (mean, np.sqrt(y_var))  # the network experts' output units
+    def _make_likelihood(self, y, sample_weight):
+        return GaussianLikelihood.from_target(
+            y, sample_weight, noise_floor=self.noise_floor, penalty_alpha=self._penalty_alpha()
+        )
 
     def _encode_target(self, y):
         # validation gives y X's floating type, as Ridge does (on the device, always)
         if y.dtype in (np.float32, np.float64):
             return y
         return np.asarray(y, dtype=np.float64)
-
-    def _n_expert_parameters(self, n_experts, n_features):
-        # the output layer's coefficients and intercept, plus a noise variance
-        hidden, n_inputs = self._hidden_layer_parameters(n_features)
-        return n_experts * (hidden + n_inputs + 2)
-
-    def _builtin_experts(self, n_experts):
-        return LinearExperts(n_experts, alpha=self.expert_alpha)
-
-    def _network_experts(self, n_experts, scaler):
-        offset, scale = self._y_location
-        return NetworkExperts(
-            n_experts,
-            1,
-            scaler,
-            hidden_units=self.expert_hidden_units,
-            alpha=self.expert_alpha,
-            y_offset=offset,
-            y_scale=scale,
-        )
-
-    def _expert_outputs(self, experts, X):
-        return experts.predict(X)
-
-    def _log_lik_grad(self, outputs, y, noise_variance):
-        means = outputs[..., 0]
-        grad = (y[:, None] - means) / noise_variance
-        return self._log_lik(means, y, noise_variance), grad[..., None]
-
-    def _update_params(self, experts, outputs, y, weights):
-        # the Gaussian M-step
-        residual_ss = column_sum(weighted_squared_residuals(weights, outputs, y))
-        return self._noise_variance(experts, residual_ss, column_sum(weights))
-
-    def _noise_variance(self, experts, residual_ss, mass):
-        """Each expert's noise variance from its weighted residual sum of squares
-        and its weight; floored, and the floor for an expert with no weight."""
-        # For ridge experts the penalty alpha*||w||^2 / (2 sigma^2) is part of
-        # the objective, so it enters the variance that maximises it.
-        xp = get_namespace(residual_ss)
-        # in the residuals' floating type: wrapped experts' zero norms are float64
-        penalty = self._builtin_penalty_scale() * experts.squared_norms()
-        residual_ss = residual_ss + penalty.astype(residual_ss.dtype, copy=False)
-        variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
-        return xp.maximum(variance, self._variance_floor)
-
-    def _builtin_penalty_scale(self):
-        # the ridge prior of EM's built-in experts; gradient training's network
-        # experts carry their own penalty, outside the noise model
-        return self.expert_alpha if self.estimator is None and self.solver == "em" else 0.0
-
-    def _log_lik(self, outputs, y, noise_variance):
-        return gaussian_log_lik(outputs, y, noise_variance)
-
-    def _expert_distance(self, means, noise_variance, a, b):
-        # total variation between N(mu_a, s^2) and N(mu_b, s^2) with the pooled
-        # variance s^2: erf(|mu_a - mu_b| / (2 sqrt(2) s))
-        pooled = 0.5 * (noise_variance[a] + noise_variance[b])
-        return erf(abs(means[:, a] - means[:, b]) / (8 * pooled) ** 0.5)
-
-    def _expert_penalty(self, experts, noise_variance):
-        return (
-            0.5
-            * self._builtin_penalty_scale()
-            * float((experts.squared_norms() / noise_variance).sum())
-        )
-
-    @property
-    def _target_unit(self):
-        return self._y_location[1]
-
-    def _params_arrays(self, noise_variance):
-        # as logarithms: any extrapolation keeps the variances positive
-        return [get_namespace(noise_variance).log(noise_variance)]
-
-    def _params_from_arrays(self, arrays):
-        (log_variance,) = arrays
-        xp = get_namespace(log_variance)
-        return xp.maximum(xp.exp(log_variance), self._variance_floor)
 
     def _set_params_attributes(self, noise_variance):
         self.noise_variance_ = noise_variance
@@ -485,18 +384,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self : object
         """
         return self._partial_fit(X, y, sample_weight)
-
-    def _online_statistics(self):
-        return OnlineStatistics()
-
-    def _online_params(self, experts, online):
-        # the Gaussian M-step from the running statistics, as _update_params
-        # does from the rows
-        theta = np.column_stack([experts.coef_, experts.intercept_ + experts.coef_ @ online.offset])
-        residual_ss = online.residual_sum_of_squares(theta)
-        mass = online.gram[:, -1, -1] * online.weight
-        variance = self._noise_variance(experts, residual_ss, mass)
-        return variance.astype(experts.coef_.dtype, copy=False)  # float64 statistics, X's type
 
     def _mean_and_std(self, X, *, return_std):
         """The mixture's mean of y on validated rows, and its standard deviation."""

@@ -45,8 +45,8 @@ def fitted(regime_data):
 
 
 def _iterate(model):
-    params = model._params_arrays(model.noise_variance_)
-    return em_iterate(model.gate_, model._experts, params, model._target_unit)
+    params = model._likelihood.params_arrays(model.noise_variance_)
+    return em_iterate(model.gate_, model._experts, params, model._likelihood.unit)
 
 
 def test_iterate_is_free_of_the_data_units(fitted):
@@ -60,7 +60,10 @@ def test_iterate_is_free_of_the_data_units(fitted):
     scaled._experts.coef_ = model._experts.coef_ * 1e-3
     scaled._experts.intercept_ = model._experts.intercept_ * 1e3
     scaled.noise_variance_ = model.noise_variance_ * 1e6
-    scaled._y_location = (model._y_location[0] * 1e3, model._y_location[1] * 1e3)
+    scaled._likelihood.location = (
+        model._likelihood.location[0] * 1e3,
+        model._likelihood.location[1] * 1e3,
+    )
     original, rescaled = _iterate(model), _iterate(scaled)
     # the log-variances differ by log(1e6), a shift that no difference of
     # iterates sees
@@ -79,10 +82,10 @@ def test_iterate_round_trips(regime_data, kind):
         n_experts = (2, 2) if kind == "hierarchical" else 3
         model = MixtureOfExpertsRegressor(n_experts=n_experts, max_iter=3, random_state=0)
         model.fit(X, y)
-    params = model._params_arrays(model._get_params_attributes())
-    point = em_iterate(model.gate_, model._experts, params, model._target_unit)
+    params = model._likelihood.params_arrays(model._get_params_attributes())
+    point = em_iterate(model.gate_, model._experts, params, model._likelihood.unit)
     gate, experts = copy.deepcopy((model.gate_, model._experts))
-    rest = set_em_iterate(point, gate, experts, model._target_unit)
+    rest = set_em_iterate(point, gate, experts, model._likelihood.unit)
     assert len(rest) == len(params)
     for got, want in zip(gate.coefficients(), model.gate_.coefficients(), strict=True):
         np.testing.assert_array_equal(got, want)

@@ -115,8 +115,8 @@ def test_em_arrays_take_the_input_type(dtype, sparse, regression):
     assert y_valid.dtype == dtype
     Z = model.gate_.standardize(X_valid)
     assert Z.dtype == dtype and sp.issparse(Z) == sparse
-    outputs = model._expert_outputs(model._experts, X_valid)
-    log_lik = model._log_lik(outputs, y_valid, model.noise_variance_)
+    outputs = model._likelihood.outputs(model._experts, X_valid)
+    log_lik = model._likelihood.log_lik(outputs, y_valid, model.noise_variance_)
     resp, gate_resp, row_log_lik = posteriors(model.gate_, Z, log_lik)
     for array in (outputs, log_lik, resp, gate_resp, row_log_lik):
         assert array.dtype == dtype

@@ -37,7 +37,7 @@ def _objective(model, Z, y, weight, params, seed, scale):
         std = np.log1p(np.exp(Z @ gate.noise_coef_ + gate.noise_intercept_))
         noise = rng.standard_normal(logits.shape)
         routed = logits + noise * std
-    log_lik = model._log_lik_grad(experts.forward(Z)[0], y, params)[0]
+    log_lik = model._likelihood.log_lik_grad(experts.forward(Z)[0], y, params)[0]
     row_log_lik = e_step(gate.log_proba_from_logits(routed), log_lik)[1]
     value = -(weight @ row_log_lik) / weight.sum()
     if model.balance_loss is not None:
