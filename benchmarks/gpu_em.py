@@ -34,6 +34,8 @@ from skmoe._backend._tiled import mixture_predict, softmax_loss_terms
 from skmoe._design import Design
 from skmoe._em import posteriors
 from skmoe._math import column_sum, transposed_product
+from skmoe._plan import make_plan
+from skmoe._solvers.em import EM
 from skmoe.experts import LinearExperts
 from skmoe.gates import SoftmaxGate
 
@@ -219,15 +221,14 @@ def estimator_rows(n, d, K, k, versions, repeat=5, rounds=3):
     Z = gate.standardize(X)
     design = Design(Z, gate.scaler_, n_experts=K)
     weights = cp.ones(n, dtype=X.dtype)
-    log_lik = model._log_lik(experts.predict(X), y, model.noise_variance_)
+    log_lik = model._likelihood.log_lik(experts.predict(X), y, model.noise_variance_)
+    em = EM(make_plan(model, n, n), model._likelihood, model._printer(), unit_weights=True)
     resp, gate_resp, _ = posteriors(gate, Z, log_lik)
     state = {"resp": resp, "gate_resp": gate_resp}
     rng = np.random.RandomState(0)
 
     def iteration():
-        out = model._em_step(
-            gate, experts, X, design, y, weights, state["resp"], state["gate_resp"], rng
-        )
+        out = em._step(gate, experts, X, design, y, weights, state["resp"], state["gate_resp"], rng)
         state["resp"], state["gate_resp"] = out[3], out[4]
 
     iteration()
@@ -283,7 +284,7 @@ def stage_rows(n, d, K, k):
     ).fit(X, y)
     gate, experts = model.gate_, model._experts
     Z = gate.standardize(X)
-    log_lik = model._log_lik(experts.predict(X), y, model.noise_variance_)
+    log_lik = model._likelihood.log_lik(experts.predict(X), y, model.noise_variance_)
     resp, targets, _ = posteriors(gate, Z, log_lik)
     logits = Z @ gate.coef_ + gate.intercept_
     grad = softmax_cross_entropy_kernel(logits, targets)[1]

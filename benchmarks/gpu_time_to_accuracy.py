@@ -29,6 +29,7 @@ from _report import write_report  # beside this script
 from gpu_em import LOG_2PI, r2, regime_data
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._solvers.em import EM
 
 N_EXPERTS = 8
 NOISE_VARIANCE = 0.01  # regime_data's noise: sd 0.1
@@ -42,7 +43,7 @@ def skmoe_curve(X, y, X_test, y_test, seed):
     merge-and-split trials' too, labelled by their EM run); the scoring's
     time is not counted. The last row is the fitted model."""
     rows, runs, clock = [], [], {"start": 0.0, "paused": 0.0}
-    em_run, em_step = MixtureOfExpertsRegressor._em_run, MixtureOfExpertsRegressor._em_step
+    em_run, em_step = EM.run, EM._step
 
     def counted_run(self, *args, **kwargs):
         runs.append(0)
@@ -61,7 +62,7 @@ def skmoe_curve(X, y, X_test, y_test, seed):
         return out
 
     model = MixtureOfExpertsRegressor(n_experts=N_EXPERTS, random_state=seed, device="cuda")
-    MixtureOfExpertsRegressor._em_run, MixtureOfExpertsRegressor._em_step = counted_run, scored_step
+    EM.run, EM._step = counted_run, scored_step
     try:
         cp.cuda.Device().synchronize()
         clock["start"] = time.perf_counter()
@@ -69,7 +70,7 @@ def skmoe_curve(X, y, X_test, y_test, seed):
         cp.cuda.Device().synchronize()
         seconds = time.perf_counter() - clock["start"] - clock["paused"]
     finally:
-        MixtureOfExpertsRegressor._em_run, MixtureOfExpertsRegressor._em_step = em_run, em_step
+        EM.run, EM._step = em_run, em_step
     setting = f"fitted ({model.n_iter_} iterations, {model.n_merges_} moves kept)"
     rows.append(("skmoe EM", setting, seconds, r2(model.predict(X_test), y_test)))
     return rows

@@ -24,6 +24,7 @@ _REGRESSOR = {
     "top_k": dict(n_experts=6, top_k=2),
     "balance": dict(n_experts=4, top_k=2, balance_loss="switch"),
     "hierarchy": dict(n_experts=(2, 3)),
+    "one_level_tree": dict(n_experts=(3,)),
     "random_init": dict(init="random", n_init=2),
     "tree_experts": dict(estimator=DecisionTreeRegressor(max_depth=3), n_experts=3),
     "gradient": dict(solver="gradient", max_iter=15),
@@ -38,6 +39,7 @@ _CLASSIFIER = {
     "default": {},
     "top_k": dict(n_experts=5, top_k=2),
     "hierarchy": dict(n_experts=(2, 2)),
+    "drop": dict(estimator=DecisionTreeClassifier(max_depth=2), expert_failure="drop"),
     "tree_experts": dict(estimator=DecisionTreeClassifier(max_depth=3), n_experts=3),
     "gradient": dict(solver="gradient", max_iter=10),
 }

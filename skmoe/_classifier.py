@@ -311,8 +311,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             raise ValueError(f"classes must hold at least 2 classes, got {self.classes_}.")
         return self._encode_target(y)
 
-    def _make_likelihood(self, y, sample_weight):
-        return CategoricalLikelihood(len(self.classes_), self._penalty_alpha())
+    def _make_likelihood(self, y, sample_weight, penalty_alpha):
+        return CategoricalLikelihood(len(self.classes_), penalty_alpha)
 
     @available_if(BaseMixtureOfExperts._online_fit_available)
     @_fit_context(prefer_skip_nested_validation=True)

@@ -51,7 +51,8 @@ class GaussianLikelihood:
         which carry their own).
     """
 
-    # the first axis of the outputs is the rows', the second the experts'
+    n_classes = None  # a continuous target
+
     def __init__(self, variance_floor, location, penalty_alpha):
         self.variance_floor = variance_floor
         self.location = location

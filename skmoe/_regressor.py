@@ -9,12 +9,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import all_finite, check_device_finite, get_namespace
-from ._backend._kernels import MAX_EXPERTS
-from ._backend._tiled import mixture_predict
+from ._backend._predict import fused_predict_fits, linear_mixture_mean
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._compat import HasMethods, Interval, _fit_context
 from ._likelihood import GaussianLikelihood
+from ._validation import like_input
 from .experts import LinearExperts
 from .gates import SoftmaxGate
 
@@ -299,9 +299,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _prepare_target(self, y, sample_weight):
         return self._encode_target(y)
 
-    def _make_likelihood(self, y, sample_weight):
+    def _make_likelihood(self, y, sample_weight, penalty_alpha):
         return GaussianLikelihood.from_target(
-            y, sample_weight, noise_floor=self.noise_floor, penalty_alpha=self._penalty_alpha()
+            y, sample_weight, noise_floor=self.noise_floor, penalty_alpha=penalty_alpha
         )
 
     def _encode_target(self, y):
@@ -339,13 +339,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         # the fused path checks its output instead of X, a tenth of the time
         X_valid = self._validate_data(X, reset=False, device_finite_check=not fused)
         if fused:
-            return self._like_input(self._predict_fused(X_valid), X)
+            return like_input(self._predict_fused(X_valid), X)
         result = in_row_chunks(
             partial(self._mean_and_std, return_std=return_std), self._row_bytes(), X_valid
         )
         if not return_std:
-            return self._like_input(result, X)
-        return tuple(self._like_input(r, X) for r in result)
+            return like_input(result, X)
+        return tuple(like_input(r, X) for r in result)
 
     @available_if(BaseMixtureOfExperts._online_fit_available)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -403,23 +403,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             self._on_device
             and isinstance(self._experts, LinearExperts)
             and type(self.gate_) is SoftmaxGate
-            and len(self.estimators_) <= MAX_EXPERTS
+            and fused_predict_fits(len(self.estimators_))
         )
 
     def _predict_fused(self, X):
-        """The mixture mean from X's product with the gate's weights (its
-        input standardisation folded in) beside the experts' coefficients, each
-        row's top-k experts picked and their means weighed in the same kernel;
-        X is read once and nothing of size n x K is written."""
-        xp = get_namespace(X)
-        gate, experts = self.gate_, self._experts
-        scale = xp.asarray(gate.scaler_.scale_, dtype=X.dtype)
-        mean = xp.asarray(gate.scaler_.mean_, dtype=X.dtype)
-        gate_coef = gate.coef_ / scale[:, None]
-        weights = xp.concatenate([gate_coef, experts.coef_.T], axis=1)
-        bias = xp.concatenate([gate.intercept_ - mean @ gate_coef, experts.intercept_])
-        n_experts = len(experts.intercept_)
-        y_mean = mixture_predict(X, weights, bias, min(gate.top_k or n_experts, n_experts))
+        """The mixture mean in one pass over X (see
+        :func:`~skmoe._backend._predict.linear_mixture_mean`)."""
+        y_mean = linear_mixture_mean(X, self.gate_, self._experts)
         if not all_finite(y_mean):
             check_device_finite(X)
         return y_mean

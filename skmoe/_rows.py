@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._backend import SLICE_ROWS, get_namespace
+from ._backend import SLICE_ROWS, get_namespace, to_numpy
 
 # Rows per slice of the hash's temporaries on the host: a few MB, which stay
 # in cache (1M x 32 rows took 0.11 s so, 1.7 s in slices of 1M rows); the
@@ -72,6 +72,22 @@ def distinct_rows(X, y, sample_weight):
     rank[order] = xp.arange(order.size)
     weight = weight[order].astype(sample_weight.dtype)
     return DistinctRows(rows[order], weight, positive, rank[group])
+
+
+def distinct_fit_rows(X, y, sample_weight, init_resp):
+    """The rows a fit sees: each distinct ``(x, y)`` of positive weight once,
+    with its copies' summed weight, and the initial responsibilities given,
+    each row's the weighted mean of its copies'."""
+    distinct = distinct_rows(X, y, sample_weight)
+    if init_resp is not None:
+        weight = to_numpy(sample_weight[distinct.positive])[:, None]
+        summed = np.zeros((len(distinct.rows), init_resp.shape[1]))
+        np.add.at(summed, to_numpy(distinct.group), init_resp[to_numpy(distinct.positive)] * weight)
+        init_resp = summed / summed.sum(axis=1, keepdims=True)
+    rows = distinct.rows
+    if rows.size < X.shape[0] or not bool((rows[1:] > rows[:-1]).all()):  # a subset or reordered
+        X, y = X[rows], y[rows]
+    return X, y, distinct.weight, init_resp
 
 
 def _as_given(positive, sample_weight):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-import skmoe._base
 import skmoe._em
+import skmoe._solvers.em
 from skmoe._backend import cupy_available
 from skmoe.datasets import make_regime_regression
 
@@ -71,7 +71,7 @@ def fixed_em(monkeypatch):
     the same number of times, and differ only by rounding carried through it.
     """
     monkeypatch.setattr(skmoe._em, "REDUNDANT_DISTANCE", 0.0)
-    monkeypatch.setattr(skmoe._base, "squarem_point", lambda *path: None)
+    monkeypatch.setattr(skmoe._solvers.em, "squarem_point", lambda *path: None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never converges
         yield dict(tol=0.0, min_expert_load=0.0)

@@ -8,7 +8,7 @@ import pytest
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._acceleration import em_iterate, set_em_iterate, squarem_point
-from skmoe._base import BaseMixtureOfExperts
+from skmoe._solvers.em import EM
 
 # short fits, stopped by max_iter
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -103,7 +103,7 @@ def test_extrapolations_are_kept_only_where_they_gain(regime_data, monkeypatch):
     # No restarts or moves, which may lower the objective
     monkeypatch.setattr(skmoe._em, "REDUNDANT_DISTANCE", 0.0)
     outcomes = []
-    extrapolated = BaseMixtureOfExperts._extrapolated_step
+    extrapolated = EM._extrapolated_step
 
     def record(self, point, bound, *args):
         trial = extrapolated(self, point, bound, *args)
@@ -111,7 +111,7 @@ def test_extrapolations_are_kept_only_where_they_gain(regime_data, monkeypatch):
         assert trial is None or trial[-1] > bound
         return trial
 
-    monkeypatch.setattr(BaseMixtureOfExperts, "_extrapolated_step", record)
+    monkeypatch.setattr(EM, "_extrapolated_step", record)
     X, y, _, _ = regime_data
     noisy = y + np.random.RandomState(0).normal(scale=3 * y.std(), size=len(y))
     model = MixtureOfExpertsRegressor(

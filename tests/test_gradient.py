@@ -6,8 +6,8 @@ from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._em import e_step
-from skmoe._gradient import _batch_gradients, _gate_params
 from skmoe._math import exp_floored, log_softmax_rows
+from skmoe._solvers.gradient import _batch_gradients, _gate_params
 from skmoe.gates._balance import BALANCE_LOSSES, noisy_load_cv_loss
 
 CONFIGS = [
@@ -74,9 +74,10 @@ def test_gradients_match_finite_differences(kind, params):
         gate.noise_coef_ += 0.3 * rng.standard_normal(gate.noise_coef_.shape)
     Z, y = gate.standardize(X), model._encode_target(y)
     params, weight, scale = model._get_params_attributes(), rng.uniform(0.5, 1.5, n), 7.0
-    grads = _batch_gradients(
-        model, gate, experts, Z, y, weight, None, params, np.random.RandomState(5), scale
-    )
+    rng5 = np.random.RandomState(5)
+    # the model has the options the gradients read (gate_noise, balance_loss, balance_coef)
+    args = (gate, experts, Z, y, weight, None, params, rng5, scale)
+    grads = _batch_gradients(model, model._likelihood, *args)
     trained = _gate_params(gate, model.gate_noise) + experts.params
     assert len(grads) == len(trained)
     h = 1e-6

@@ -17,6 +17,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._solvers.em import EM
 from skmoe.exceptions import ExpertFitError
 
 
@@ -92,7 +93,7 @@ def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypa
     # it can keep it: the expert fails there, on its first fit in the trial
     X, y, _, _ = regime_data
     init = _two_experts_on_one_regime(X)
-    em_run = MixtureOfExpertsRegressor._em_run
+    em_run = EM.run
     fails_at = 10**9
 
     def worse_trials(self, *args, row_log_lik=None, **kwargs):
@@ -100,10 +101,10 @@ def test_a_drop_in_a_rejected_move_ends_without_the_expert(regime_data, monkeypa
             _FailsFrom.calls[0] = fails_at
         run = em_run(self, *args, row_log_lik=row_log_lik, **kwargs)
         if row_log_lik is not None:
-            run["lower_bound"] -= 1.0
+            run.lower_bound -= 1.0
         return run
 
-    monkeypatch.setattr(MixtureOfExpertsRegressor, "_em_run", worse_trials)
+    monkeypatch.setattr(EM, "run", worse_trials)
     _FailsFrom.calls[0] = 0
     experts = [Ridge(), Ridge(), Ridge(), _FailsFrom(fails_at)]
     model = MixtureOfExpertsRegressor(experts, init=init, expert_failure="drop", random_state=0)

@@ -1,7 +1,8 @@
 """Experts: the K models the gate chooses between.
 
 Each expert set fits all K experts from one weight matrix (responsibilities
-times sample weights) and evaluates all K at once:
+times sample weights) and evaluates all K at once; the solvers ask no more of
+it than :class:`~skmoe.experts._protocol.ExpertSet` says:
 
 - :class:`LinearExperts` and :class:`LogisticExperts` are the built-in,
   vectorised experts (batched ridge / logistic regressions);
