@@ -27,10 +27,10 @@ from skmoe._backend import all_finite
 from skmoe._backend._gaussian import gaussian_log_lik
 from skmoe._backend._kernels import e_step as fused_e_step
 from skmoe._backend._kernels import gate_top_k, mixture_mean, softmax_cross_entropy_kernel
+from skmoe._backend._products import column_sum, transposed_product
 from skmoe._backend._tiled import mixture_predict, softmax_loss_terms
 from skmoe._design import Design
 from skmoe._em import posteriors
-from skmoe._math import column_sum, transposed_product
 from skmoe.experts import LinearExperts
 from skmoe.gates import SoftmaxGate
 

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from sklearn import get_config
 
 from ._backend import get_namespace
-from ._math import transposed_product, weighted_grams
+from ._backend._products import transposed_product, weighted_grams
 from ._scaling import silent_features
 
 # Above twice this many rows, the gate's Newton steps take their curvature
@@ -130,7 +130,7 @@ class Design:
 
     def moments(self, B):
         """``Z1' B`` for ``B`` of shape (n_samples, q), summed in float64 for
-        float32 rows (see :func:`~skmoe._math.transposed_product`)."""
+        float32 rows (see :func:`~skmoe._backend._products.transposed_product`)."""
         return np.asarray(transposed_product(self.Z1, B), dtype=np.float64)
 
     @cached_property

@@ -19,7 +19,8 @@ from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace
-from ._math import exp_floored, log_softmax_rows, row_sum, transposed_product, vdot
+from ._backend._products import transposed_product
+from ._math import exp_floored, log_softmax_rows, row_sum, vdot
 
 
 @cache

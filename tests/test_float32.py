@@ -12,8 +12,9 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import skmoe.experts._linear
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._backend._products import column_sum, transposed_product
 from skmoe._em import posteriors
-from skmoe._math import column_sum, transposed_product, vdot, weighted_sum
+from skmoe._math import vdot, weighted_sum
 from skmoe.datasets import make_regime_classification, make_regime_regression
 from skmoe.experts._linear import _normal_equations
 

@@ -280,7 +280,7 @@ def test_tiled_mixture_predict_matches_numpy(n, n_experts, k, n_features, dtype)
 @pytest.mark.parametrize("n", [0, 1000, 1 << 14, 3 * (1 << 14) + 17])
 def test_transposed_product_matches_numpy(n):
     cupy = pytest.importorskip("cupy")
-    from skmoe._math import transposed_product
+    from skmoe._backend._products import transposed_product
 
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(n, 7)), rng.normal(size=(n, 3))

@@ -8,7 +8,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import get_namespace, is_cupy_array, to_numpy
 from .._backend._linear import weighted_normal_equations
-from .._math import affine
+from .._backend._products import affine
 
 # Float32 rows are cast to float64 this many at a time for the normal
 # equations: a slice's copies stay in cache, which was faster than one pass
