@@ -12,8 +12,8 @@ and the gate's gradient, a small difference of large sums, needs them.
 
 import numpy as np
 
-from ._backend import get_namespace, is_cupy_array
-from ._backend._kernels import MAX_EXPERTS, softmax_cross_entropy_kernel
+from ._backend import get_namespace
+from ._backend._cross_entropy import fused_softmax_cross_entropy
 from ._backend._products import column_sum as column_sum  # re-exported for the estimators
 
 # exp() of arguments under about -708 gives subnormal numbers or underflows, and
@@ -122,8 +122,9 @@ def softmax_cross_entropy(logits, targets):
     proba : ndarray of the shape of ``logits``
         ``softmax(logits)``.
     """
-    if is_cupy_array(logits) and logits.ndim == 2 and logits.shape[1] <= MAX_EXPERTS:
-        return softmax_cross_entropy_kernel(logits, targets)
+    fused = fused_softmax_cross_entropy(logits, targets)  # on the GPU, where a kernel takes it
+    if fused is not None:
+        return fused
     # the logits of a linear model are finite: no -inf to mask, and the loss
     # as sum_i r_i log(sum_k exp(shifted_ik)) - sum_ik t_ik shifted_ik,
     # about half the passes of log_softmax_rows' way
