@@ -28,7 +28,7 @@ from sklearn import get_config
 
 from ._backend import get_namespace
 from ._backend._products import transposed_product, weighted_grams
-from ._scaling import silent_features
+from ._backend._scaling import silent_features
 
 # Above twice this many rows, the gate's Newton steps take their curvature
 # (the conjugate gradients' Hessian products and the preconditioner's blocks)
@@ -136,7 +136,7 @@ class Design:
     @cached_property
     def _silent(self):
         """The features whose column of Z is 0 (see
-        :func:`~skmoe._scaling.silent_features`)."""
+        :func:`~skmoe._backend._scaling.silent_features`)."""
         return silent_features(self.scaler, self.Z.dtype)
 
     def ridge_penalty(self, alpha):

@@ -9,12 +9,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._backend import get_namespace
 from .._backend._cross_entropy import softmax_loss_terms
 from .._backend._products import affine
+from .._backend._scaling import fit_scaler, standardize
 from .._backend._top_k import keep_top_k
 from .._compat import Interval, StrOptions, _check_sample_weight
 from .._design import Design
 from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_softmax_newton
-from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
 
