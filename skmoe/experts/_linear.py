@@ -6,8 +6,8 @@ import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._backend import get_namespace, is_cupy_array, to_numpy
-from .._backend._linear import weighted_normal_equations
+from .._backend import get_namespace, to_numpy
+from .._backend._normal_equations import device_normal_equations
 from .._backend._products import affine
 
 # Float32 rows are cast to float64 this many at a time for the normal
@@ -132,17 +132,10 @@ class LinearExperts:
             coef, intercept = design.to_original(theta)
             self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
             return self
-        if is_cupy_array(X):
-            # the products on the GPU; the K small systems solved on the host.
-            # Centring only needs a point near the data's middle, not its exact
-            # mean: the mean of about 4096 rows spares a pass over X per fit.
-            xp = get_namespace(X)
-            offset = X[:: max(1, X.shape[0] // 4096)].mean(axis=0)
-            gram, rhs = weighted_normal_equations(X, y, weights, offset)
-            offset = to_numpy(offset).astype(np.float64)
-        else:
-            offset, gram, rhs = _normal_equations(X, y, weights)
-        self.solve(offset, gram, rhs, dtype=X.dtype)
+        equations = device_normal_equations(X, y, weights)  # on the GPU
+        if equations is None:
+            equations = _normal_equations(X, y, weights)
+        self.solve(*equations, dtype=X.dtype)
         # solved on the host: the coefficients go where X is
         xp = get_namespace(X)
         self.coef_, self.intercept_ = (xp.asarray(a) for a in (self.coef_, self.intercept_))
