@@ -9,8 +9,12 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from . import get_namespace, is_cupy_array
 
-# Rows per slice in transposed_product on the GPU, and for float32 on the CPU.
-_SLICE_ROWS = 1 << 14
+# Rows per slice of transposed_product, on the GPU and (float32) on the CPU
+# alike: BLAS and cuBLAS sum a float32 product's rows in float32, so no
+# float32 sum runs over more rows than this; the slices' sums are added
+# after (in float64 on the CPU). Not HOST_SLICE_ROWS, which bounds a slice's
+# temporaries, though of the same value.
+_PRODUCT_SLICE_ROWS = 1 << 14
 
 
 def affine(X, W, b):
@@ -43,7 +47,7 @@ def transposed_product(A, B):
     """
     if is_cupy_array(A):
         return _batched_transposed_product(A, B)
-    if np.result_type(A.dtype, B.dtype) == np.float32 and A.shape[0] > _SLICE_ROWS:
+    if np.result_type(A.dtype, B.dtype) == np.float32 and A.shape[0] > _PRODUCT_SLICE_ROWS:
         return _sliced_transposed_product(A, B)
     return safe_sparse_dot(A.T, B)
 
@@ -52,14 +56,14 @@ def _batched_transposed_product(A, B):
     """``A.T @ B`` of CuPy arrays: the products of slices of rows in one
     batched call, then summed."""
     xp = get_namespace(A)
-    slices = A.shape[0] // _SLICE_ROWS
-    full = slices * _SLICE_ROWS
+    slices = A.shape[0] // _PRODUCT_SLICE_ROWS
+    full = slices * _PRODUCT_SLICE_ROWS
     out = (
         A[full:].T @ B[full:] if full < A.shape[0] else xp.zeros((A.shape[1], B.shape[1]), A.dtype)
     )
     if slices:
-        head_A = A[:full].reshape(slices, _SLICE_ROWS, -1)
-        head_B = B[:full].reshape(slices, _SLICE_ROWS, -1)
+        head_A = A[:full].reshape(slices, _PRODUCT_SLICE_ROWS, -1)
+        head_B = B[:full].reshape(slices, _PRODUCT_SLICE_ROWS, -1)
         products = head_A.transpose(0, 2, 1) @ head_B
         out += column_sum(products.reshape(slices, -1)).reshape(out.shape)
     return out
@@ -71,8 +75,8 @@ def _sliced_transposed_product(A, B):
     if not (isinstance(A, np.ndarray) or A.format == "csr"):
         A = A.tocsr()  # slices of rows of other sparse formats cost a pass each
     out = np.zeros((A.shape[1], B.shape[1]))
-    for start in range(0, A.shape[0], _SLICE_ROWS):
-        rows = slice(start, start + _SLICE_ROWS)
+    for start in range(0, A.shape[0], _PRODUCT_SLICE_ROWS):
+        rows = slice(start, start + _PRODUCT_SLICE_ROWS)
         out += safe_sparse_dot(A[rows].T, B[rows])
     return out.astype(np.float32)
 

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
 
-from . import SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
+from . import DEVICE_SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
 
 
 def _scaler(**params):
@@ -31,10 +31,10 @@ def _fit_on_device(X, sample_weight):
     total = sample_weight.sum()
     mean = sample_weight @ X / total
     var = get_namespace(X).zeros_like(mean)
-    for i in range(0, X.shape[0], SLICE_ROWS):  # a slice's squares at a time, not all of X's
-        centred = X[i : i + SLICE_ROWS] - mean
+    for i in range(0, X.shape[0], DEVICE_SLICE_ROWS):  # a slice's squares, not all of X's
+        centred = X[i : i + DEVICE_SLICE_ROWS] - mean
         centred *= centred
-        var += sample_weight[i : i + SLICE_ROWS] @ centred
+        var += sample_weight[i : i + DEVICE_SLICE_ROWS] @ centred
     var /= total
     scaler = _scaler()
     scaler.mean_, scaler.var_ = to_numpy(mean).astype(np.float64), to_numpy(var).astype(np.float64)

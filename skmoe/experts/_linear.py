@@ -6,14 +6,9 @@ import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._backend import get_namespace, to_numpy
+from .._backend import HOST_SLICE_ROWS, get_namespace, to_numpy
 from .._backend._normal_equations import device_normal_equations
 from .._backend._products import affine
-
-# Float32 rows are cast to float64 this many at a time for the normal
-# equations: a slice's copies stay in cache, which was faster than one pass
-# (0.14 against 0.24 s for 400,000 x 20 rows and 8 experts).
-_SLICE_ROWS = 1 << 14
 
 
 def _weighted_gram(X1, weight):
@@ -42,7 +37,8 @@ def _normal_equations(X, y, weights, offset=None):
 
     The Gram matrices are sums over all rows, which float32 would round, so
     float32 rows are cast to float64 a slice at a time (no float64 copy of X)
-    and the slices' sums added.
+    and the slices' sums added (HOST_SLICE_ROWS rows at a time: the
+    copies stay in cache).
     """
     if offset is None:
         offset = np.zeros(X.shape[1]) if sp.issparse(X) else _column_centres(X)
@@ -51,8 +47,8 @@ def _normal_equations(X, y, weights, offset=None):
     if sp.issparse(X):
         X = X.tocsr()  # whose slices of rows are cheap
     gram = rhs = 0.0
-    for start in range(0, X.shape[0], _SLICE_ROWS):
-        rows = slice(start, start + _SLICE_ROWS)
+    for start in range(0, X.shape[0], HOST_SLICE_ROWS):
+        rows = slice(start, start + HOST_SLICE_ROWS)
         in_float64 = (None if a is None else a[rows].astype(np.float64) for a in (X, y, weights))
         slice_gram, slice_rhs = _gram_and_rhs(*in_float64, offset)
         gram = gram + slice_gram
