@@ -24,16 +24,13 @@ from _report import write_report  # beside this script
 
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._backend import all_finite
-from skmoe._backend._kernels import (
-    e_step_gaussian,
-    gate_top_k,
-    mixture_mean,
-    softmax_cross_entropy_kernel,
-)
+from skmoe._backend._gaussian import gaussian_log_lik
+from skmoe._backend._kernels import e_step as fused_e_step
+from skmoe._backend._kernels import gate_top_k, mixture_mean, softmax_cross_entropy_kernel
+from skmoe._backend._products import column_sum, transposed_product
 from skmoe._backend._tiled import mixture_predict, softmax_loss_terms
 from skmoe._design import Design
 from skmoe._em import posteriors
-from skmoe._math import column_sum, transposed_product
 from skmoe._plan import make_plan
 from skmoe._solvers.em import EM
 from skmoe.experts import LinearExperts
@@ -385,7 +382,12 @@ def kernel_rows(n, d, K, k, floor, versions):
     item = 4
     gate_bytes = X.nbytes + n * k * (item + 4)  # read X, write the sparse gate
     e_bytes = 2 * logits.nbytes + y.nbytes + n * k * (item + 4) + n * item + n * K * item
-    resp, index, _, _ = e_step_gaussian(logits, means, y, variance, k)
+
+    def skmoe_e_step(with_dense):
+        # the regressor's E-step: the Gaussian log-likelihoods, then the fused kernel
+        return fused_e_step(logits, gaussian_log_lik(means, y, variance), k, dense=with_dense)
+
+    resp, index, _, _ = skmoe_e_step(with_dense=False)
     dense = cp.zeros((n, K), dtype=f32)  # the top-k weights as the experts receive them
     dense[cp.arange(n)[:, None], index] = resp
 
@@ -407,8 +409,8 @@ def kernel_rows(n, d, K, k, floor, versions):
         ("E-step", "floor (read logits, means, y; write outputs)", e_bytes / bw),
         (
             "E-step",
-            "skmoe (fused kernel)",
-            timed(lambda: e_step_gaussian(logits, means, y, variance, k, dense=True)),
+            "skmoe (likelihood kernel + fused E-step)",
+            timed(lambda: skmoe_e_step(with_dense=True)),
         ),
         ("E-step", "plain CuPy", timed(lambda: cupy_e_step(logits, means, y, variance, k))),
         ("M-step", "floor (read X; or 2 n k (d+1)^2 flops)", m_floor),

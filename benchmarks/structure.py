@@ -17,6 +17,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "skmoe"
 CLASS_LIMIT, FUNCTION_LIMIT = 400, 60
+# the backend's modules of CUDA sources and launches, which only the backend
+# itself should import
+KERNEL_MODULES = ("_kernels", "_tiled", "_linear")
 
 
 def code_lines(source):
@@ -43,7 +46,7 @@ def _body_lines(node, lines):
 
 
 def measure(package=PACKAGE):
-    classes, functions, cupy_branches, private_imports = [], [], [], []
+    classes, functions, cupy_branches, private_imports, kernel_imports = [], [], [], [], []
     for path in sorted(package.rglob("*.py")):
         name = str(path.relative_to(package.parent))
         source = path.read_text()
@@ -63,12 +66,25 @@ def measure(package=PACKAGE):
             count = source.count("is_cupy_array(")
             if count:
                 cupy_branches.append((name, count))
+            kernel_imports += [f"{name}: {m}" for m in _kernel_imports(tree)]
     return {
         "classes": sorted(classes, key=lambda c: -c[1]),
         "functions": sorted(functions, key=lambda f: -f[1]),
         "cupy_branches": cupy_branches,
         "private_imports": [p for p in private_imports if not p.startswith("skmoe/_compat.py")],
+        "kernel_imports": kernel_imports,
     }
+
+
+def _kernel_imports(tree):
+    """The backend's kernel modules a module imports."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if "_backend" in parts and parts[-1] in KERNEL_MODULES:
+                yield node.module
+            elif parts[-1] == "_backend":
+                yield from (a.name for a in node.names if a.name in KERNEL_MODULES)
 
 
 def report(shape):
@@ -94,6 +110,8 @@ def report(shape):
         + " |",
         f"| private scikit-learn imports outside `_compat.py` | "
         f"{len(shape['private_imports'])} | " + "; ".join(shape["private_imports"]) + " |",
+        f"| imports of the backend's kernel modules outside `_backend/` | "
+        f"{len(shape['kernel_imports'])} | " + "; ".join(shape["kernel_imports"]) + " |",
         "",
         "Largest classes: "
         + ", ".join(f"{n} ({k})" for n, k in shape["classes"][:5])

@@ -27,8 +27,8 @@ import scipy.sparse as sp
 from sklearn import get_config
 
 from ._backend import get_namespace
-from ._math import transposed_product, weighted_grams
-from ._scaling import silent_features
+from ._backend._products import transposed_product, weighted_grams
+from ._backend._scaling import silent_features
 
 # Above twice this many rows, the gate's Newton steps take their curvature
 # (the conjugate gradients' Hessian products and the preconditioner's blocks)
@@ -130,13 +130,13 @@ class Design:
 
     def moments(self, B):
         """``Z1' B`` for ``B`` of shape (n_samples, q), summed in float64 for
-        float32 rows (see :func:`~skmoe._math.transposed_product`)."""
+        float32 rows (see :func:`~skmoe._backend._products.transposed_product`)."""
         return np.asarray(transposed_product(self.Z1, B), dtype=np.float64)
 
     @cached_property
     def _silent(self):
         """The features whose column of Z is 0 (see
-        :func:`~skmoe._scaling.silent_features`)."""
+        :func:`~skmoe._backend._scaling.silent_features`)."""
         return silent_features(self.scaler, self.Z.dtype)
 
     def ridge_penalty(self, alpha):

@@ -8,9 +8,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.utils.extmath import safe_sparse_dot
 
-from ._backend import _kernels as kernels
-from ._backend import get_namespace, is_cupy_array, to_numpy
-from ._backend._kernels import MAX_EXPERTS
+from ._backend import get_namespace, to_numpy
+from ._backend._e_step import fused_posteriors
 from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
 from ._rows import distinct_rows
@@ -55,11 +54,11 @@ def posteriors(gate, Z, log_lik):
     sparse one it would only learn its own choices back (with top_k=1 the
     posterior is the choice), never which other expert fits a row better.
     """
-    n_experts, top_k = log_lik.shape[1], gate.top_k
-    if is_cupy_array(Z) and top_k is not None and top_k < n_experts <= MAX_EXPERTS:
-        return _posteriors_kernel(gate.logits_standardized(Z), log_lik, top_k)
+    fused = fused_posteriors(Z, log_lik, gate.top_k, gate.logits_standardized)  # on the GPU
+    if fused is not None:
+        return fused
     # in chunks of rows: a row's temporaries are a few arrays over the experts
-    row_bytes = 8 * (Z.shape[1] + 8 * n_experts)
+    row_bytes = 8 * (Z.shape[1] + 8 * log_lik.shape[1])
     return in_row_chunks(partial(_posteriors_rows, gate), row_bytes, Z, log_lik)
 
 
@@ -71,13 +70,6 @@ def _posteriors_rows(gate, Z, log_lik):
         return resp, resp, row_log_lik
     dense_log_resp, _ = e_step(log_softmax_rows(logits), log_lik)
     return resp, exp_floored(dense_log_resp), row_log_lik
-
-
-def _posteriors_kernel(logits, log_lik, top_k):
-    """:func:`posteriors` under a top-k gate on the GPU: one fused kernel."""
-    resp_top, index, row_log_lik, dense = kernels.e_step(logits, log_lik, top_k, dense=True)
-    del logits  # let go before the next (n, K) array is made
-    return kernels.dense_from_top_k(resp_top, index, dense.shape[1]), dense, row_log_lik
 
 
 def check_init_resp(init, n_samples, n_experts):

@@ -16,7 +16,8 @@ import numpy as np
 
 from ._backend import erf, get_namespace
 from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
-from ._math import column_sum, exp_floored, log_softmax_rows
+from ._backend._products import column_sum
+from ._math import exp_floored, log_softmax_rows
 from ._online import OnlineLogisticStatistics, OnlineStatistics
 from .experts import LinearExperts, LogisticExperts, NetworkExperts
 

@@ -19,7 +19,8 @@ from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
 from ._backend import get_namespace
-from ._math import exp_floored, log_softmax_rows, row_sum, transposed_product, vdot
+from ._backend._products import transposed_product
+from ._math import exp_floored, log_softmax_rows, row_sum, vdot
 
 
 @cache
@@ -55,7 +56,7 @@ def fit_softmax_newton(
     softmax cross-entropy with rows weighted by ``row_weight``, possibly plus
     other terms. ``loss_terms``, if given, is the plain cross-entropy's
     value and gradients by one fused kernel (see
-    :func:`~skmoe._backend._tiled.softmax_loss_terms`), used in its place.
+    :func:`~skmoe._backend._cross_entropy.softmax_loss_terms`), used in its place.
     The Hessian is the cross-entropy's; for the other terms the
     step is a quasi-Newton one, which the line search still guards. Newton
     steps land far closer to the optimum than L-BFGS steps where the gate must

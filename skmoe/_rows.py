@@ -23,12 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._backend import SLICE_ROWS, get_namespace, to_numpy
-
-# Rows per slice of the hash's temporaries on the host: a few MB, which stay
-# in cache (1M x 32 rows took 0.11 s so, 1.7 s in slices of 1M rows); the
-# device takes SLICE_ROWS (10M x 32: 0.02 s, 0.12 s in slices of 16k rows).
-_HOST_SLICE_ROWS = 1 << 14
+from ._backend import get_namespace, rows_per_slice, to_numpy
 
 
 class DistinctRows(NamedTuple):
@@ -116,7 +111,7 @@ def row_hashes(X, codes=None):
         hashes = sums[X.indptr[1:]] - sums[X.indptr[:-1]]
     else:
         hashes = xp.empty(X.shape[0], dtype=np.uint64)
-        step = _HOST_SLICE_ROWS if xp is np else SLICE_ROWS
+        step = rows_per_slice(X)  # the hash's temporaries a slice at a time
         for start in range(0, X.shape[0], step):
             rows = slice(start, start + step)
             terms = _mix(_bits(X[rows]) ^ salt[:n_columns]) - zero[:n_columns]

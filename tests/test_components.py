@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 import skmoe._design
 import skmoe._em
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._backend._scaling import fit_scaler, standardize
 from skmoe._design import Design
 from skmoe._math import logsumexp_rows, row_max, row_sum, softmax_cross_entropy
 from skmoe._optim import (
@@ -22,7 +23,6 @@ from skmoe._optim import (
     fit_softmax_newton,
     sigmoid_cross_entropy,
 )
-from skmoe._scaling import fit_scaler, standardize
 from skmoe.experts import EstimatorExperts, LinearExperts, LogisticExperts
 from skmoe.gates import SoftmaxGate
 from skmoe.gates._balance import importance_cv_loss, switch_loss

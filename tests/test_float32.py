@@ -12,8 +12,9 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import skmoe.experts._linear
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._backend._products import column_sum, transposed_product
 from skmoe._em import posteriors
-from skmoe._math import column_sum, transposed_product, vdot, weighted_sum
+from skmoe._math import vdot, weighted_sum
 from skmoe.datasets import make_regime_classification, make_regime_regression
 from skmoe.experts._linear import _normal_equations
 
@@ -337,7 +338,7 @@ def test_long_float32_sums_are_taken_in_float64():
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 def test_float32_normal_equations_are_float64_sums(sparse, monkeypatch):
     # summed slice by slice in float64: as from a float64 copy of the rows
-    monkeypatch.setattr(skmoe.experts._linear, "_SLICE_ROWS", 500)
+    monkeypatch.setattr(skmoe.experts._linear, "HOST_SLICE_ROWS", 500)
     rng = np.random.default_rng(0)
     X = rng.normal(5.0, 1.0, size=(2100, 4)).astype(np.float32)
     y = rng.normal(size=2100).astype(np.float32)
@@ -370,7 +371,7 @@ def test_float32_needs_about_half_the_memory(kind, monkeypatch):
     # what the fit and the predictions allocate grows with X's type; the
     # linear experts' float64 slices are kept small here so that they do not
     # count (they are bounded whatever the number of rows)
-    monkeypatch.setattr(skmoe.experts._linear, "_SLICE_ROWS", 1000)
+    monkeypatch.setattr(skmoe.experts._linear, "HOST_SLICE_ROWS", 1000)
     if kind == "reg":
         X, y = make_regime_regression(n_samples=20000, n_features=40, random_state=0)
         estimator = MixtureOfExpertsRegressor

@@ -41,33 +41,6 @@ def test_gate_top_k_matches_numpy(n, n_experts, k, dtype):
     assert np.all(np.diff(proba, axis=1) <= 0)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, n_experts, k", SHAPES)
-def test_e_step_gaussian_matches_numpy(n, n_experts, k, dtype):
-    cupy = pytest.importorskip("cupy")
-    from skmoe._backend._kernels import e_step_gaussian
-
-    rng = np.random.default_rng(0)
-    logits = rng.normal(scale=3, size=(n, n_experts)).astype(dtype)
-    means = rng.normal(size=(n, n_experts)).astype(dtype)
-    y = rng.normal(size=n).astype(dtype)
-    variance = rng.uniform(0.1, 2.0, size=n_experts).astype(dtype)
-    resp, index, row_log_lik, dense = e_step_gaussian(
-        *map(cupy.asarray, (logits, means, y, variance)), k, dense=True
-    )
-    f64 = [a.astype(np.float64) for a in (logits, means, y, variance)]
-    log_lik = -0.5 * (np.log(2 * np.pi * f64[3]) + (f64[2][:, None] - f64[1]) ** 2 / f64[3])
-    log_resp, expected_row = e_step(_log_gate(f64[0], k), log_lik)
-    dense_log_resp, _ = e_step(log_softmax_rows(f64[0]), log_lik)
-    rtol = RTOL[dtype]
-    np.testing.assert_allclose(
-        _scatter(resp.get(), index.get(), n_experts), exp_floored(log_resp), rtol=rtol, atol=1e-6
-    )
-    np.testing.assert_allclose(row_log_lik.get(), expected_row, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(dense.get(), exp_floored(dense_log_resp), rtol=rtol, atol=1e-6)
-    assert e_step_gaussian(*map(cupy.asarray, (logits, means, y, variance)), k)[3] is None
-
-
 def test_kernels_refuse_too_many_experts():
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._kernels import gate_top_k
@@ -307,7 +280,7 @@ def test_tiled_mixture_predict_matches_numpy(n, n_experts, k, n_features, dtype)
 @pytest.mark.parametrize("n", [0, 1000, 1 << 14, 3 * (1 << 14) + 17])
 def test_transposed_product_matches_numpy(n):
     cupy = pytest.importorskip("cupy")
-    from skmoe._math import transposed_product
+    from skmoe._backend._products import transposed_product
 
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(n, 7)), rng.normal(size=(n, 3))

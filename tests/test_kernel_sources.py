@@ -38,12 +38,12 @@ def _kernels_names(dtype):
     names = set()
     for _, n_experts, k in SIZES:
         names.add(_kernels._gate_top_k_name(dtype, n_experts, k))
-        names.update(_kernels._e_step_name(dtype, n_experts, k, g) for g in (True, False))
+        names.add(_kernels._e_step_name(dtype, n_experts, k))
         names.add(_kernels._softmax_xent_name(dtype, n_experts))
         names.add(_kernels._mixture_mean_name(dtype, n_experts, k))
     # k = K at the most experts, whose unrolled loops are the longest: one
     # instance, as each takes NVRTC some 15 s
-    names.add(_kernels._e_step_name(dtype, MAX_EXPERTS, MAX_EXPERTS, False))
+    names.add(_kernels._e_step_name(dtype, MAX_EXPERTS, MAX_EXPERTS))
     return names
 
 

@@ -166,30 +166,17 @@ __global__ void skmoe_gate_top_k(const T* logits, long long n, T* proba, int* in
 }
 
 // E-step. From the gate's logits and the experts' log-likelihoods of each
-// row, or (GAUSSIAN) their means with the rows' targets and the experts'
-// variances: the responsibilities of the row's TOPK experts (with their
-// indices), the row's log-likelihood and, if dense_resp is not null, the
-// posterior under the dense gate (what the gate's M-step fits).
-template <typename T, int K, int TOPK, bool GAUSSIAN>
-__global__ void skmoe_e_step(const T* logits, const T* log_lik_or_means, const T* y,
-                             const T* variance, long long n, T* resp, int* index,
-                             T* row_log_lik, T* dense_resp) {
+// row: the responsibilities of the row's TOPK experts (with their indices),
+// the row's log-likelihood and, if dense_resp is not null, the posterior
+// under the dense gate (what the gate's M-step fits).
+template <typename T, int K, int TOPK>
+__global__ void skmoe_e_step(const T* logits, const T* log_lik, long long n, T* resp,
+                             int* index, T* row_log_lik, T* dense_resp) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
-    const T LOG_2PI = 1.8378770664093453;
     T l[K], ll[K];
     skmoe_load_row<T, K>(logits + i * K, l);
-    skmoe_load_row<T, K>(log_lik_or_means + i * K, ll);
-    T constant = 0;  // the part of the log-likelihood shared by all experts
-    if (GAUSSIAN) {
-        T yi = y[i];
-#pragma unroll
-        for (int j = 0; j < K; ++j) {
-            T r = yi - ll[j];
-            ll[j] = -(T)0.5 * (log(variance[j]) + r * r / variance[j]);
-        }
-        constant = -(T)0.5 * LOG_2PI;
-    }
+    skmoe_load_row<T, K>(log_lik + i * K, ll);
     T val[TOPK];
     int idx[TOPK];
     skmoe_top_k<T, K, TOPK>(l, val, idx);
@@ -212,14 +199,14 @@ __global__ void skmoe_e_step(const T* logits, const T* log_lik_or_means, const T
 #pragma unroll
     for (int p = 0; p < TOPK; ++p) total += exp(joint[p] - top);
     T lse = top + log(total);
-    row_log_lik[i] = lse + constant;
+    row_log_lik[i] = lse;
 #pragma unroll
     for (int p = 0; p < TOPK; ++p) {
         resp[i * TOPK + p] = exp(joint[p] - lse);
         index[i * TOPK + p] = idx[p];
     }
     if (dense_resp == nullptr) return;
-    // the dense posterior: softmax over all K of l_j + log N(y; mu_j, var_j)
+    // the dense posterior: softmax over all K of l_j + log_lik_j
     T dense_top = skmoe_neg_inf<T>();
 #pragma unroll
     for (int j = 0; j < K; ++j) { l[j] += ll[j]; dense_top = max(dense_top, l[j]); }
@@ -298,10 +285,9 @@ def _gate_top_k_name(dtype, n_experts, k):
     return template_name("skmoe_gate_top_k", dtype, n_experts, k)
 
 
-def _e_step_name(dtype, n_experts, k, gaussian):
-    """The instance of skmoe_e_step that :func:`e_step` (``gaussian=False``)
-    and :func:`e_step_gaussian` run."""
-    return template_name("skmoe_e_step", dtype, n_experts, k, "true" if gaussian else "false")
+def _e_step_name(dtype, n_experts, k):
+    """The instance of skmoe_e_step that :func:`e_step` runs."""
+    return template_name("skmoe_e_step", dtype, n_experts, k)
 
 
 def _softmax_xent_name(dtype, n_experts):
@@ -355,15 +341,14 @@ def gate_top_k(logits, k):
     return proba, index
 
 
-def e_step_gaussian(logits, means, y, variance, k, *, dense=False):
-    """Responsibilities of Gaussian experts under a top-``k`` gate, fused.
+def e_step(logits, log_lik, k, *, dense=False):
+    """Responsibilities under a top-``k`` gate, fused.
 
     Parameters
     ----------
-    logits, means : cupy.ndarray of shape (n, K)
-        Gate logits and expert means, one dtype (float32 or float64).
-    y : cupy.ndarray of shape (n,)
-    variance : cupy.ndarray of shape (K,)
+    logits, log_lik : cupy.ndarray of shape (n, K)
+        Gate logits and the experts' log-likelihoods of each row, one dtype
+        (float32 or float64).
     k : int
     dense : bool
         Also return the posterior under the dense gate, shape (n, K).
@@ -375,42 +360,25 @@ def e_step_gaussian(logits, means, y, variance, k, *, dense=False):
     row_log_lik : (n,) the row's log-likelihood under the top-k mixture
     dense_resp : (n, K) or None
     """
-    return _e_step(logits, means, y, variance, k, dense)
-
-
-def e_step(logits, log_lik, k, *, dense=False):
-    """:func:`e_step_gaussian` for any experts, from their log-likelihoods
-    ``log_lik`` of shape (n, K)."""
-    return _e_step(logits, log_lik, None, None, k, dense)
-
-
-def _e_step(logits, rows, y, variance, k, dense):
     cupy = require_cupy()
     n, K = _check(logits, k)
     dtype = logits.dtype
-    logits, rows = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(rows, dtype=dtype)
-    gaussian = y is not None
-    null = cupy.uint64(0)  # a null pointer
-    if gaussian:
-        y = cupy.ascontiguousarray(y, dtype=dtype)
-        variance = cupy.ascontiguousarray(variance, dtype=dtype)
+    logits, log_lik = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(log_lik, dtype=dtype)
     resp = cupy.empty((n, k), dtype=dtype)
     index = cupy.empty((n, k), dtype=cupy.int32)
     row_log_lik = cupy.empty(n, dtype=dtype)
     dense_resp = cupy.empty((n, K), dtype=dtype) if dense else None
     if n:
-        compiled_kernel(_SOURCE, _e_step_name(dtype, K, k, gaussian))(
+        compiled_kernel(_SOURCE, _e_step_name(dtype, K, k))(
             *_grid(n),
             (
                 logits,
-                rows,
-                y if gaussian else null,
-                variance if gaussian else null,
+                log_lik,
                 cupy.int64(n),
                 resp,
                 index,
                 row_log_lik,
-                dense_resp if dense else null,
+                dense_resp if dense else cupy.uint64(0),  # a null pointer
             ),
         )
     return resp, index, row_log_lik, dense_resp

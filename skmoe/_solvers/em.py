@@ -13,6 +13,7 @@ import numpy as np
 
 from .._acceleration import em_iterate, set_em_iterate, squarem_point
 from .._backend import all_finite, get_namespace, to_numpy
+from .._backend._products import column_sum
 from .._design import Design
 from .._em import (
     MAX_RESTARTS_PER_EXPERT,
@@ -22,7 +23,7 @@ from .._em import (
     restart_experts,
     split_worst_expert,
 )
-from .._math import column_sum, weighted_sum
+from .._math import weighted_sum
 from .._warn import warn
 from ..experts._estimators import ExpertFitError
 from .result import FitResult

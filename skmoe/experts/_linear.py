@@ -6,14 +6,9 @@ import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._backend import get_namespace, is_cupy_array, to_numpy
-from .._backend._linear import weighted_normal_equations
-from .._math import affine
-
-# Float32 rows are cast to float64 this many at a time for the normal
-# equations: a slice's copies stay in cache, which was faster than one pass
-# (0.14 against 0.24 s for 400,000 x 20 rows and 8 experts).
-_SLICE_ROWS = 1 << 14
+from .._backend import HOST_SLICE_ROWS, get_namespace, to_numpy
+from .._backend._normal_equations import device_normal_equations
+from .._backend._products import affine
 
 
 def _weighted_gram(X1, weight):
@@ -42,7 +37,8 @@ def _normal_equations(X, y, weights, offset=None):
 
     The Gram matrices are sums over all rows, which float32 would round, so
     float32 rows are cast to float64 a slice at a time (no float64 copy of X)
-    and the slices' sums added.
+    and the slices' sums added (HOST_SLICE_ROWS rows at a time: the
+    copies stay in cache).
     """
     if offset is None:
         offset = np.zeros(X.shape[1]) if sp.issparse(X) else _column_centres(X)
@@ -51,8 +47,8 @@ def _normal_equations(X, y, weights, offset=None):
     if sp.issparse(X):
         X = X.tocsr()  # whose slices of rows are cheap
     gram = rhs = 0.0
-    for start in range(0, X.shape[0], _SLICE_ROWS):
-        rows = slice(start, start + _SLICE_ROWS)
+    for start in range(0, X.shape[0], HOST_SLICE_ROWS):
+        rows = slice(start, start + HOST_SLICE_ROWS)
         in_float64 = (None if a is None else a[rows].astype(np.float64) for a in (X, y, weights))
         slice_gram, slice_rhs = _gram_and_rhs(*in_float64, offset)
         gram = gram + slice_gram
@@ -132,17 +128,10 @@ class LinearExperts:
             coef, intercept = design.to_original(theta)
             self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
             return self
-        if is_cupy_array(X):
-            # the products on the GPU; the K small systems solved on the host.
-            # Centring only needs a point near the data's middle, not its exact
-            # mean: the mean of about 4096 rows spares a pass over X per fit.
-            xp = get_namespace(X)
-            offset = X[:: max(1, X.shape[0] // 4096)].mean(axis=0)
-            gram, rhs = weighted_normal_equations(X, y, weights, offset)
-            offset = to_numpy(offset).astype(np.float64)
-        else:
-            offset, gram, rhs = _normal_equations(X, y, weights)
-        self.solve(offset, gram, rhs, dtype=X.dtype)
+        equations = device_normal_equations(X, y, weights)  # on the GPU
+        if equations is None:
+            equations = _normal_equations(X, y, weights)
+        self.solve(*equations, dtype=X.dtype)
         # solved on the host: the coefficients go where X is
         xp = get_namespace(X)
         self.coef_, self.intercept_ = (xp.asarray(a) for a in (self.coef_, self.intercept_))

@@ -8,13 +8,8 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._math import (
-    exp_floored,
-    log_softmax_rows,
-    row_sum,
-    softmax_cross_entropy,
-    transposed_product,
-)
+from .._backend._products import transposed_product
+from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy
 from .._optim import (
     _damped_cholesky,
     _threadpool_controller,

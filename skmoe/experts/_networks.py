@@ -13,8 +13,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.extmath import safe_sparse_dot
 
+from .._backend._scaling import standardize
 from .._math import exp_floored, log_softmax_rows
-from .._scaling import standardize
 
 
 def _glorot(rng, fan_in, fan_out, shape):

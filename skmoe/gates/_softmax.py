@@ -7,13 +7,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import get_namespace
-from .._backend._tiled import softmax_loss_terms
+from .._backend._cross_entropy import softmax_loss_terms
+from .._backend._products import affine
+from .._backend._scaling import fit_scaler, standardize
 from .._backend._top_k import keep_top_k
 from .._compat import Interval, StrOptions, _check_sample_weight
 from .._design import Design
-from .._math import affine, exp_floored, log_softmax_rows, softmax_cross_entropy
+from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_softmax_newton
-from .._scaling import fit_scaler, standardize
 from ._balance import BALANCE_LOSSES
 
 
@@ -163,8 +164,8 @@ class SoftmaxGate(BaseEstimator):
 
     def _fused_loss_terms(self, Z, targets):
         """The plain cross-entropy's terms by one CUDA kernel (see
-        :func:`~skmoe._backend._tiled.softmax_loss_terms`), or None: on the
-        CPU, with a balance term, or beyond the kernel's sizes."""
+        :func:`~skmoe._backend._cross_entropy.softmax_loss_terms`), or None:
+        on the CPU, with a balance term, or beyond the kernel's sizes."""
         return softmax_loss_terms(Z, targets) if self.balance_loss is None else None
 
     def record_balance_penalty(self, Z, row_weight):

@@ -1,10 +1,12 @@
-"""The input standardisation shared by the gate and the network experts."""
+"""The input standardisation shared by the gate and the network experts, on
+either device: scikit-learn's StandardScaler on the host; for CuPy rows,
+which it does not take, the same statistics and transform on the device."""
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
 
-from ._backend import SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
+from . import DEVICE_SLICE_ROWS, get_namespace, is_cupy_array, to_numpy
 
 
 def _scaler(**params):
@@ -19,15 +21,20 @@ def fit_scaler(X, sample_weight):
     For CuPy input the weighted moments are computed on the device and stored
     in the scaler as NumPy arrays, as StandardScaler itself would.
     """
-    if not is_cupy_array(X):
-        return _scaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
+    if is_cupy_array(X):
+        return _fit_on_device(X, sample_weight)
+    return _scaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
+
+
+def _fit_on_device(X, sample_weight):
+    """A StandardScaler of CuPy X's weighted moments, computed on the device."""
     total = sample_weight.sum()
     mean = sample_weight @ X / total
     var = get_namespace(X).zeros_like(mean)
-    for i in range(0, X.shape[0], SLICE_ROWS):  # a slice's squares at a time, not all of X's
-        centred = X[i : i + SLICE_ROWS] - mean
+    for i in range(0, X.shape[0], DEVICE_SLICE_ROWS):  # a slice's squares, not all of X's
+        centred = X[i : i + DEVICE_SLICE_ROWS] - mean
         centred *= centred
-        var += sample_weight[i : i + SLICE_ROWS] @ centred
+        var += sample_weight[i : i + DEVICE_SLICE_ROWS] @ centred
     var /= total
     scaler = _scaler()
     scaler.mean_, scaler.var_ = to_numpy(mean).astype(np.float64), to_numpy(var).astype(np.float64)
@@ -60,11 +67,7 @@ def standardize(scaler, X):
     """Standardised copy of X in X's own floating type, missing values set to
     0 (no vote). The scaler's statistics stay float64, as StandardScaler's."""
     if is_cupy_array(X):
-        xp = get_namespace(X)
-        Z = X - xp.asarray(scaler.mean_, dtype=X.dtype)
-        Z /= xp.asarray(scaler.scale_, dtype=X.dtype)  # in place: one copy of X, not two
-        Z *= xp.asarray(~_constant_features(scaler), dtype=X.dtype)
-        return xp.nan_to_num(Z, nan=0.0, copy=False)
+        return _standardize_on_device(scaler, X)
     with np.errstate(divide="ignore", invalid="ignore"):  # such columns are zeroed below
         Z = scaler.transform(X)  # float32 stays float32; other input becomes float64
     constant = silent_features(scaler, Z.dtype)
@@ -76,3 +79,13 @@ def standardize(scaler, X):
     Z[np.isnan(Z)] = 0.0
     Z[:, constant] = 0.0  # a constant feature casts no vote
     return Z
+
+
+def _standardize_on_device(scaler, X):
+    """:func:`standardize` of CuPy X, on the device; a constant feature casts
+    no vote."""
+    xp = get_namespace(X)
+    Z = X - xp.asarray(scaler.mean_, dtype=X.dtype)
+    Z /= xp.asarray(scaler.scale_, dtype=X.dtype)  # in place: one copy of X, not two
+    Z *= xp.asarray(~_constant_features(scaler), dtype=X.dtype)
+    return xp.nan_to_num(Z, nan=0.0, copy=False)

@@ -1,0 +1,35 @@
+"""The soft-target softmax cross-entropy by fused CUDA kernels, where they
+apply: from the logits, one row-wise kernel (see :mod:`._kernels`); from the
+rows and the coefficients, one tiled kernel (see :mod:`._tiled`).
+
+Each function answers None for NumPy input and for sizes beyond its kernel;
+the caller then composes the loss from array operations, on either device.
+"""
+
+from . import is_cupy_array
+
+
+def fused_softmax_cross_entropy(logits, targets):
+    """:func:`skmoe._math.softmax_cross_entropy` of 2-D CuPy logits, of at
+    most ``MAX_EXPERTS`` columns, in one pass: the loss (a 0-d array), its
+    gradient with respect to ``logits`` and ``softmax(logits)``; None for
+    other input."""
+    if not is_cupy_array(logits):
+        return None
+    from ._kernels import MAX_EXPERTS, softmax_cross_entropy_kernel
+
+    if logits.ndim != 2 or logits.shape[1] > MAX_EXPERTS:
+        return None
+    return softmax_cross_entropy_kernel(logits, targets)
+
+
+def softmax_loss_terms(Z, targets):
+    """``(coef, intercept) -> terms`` for the cross-entropy of ``Z @ coef +
+    intercept`` against ``targets``, by the tiled kernel (see
+    :func:`._tiled.softmax_loss_terms`); None for NumPy input or sizes
+    beyond the kernel."""
+    if not is_cupy_array(Z):
+        return None
+    from ._tiled import softmax_loss_terms as tiled_loss_terms
+
+    return tiled_loss_terms(Z, targets)
