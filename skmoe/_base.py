@@ -30,6 +30,7 @@ from ._plan import (
     check_device_options,
     check_online_device,
     check_parameter_count,
+    check_warm_start,
     estimator_list,
     make_online_plan,
     make_plan,
@@ -271,11 +272,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._online = None  # fit starts anew; partial_fit then continues from it
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
-        if warm and len(self.estimators_) != plan.n_experts:
-            raise ValueError(
-                f"warm_start continues the previous fit's {len(self.estimators_)} experts; "
-                f"got n_experts={plan.n_experts}. Set warm_start=False to start anew."
-            )
+        if warm:
+            check_warm_start(len(self.estimators_), plan.n_experts)
         warn_of_resampled_experts(plan.templates)
         printer = self._printer()
         if plan.solver == "em":
@@ -292,10 +290,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             else:
                 start = new_start(plan, self._likelihood, X, sample_weight, rng, init_resp)
                 gate, experts, Z, resp = start
-                if plan.solver == "gradient":
-                    # EM's first gate M-step: a gate leaning towards the initial
-                    # partition, soft enough for the gradient to move it
-                    gate.fit_standardized(Z, resp * sample_weight[:, None])
             gate.set_params(**plan.gate_options())
             printer.init_start(init)
             result = solver.fit(gate, experts, X, Z, y, sample_weight, resp, rng)

@@ -33,7 +33,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.special
 
-from ._optim import _damped_cholesky, _softmax_hessian
+from ._optim import _damped_cholesky, _softmax_hessian, intercept_free_penalty
 from .experts._linear import _normal_equations
 
 # Gates of up to this many coefficients take Newton steps on the formed
@@ -300,7 +300,7 @@ class OnlineGate:
             gate.coef_, gate.intercept_ = np.zeros((Z.shape[1], n_experts)), np.zeros(n_experts)
         theta = np.vstack([gate.coef_, gate.intercept_]).astype(np.float64)  # (d + 1, K)
         # the penalty of the batch M-step on all rows seen, per unit weight
-        penalty = np.tile(np.r_[np.full(Z.shape[1], gate.alpha / self.weight), 0.0], n_experts)
+        penalty = np.tile(intercept_free_penalty(Z.shape[1], gate.alpha / self.weight), n_experts)
         chunk_loss = gate._logit_loss(targets, row_weight)  # with any balance term
 
         def value_grad(theta):

@@ -80,8 +80,7 @@ def fit_softmax_newton(
     search always see every row.
     """
     xp = get_namespace(design.Z)
-    penalty = np.full(design.Z.shape[1] + 1, float(alpha))
-    penalty[-1] = 0.0
+    penalty = intercept_free_penalty(design.Z.shape[1], alpha)
     device_penalty = xp.asarray(penalty, dtype=design.Z.dtype)[:, None]
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
@@ -176,6 +175,12 @@ def backtrack(value_grad, theta, value, grad, step):
         shrunk = 0.5 * slope * t * t / rise if rise > 0 else 0.5 * t
         t = min(max(shrunk, 0.1 * t), 0.5 * t)
     return None
+
+
+def intercept_free_penalty(n_features, alpha):
+    """The ridge penalty per coordinate of ``[coef, intercept]``: ``alpha`` on
+    each coefficient, 0 on the intercept, which is never penalised."""
+    return np.append(np.full(n_features, float(alpha)), 0.0)
 
 
 def conjugate_gradient(grad, hessian_times, precondition, max_iter=None):

@@ -192,6 +192,15 @@ def warn_of_resampled_experts(templates):
         )
 
 
+def check_warm_start(n_fitted, n_experts):
+    """A warm start continues the fitted experts: as many as the plan's."""
+    if n_fitted != n_experts:
+        raise ValueError(
+            f"warm_start continues the previous fit's {n_fitted} experts; "
+            f"got n_experts={n_experts}. Set warm_start=False to start anew."
+        )
+
+
 def check_online_device(on_device):
     """Online EM's statistics live on the host."""
     if on_device:

@@ -146,6 +146,7 @@ class EM:
         has its run's), by which a dead expert is restarted on the worst-fitted
         rows; without it, rows drawn at random."""
         plan, data = self.plan, (X, design, y, sample_weight)
+        total = float(sample_weight.sum())  # once: on the GPU each sum waits for the device
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bound, lower_bounds, converged, gate_resp = -np.inf, [], False, resp
         # wrapped experts' fits need not maximise their weighted likelihood
@@ -156,7 +157,9 @@ class EM:
         # SQUAREM's iterates since the last restart or extrapolation
         path, n_iter = [], 0
         while n_iter < plan.max_iter:
-            resp, dead = self._restart_dead_experts(resp, sample_weight, restarts, row_log_lik, rng)
+            resp, dead = self._restart_dead_experts(
+                resp, sample_weight, total, restarts, row_log_lik, rng
+            )
             gate_resp = resp if dead.size else gate_resp
             # the last step's (n, K) arrays let go before the next step makes
             # its own: on the GPU, memory holds only so many of them
@@ -166,7 +169,7 @@ class EM:
             outputs, params, log_lik, resp, gate_resp, row_log_lik = step
             restarts = restarts[kept]
             previous = lower_bound
-            lower_bound = self._objective(gate, experts, params, row_log_lik, sample_weight)
+            lower_bound = self._objective(gate, experts, params, row_log_lik, sample_weight, total)
             lower_bounds.append(lower_bound)
             self.printer.iter_end(lower_bound, lower_bound - previous)
             if dead.size:
@@ -188,7 +191,9 @@ class EM:
             point, path = (squarem_point(*path), path[-1:]) if len(path) == 3 else (None, path)
             if point is not None and n_iter < plan.max_iter:
                 n_iter += 1
-                trial = self._extrapolated_step(point, lower_bound, gate, experts, *data, rng)
+                trial = self._extrapolated_step(
+                    point, lower_bound, total, gate, experts, *data, rng
+                )
                 if trial is not None:
                     previous, (gate, experts, step, lower_bound) = lower_bound, trial
                     outputs, params, log_lik, resp, gate_resp, row_log_lik = step
@@ -210,12 +215,12 @@ class EM:
             distance=lambda a, b: self.likelihood.distance(outputs, params, a, b),
         )
 
-    def _restart_dead_experts(self, resp, sample_weight, restarts, row_log_lik, rng):
+    def _restart_dead_experts(self, resp, sample_weight, total, restarts, row_log_lik, rng):
         """Restart (see :func:`~skmoe._em.restart_experts`) each expert whose
         load is below ``min_expert_load``, at most ``MAX_RESTARTS_PER_EXPERT``
         times each (counted in ``restarts``). Returns the responsibilities and
         the experts restarted."""
-        dead = dead_experts(resp, sample_weight, restarts, self.plan.min_expert_load)
+        dead = dead_experts(resp, sample_weight, total, restarts, self.plan.min_expert_load)
         # restarts are part of EM, not a fault: counted in
         # n_expert_restarts_ and printed at verbose, never warned of (more
         # experts than the data has regimes leave some idle, by design)
@@ -226,17 +231,20 @@ class EM:
             restarts[k] += 1
         return resp, dead
 
-    def _objective(self, gate, experts, params, row_log_lik, sample_weight):
-        """EM's objective: the weighted mean log-likelihood less the penalties."""
+    def _objective(self, gate, experts, params, row_log_lik, sample_weight, total):
+        """EM's objective: the weighted mean log-likelihood less the penalties,
+        per unit of the weights' ``total``."""
         penalty = float(gate.penalty() + self.likelihood.penalty(experts, params))
-        return (weighted_sum(sample_weight, row_log_lik) - penalty) / float(sample_weight.sum())
+        return (weighted_sum(sample_weight, row_log_lik) - penalty) / total
 
     def _iterate(self, gate, experts, params):
         """The parameters SQUAREM moves (see :func:`~skmoe._acceleration.em_iterate`)."""
         likelihood = self.likelihood
         return em_iterate(gate, experts, likelihood.params_arrays(params), likelihood.unit)
 
-    def _extrapolated_step(self, point, bound, gate, experts, X, design, y, sample_weight, rng):
+    def _extrapolated_step(
+        self, point, bound, total, gate, experts, X, design, y, sample_weight, rng
+    ):
         """SQUAREM's iteration: EM from ``point``, the extrapolation of three
         iterates, on copies of ``gate`` and ``experts``. Returns the copies, the
         step's results and its objective where that beats ``bound``, else None
@@ -252,7 +260,7 @@ class EM:
         if not all_finite(row_log_lik):
             return None
         step = self._step(gate, experts, X, design, y, sample_weight, resp, gate_resp, rng)
-        objective = self._objective(gate, experts, step[1], step[-1], sample_weight)
+        objective = self._objective(gate, experts, step[1], step[-1], sample_weight, total)
         return (gate, experts, step, objective) if objective > bound else None
 
     def _step_dropping(self, gate, experts, X, design, y, sample_weight, resp, gate_resp, rng):
@@ -293,10 +301,10 @@ class EM:
         return outputs, params, log_lik, *posteriors(gate, design.Z, log_lik)
 
 
-def dead_experts(resp, sample_weight, restarts, min_load):
-    """The experts whose load (share of the weighted responsibilities) is
-    under ``min_load`` and who have restarts left."""
-    load = to_numpy(sample_weight @ resp) / float(sample_weight.sum())
+def dead_experts(resp, sample_weight, total, restarts, min_load):
+    """The experts whose load (share of the weighted responsibilities, whose
+    sum is ``total``) is under ``min_load`` and who have restarts left."""
+    load = to_numpy(sample_weight @ resp) / total
     return np.flatnonzero((load < min_load) & (restarts < MAX_RESTARTS_PER_EXPERT))
 
 

@@ -125,6 +125,7 @@ class Gradient:
         each of the first plateaus. With a validation set the best epoch's parameters are kept.
         """
         plan, data, validation = self.plan, (X, Z, y, sample_weight), self.validation
+        total = float(sample_weight.sum())
         self._prepare(gate, experts, Z)
         restarts = np.zeros(resp.shape[1], dtype=int)
         lower_bounds, scores, best = [], [], _Best(keep=validation is not None)
@@ -141,7 +142,7 @@ class Gradient:
                 score = _validation_score(self.likelihood, gate, experts, params, validation)
                 scores.append(score)
             best.update(score, plan.tol, (gate, experts, params, lower_bound))
-            dead = dead_experts(resp, sample_weight, restarts, plan.min_expert_load)
+            dead = dead_experts(resp, sample_weight, total, restarts, plan.min_expert_load)
             if dead.size:  # restart as EM does: the worst-fitted rows, then fresh parameters
                 resp = restart_experts(resp, dead, sample_weight, row_log_lik, rng)
                 gate.fit_standardized(Z, resp * sample_weight[:, None])

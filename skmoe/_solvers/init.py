@@ -30,7 +30,12 @@ def new_start(plan, likelihood, X, sample_weight, rng, init_resp=None):
     gate.init_scaler(X, sample_weight)
     experts = plan.make_experts(likelihood, X.shape[1], rng, gate.scaler_)
     Z = gate.standardize(X)
-    return gate, experts, Z, initial_resp(plan, Z, sample_weight, rng, init_resp)
+    resp = initial_resp(plan, Z, sample_weight, rng, init_resp)
+    if plan.solver == "gradient":
+        # EM's first gate M-step: a gate leaning towards the initial
+        # partition, soft enough for the gradient to move it
+        gate.fit_standardized(Z, resp * sample_weight[:, None])
+    return gate, experts, Z, resp
 
 
 def warm_start(likelihood, fitted, X, y):

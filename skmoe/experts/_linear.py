@@ -9,6 +9,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from .._backend import HOST_SLICE_ROWS, get_namespace, to_numpy
 from .._backend._normal_equations import device_normal_equations
 from .._backend._products import affine
+from .._optim import intercept_free_penalty
 
 
 def _weighted_gram(X1, weight):
@@ -143,8 +144,7 @@ class LinearExperts:
         the ridge penalty not yet added. An expert with no weight (the last
         diagonal entry of its ``gram``) gets zero coefficients. Solved in
         float64; the coefficients are stored as ``dtype`` (X's, as Ridge's)."""
-        penalty = np.full(gram.shape[1], float(self.alpha))
-        penalty[-1] = 0.0  # the intercept is not penalised
+        penalty = intercept_free_penalty(gram.shape[1] - 1, self.alpha)
         theta = ridge_solutions(gram, rhs, penalty)
         coef = theta[:, :-1]
         self.intercept_ = (theta[:, -1] - coef @ offset).astype(dtype, copy=False)

@@ -15,6 +15,7 @@ from .._optim import (
     _threadpool_controller,
     backtrack,
     conjugate_gradient,
+    intercept_free_penalty,
     sigmoid_cross_entropy,
 )
 from ._linear import _normal_equations, _weighted_gram, design_matrix
@@ -57,7 +58,7 @@ def _centred_frame(X, weights, alpha):
     coordinate, and maps of parameters ``theta`` (..., d + 1) from and to
     X's coefficients and intercepts."""
     offset, gram, _ = _normal_equations(X, None, weights)
-    penalty = np.append(np.full(X.shape[1], float(alpha)), 0.0)
+    penalty = intercept_free_penalty(X.shape[1], alpha)
 
     def from_original(coef, intercept):
         coef = np.asarray(coef, dtype=np.float64)
@@ -228,7 +229,7 @@ class LogisticExperts:
         solved in float64, stored as ``dtype``."""
         K, m = self.n_experts, self._n_outputs
         d1 = rhs.shape[1] // m
-        penalty = np.tile(np.r_[np.full(d1 - 1, float(self.alpha)), 0.0], m)
+        penalty = np.tile(intercept_free_penalty(d1 - 1, self.alpha), m)
         # a softmax's Hessian is singular along the shift all its intercepts
         # share: damped, as the gate's, and the intercepts kept centred
         theta = np.array(
