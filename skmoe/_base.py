@@ -185,6 +185,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _encode_target(self, y):
         """``y`` in the form the likelihood takes (float targets, class indices)."""
 
+    def _weigh_target(self, y, sample_weight, *, online=False):
+        """The row weights with any weights the target gives its rows (the
+        classifier's ``class_weight``), float64 on the host."""
+        return sample_weight
+
     def _set_params_attributes(self, params):
         """Store the likelihood's parameters as fitted attributes."""
 
@@ -239,12 +244,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self._on_device:
             check_device_options(self, is_classifier(self))
         X, y = self._validate_data(X, y, reset=True)
+        sample_weight = check_weights(sample_weight, X.shape[0])
+        y = self._prepare_target(y, sample_weight)
         # the weights take X's floating type, so that the (n, K) arrays they
         # multiply stay in it
         sample_weight = get_namespace(X).asarray(
-            check_weights(sample_weight, X.shape[0]), dtype=X.dtype
+            self._weigh_target(y, sample_weight), dtype=X.dtype
         )
-        y = self._prepare_target(y, sample_weight)
         n_weighted = int(np.count_nonzero(to_numpy(sample_weight)))
         plan = make_plan(self, X.shape[0], n_weighted)
         init_resp = None
@@ -349,12 +355,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         check_online_device(fits_on_device(self, X))
         first = not hasattr(self, "gate_")
         X, y = self._validate_data(X, y, reset=first)
-        sample_weight = check_weights(sample_weight, X.shape[0]).astype(X.dtype, copy=False)
+        sample_weight = check_weights(sample_weight, X.shape[0])
         if first:
             self._on_device = False
             y = self._prepare_online_target(y, sample_weight, classes)
         else:
             y = self._encode_target(y)
+        sample_weight = self._weigh_target(y, sample_weight, online=True)
+        sample_weight = sample_weight.astype(X.dtype, copy=False)
         plan = make_online_plan(self, X.shape[0] if first else None)
         if first:
             self._likelihood = self._make_likelihood(y, sample_weight, plan.penalty_alpha)

@@ -3,13 +3,14 @@
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
-from ._compat import HasMethods, _fit_context
+from ._compat import HasMethods, StrOptions, _fit_context
 from ._likelihood import CategoricalLikelihood
 
 
@@ -76,6 +77,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``LogisticRegression(C=1 / expert_alpha)`` (with ``solver="gradient"``,
         an L2 penalty on the network experts' weights). Ignored when
         ``estimator`` is given.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, ``{class_label: weight}``, multiplying each
+        row's ``sample_weight``; a class left out weighs 1. "balanced" weighs
+        each class ``n_samples / (n_classes * np.bincount(y))``, counting rows
+        as :class:`~sklearn.linear_model.LogisticRegression` does (not their
+        ``sample_weight``). ``partial_fit`` takes a dict only: a chunk does
+        not tell the classes' shares of the stream.
     expert_hidden_units : int, default=None
         Built-in experts with one hidden layer of this many ReLU units each
         (``solver="gradient"`` and ``estimator=None`` only). None: linear
@@ -222,6 +230,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
         "estimator": [HasMethods(["fit", "predict_proba"]), list, None],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
     _required_methods = ("fit", "predict_proba")
 
@@ -237,6 +246,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         balance_coef=0.01,
         min_expert_load=1e-3,
         expert_alpha=1.0,
+        class_weight=None,
         expert_hidden_units=None,
         solver="em",
         max_iter=100,
@@ -285,6 +295,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             verbose_interval=verbose_interval,
             device=device,
         )
+        self.class_weight = class_weight
 
     def _prepare_target(self, y, sample_weight):
         check_classification_targets(y)
@@ -302,6 +313,26 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 f"data contains only one class: {self.classes_[0]!r}"
             )
         return encoder.transform(y)
+
+    def _weigh_target(self, y, sample_weight, *, online=False):
+        if self.class_weight is None:
+            return sample_weight
+        if isinstance(self.class_weight, str) and online:
+            raise ValueError(
+                "class_weight='balanced' needs the classes' shares of all rows, which "
+                "partial_fit does not see; give a dict of class weights."
+            )
+        if isinstance(self.class_weight, dict):
+            unknown = [c for c in self.class_weight if c not in self.classes_]
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes not among the classes {self.classes_}: {unknown}."
+                )
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y])
+        sample_weight = sample_weight * weights[y]
+        if not sample_weight.sum() > 0:
+            raise ValueError("class_weight leaves every row with weight 0.")
+        return sample_weight
 
     def _prepare_online_target(self, y, sample_weight, classes):
         if classes is None:
@@ -370,6 +401,22 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def _proba_rows(self, X):
         """The mixture's class probabilities on validated rows."""
         return np.einsum("nk,nkc->nc", self.gate_.predict_proba(X), self._experts.predict_proba(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; ``-inf`` where every expert routed the
+            row gives the class probability 0. In X's floating type.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """Most probable class of each row.

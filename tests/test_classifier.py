@@ -71,3 +71,67 @@ def test_cv_accuracy_within_one_std_of_logistic_regression(loader):
         make_pipeline(StandardScaler(), MixtureOfExpertsClassifier(random_state=0)), X, y, cv=cv
     )
     assert mixture.mean() >= reference.mean() - reference.std()
+
+
+@pytest.mark.parametrize("estimator", [None, DecisionTreeClassifier(max_depth=3)])
+def test_class_weight_is_a_sample_weight_per_class(estimator):
+    # the weights multiply the rows' sample_weight: the fit sees the same
+    # float64 weights either way, so the fits are the same bit for bit
+    X, y = load_wine(return_X_y=True)
+    labels = np.array(["a", "b", "c"])[y]
+    sample_weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    class_weight = {"a": 3.0, "c": 0.25}  # "b" weighs 1
+    params = dict(n_experts=2, random_state=0)
+    weighted = MixtureOfExpertsClassifier(estimator, class_weight=class_weight, **params)
+    weighted.fit(X, labels, sample_weight=sample_weight)
+    per_row = sample_weight * np.array([class_weight.get(c, 1.0) for c in labels])
+    plain = MixtureOfExpertsClassifier(estimator, **params).fit(X, labels, sample_weight=per_row)
+    np.testing.assert_array_equal(weighted.predict_proba(X), plain.predict_proba(X))
+    # "balanced": n_samples / (n_classes * count), as LogisticRegression's
+    balanced = MixtureOfExpertsClassifier(estimator, class_weight="balanced", **params)
+    balanced.fit(X, labels)
+    counts = np.bincount(y)
+    per_row = (len(y) / (3 * counts))[y]
+    plain = MixtureOfExpertsClassifier(estimator, **params).fit(X, labels, sample_weight=per_row)
+    np.testing.assert_array_equal(balanced.predict_proba(X), plain.predict_proba(X))
+
+
+def test_class_weight_in_partial_fit():
+    X, y = load_iris(return_X_y=True)
+    order = np.random.RandomState(0).permutation(len(y))
+    X, y = X[order], y[order]
+    class_weight = {0: 2.0}
+    weighted = MixtureOfExpertsClassifier(n_experts=2, class_weight=class_weight, random_state=0)
+    plain = MixtureOfExpertsClassifier(n_experts=2, random_state=0)
+    for rows in np.array_split(np.arange(len(y)), 3):
+        weighted.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        plain.partial_fit(X[rows], y[rows], classes=[0, 1, 2], sample_weight=1.0 + (y[rows] == 0))
+    np.testing.assert_array_equal(weighted.predict_proba(X), plain.predict_proba(X))
+    with pytest.raises(ValueError, match="balanced.*partial_fit does not see"):
+        MixtureOfExpertsClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "class_weight, match",
+    [
+        ({0: 1.0, 7: 2.0}, r"class_weight names classes not among .*\[7\]"),
+        ({0: 0.0, 1: 0.0, 2: 0.0}, "class_weight leaves every row with weight 0"),
+        ("even", "class_weight"),
+    ],
+)
+def test_bad_class_weight(class_weight, match):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=match):
+        MixtureOfExpertsClassifier(class_weight=class_weight).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", [None, DecisionTreeClassifier(max_depth=2)])
+def test_predict_log_proba(estimator):
+    X, y = load_iris(return_X_y=True)
+    clf = MixtureOfExpertsClassifier(estimator, n_experts=2, random_state=0).fit(X, y)
+    log_proba = clf.predict_log_proba(X)
+    # the logarithm of the probabilities, -inf where one is 0 (a tree's leaf)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(log_proba, np.log(clf.predict_proba(X)))
+    assert log_proba.shape == (len(y), 3)
+    np.testing.assert_array_equal(clf.classes_[log_proba.argmax(axis=1)], clf.predict(X))

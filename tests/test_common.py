@@ -1,6 +1,8 @@
 """scikit-learn's own estimator checks, in several expert configurations.
 
-None is expected to fail. The sample-weight checks hold bit for bit: a fit
+One check is expected to fail, in the configurations ``_expected_failures``
+names (strictly: ``xfail_strict`` makes an unexpected pass fail too). The
+sample-weight checks hold bit for bit: a fit
 sees each distinct row once with its copies' summed weight (see
 :mod:`skmoe._rows`), so integer weights and repeated rows give it the same
 arrays, whatever the experts (trees with tied splits, Adam's path, L-BFGS).
@@ -31,6 +33,20 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def _expected_failures(estimator):
+    """The checks a configuration fails, with why."""
+    if isinstance(estimator.estimator, DecisionTreeClassifier):
+        # class_weight={0: 1000, 1: 1e-4} on noisy blobs must give class 0 to
+        # 87% of test rows; a depth-3 tree fitted on such weights keeps leaves
+        # pure in the light class (0.78 on its own), and a mixture of them
+        # answers as they do (0.74)
+        return {
+            "check_class_weight_classifiers": "depth-3 tree experts keep pure leaves "
+            "of the down-weighted class, as a single such tree does"
+        }
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
