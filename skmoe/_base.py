@@ -285,7 +285,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if plan.solver == "em":
             # with unit weights, EM skips multiplying its (n, K) arrays by them
             unit = bool(get_namespace(X).all(sample_weight == 1))
-            solver = EM(plan, self._likelihood, printer, unit_weights=unit)
+            solver = EM(plan, self._likelihood, printer, unit_weights=unit, validation=validation)
         else:
             solver = Gradient(plan, self._likelihood, printer, validation)
         best = None

@@ -117,15 +117,20 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``min(200, n_samples)``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training rows and stop when
-        their mean log-likelihood stops improving; the best epoch's model is
-        kept (``solver="gradient"`` only).
+        their mean log-likelihood has not risen by ``tol`` for
+        ``n_iter_no_change`` iterations (EM) or epochs (gradient); the best
+        iteration's model is kept, and EM keeps a merge-and-split move only
+        if it raises the held-out log-likelihood by more than ``tol``. On the
+        CPU only.
     validation_fraction : float, default=0.1
         Share of the rows held out for ``early_stopping``.
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` before gradient training
-        stops; and under EM with wrapped estimators, whose objective can fall
+        stops; under EM with wrapped estimators, whose objective can fall
         (see ``lower_bounds_``), iterations without an improvement of ``tol``
-        in the best objective before EM is taken to have converged.
+        in the best objective before EM is taken to have converged; with
+        ``early_stopping``, iterations without an improvement of the held-out
+        score.
     n_init : int, default=1
         Number of initialisations; the one with the best objective is kept.
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
@@ -204,9 +209,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     expert_importance_ : ndarray of shape (n_experts,)
         Share of the training rows' gate probability mass held by each
         expert. Sums to 1.
-    validation_scores_ : ndarray of shape (n_epochs,) or None
-        Mean log-likelihood of the held-out rows after each epoch, with
-        ``early_stopping``; None otherwise.
+    validation_scores_ : ndarray of shape (`n_iter_`,) or None
+        Mean log-likelihood of the held-out rows after each iteration (or
+        epoch), beside ``lower_bounds_``, with ``early_stopping``; None
+        otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has feature names that are all strings.

@@ -225,6 +225,11 @@ def check_device_options(model, classifier):
             "experts (estimator=None), one level of gating and solver='em' so far; "
             "use device='cpu'."
         )
+    if model.early_stopping:
+        raise ValueError(
+            "early_stopping=True holds rows out on the CPU only so far; use "
+            "device='cpu', or early_stopping=False on the GPU."
+        )
 
 
 def _check_estimator_list(model):
@@ -264,7 +269,7 @@ def _resolved_n_experts(n_experts, estimator):
 def _check_solver_options(model):
     """Refuse the combinations of options that have no meaning."""
     if model.solver == "em":
-        for name in ("gate_noise", "early_stopping", "expert_hidden_units"):
+        for name in ("gate_noise", "expert_hidden_units"):
             if getattr(model, name) not in (False, None):
                 raise ValueError(
                     f"{name}={getattr(model, name)!r} needs solver='gradient': EM has "

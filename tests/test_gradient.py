@@ -205,7 +205,6 @@ def test_generalised_em_with_tree_experts(regime_data):
     "params, match",
     [
         (dict(gate_noise=True, top_k=2), "gate_noise=True needs solver='gradient'"),
-        (dict(early_stopping=True), "early_stopping=True needs solver='gradient'"),
         (dict(expert_hidden_units=8), "expert_hidden_units=8 needs solver='gradient'"),
         (dict(solver="gradient", gate_noise=True), "gate_noise=True needs top_k"),
         (

@@ -27,6 +27,7 @@ from .._math import weighted_sum
 from .._warn import warn
 from ..experts._estimators import ExpertFitError
 from .result import FitResult
+from .stopping import Best, validation_score
 
 # A fall of the objective by more than this, relative, is counted in
 # n_objective_falls_; smaller ones are rounding.
@@ -37,14 +38,18 @@ class EM:
     """EM of one plan (see :mod:`skmoe._plan`) under ``likelihood``.
 
     ``unit_weights`` says that every row weighs 1, so that the (n, K) arrays
-    need not be multiplied by the weights.
+    need not be multiplied by the weights. With held-out rows ``validation``,
+    ``(X, y, sample_weight)``, each run also stops once their mean
+    log-likelihood has not risen by ``tol`` for ``n_iter_no_change``
+    iterations, and keeps its best iteration; a move is then judged by them.
     """
 
-    def __init__(self, plan, likelihood, printer, *, unit_weights=False):
+    def __init__(self, plan, likelihood, printer, *, unit_weights=False, validation=None):
         self.plan = plan
         self.likelihood = likelihood
         self.printer = printer
         self.unit_weights = unit_weights
+        self.validation = validation
 
     def fit(self, gate, experts, X, Z, y, sample_weight, resp, rng):
         """EM from initial responsibilities, then merge-and-split moves.
@@ -80,6 +85,10 @@ class EM:
                 idle_tried.add(pair[1])  # a failed idle move: try the next idle expert
                 continue
             trial.lower_bounds = np.concatenate([run.lower_bounds, trial.lower_bounds])
+            if self.validation is not None:
+                trial.validation_scores = np.concatenate(
+                    [run.validation_scores, trial.validation_scores]
+                )
             trial.n_expert_restarts += run.n_expert_restarts
             trial.n_objective_falls += run.n_objective_falls
             trial.n_merges = run.n_merges + 1
@@ -126,11 +135,18 @@ class EM:
             # 14k rows of wages, K=8, the last four of eight moves kept
             # gained 7e-5 to 8e-4 and cost 40% of the fit)
             dropped = _n_dropped(trial.experts) > _n_dropped(run.experts)
-            kept = dropped or trial.lower_bound > run.lower_bound + self.plan.tol
+            kept = dropped or self._gains(trial, run)
             self.printer.move_end(kept, trial.lower_bound, run.lower_bound)
             if kept:
                 return trial
         return None
+
+    def _gains(self, trial, run):
+        """Whether a move's trial beats its run by more than ``tol``: in
+        held-out log-likelihood where rows are held out, else in the objective."""
+        if self.validation is None:
+            return trial.lower_bound > run.lower_bound + self.plan.tol
+        return trial.validation_scores.max() > run.validation_scores.max() + self.plan.tol
 
     def run(self, gate, experts, X, design, y, sample_weight, resp, rng, row_log_lik=None):
         """EM iterations until the objective settles. Each iteration is an M-step
@@ -148,12 +164,8 @@ class EM:
         plan, data = self.plan, (X, design, y, sample_weight)
         total = float(sample_weight.sum())  # once: on the GPU each sum waits for the device
         restarts = np.zeros(resp.shape[1], dtype=int)
-        lower_bound, lower_bounds, converged, gate_resp = -np.inf, [], False, resp
-        # wrapped experts' fits need not maximise their weighted likelihood
-        # (a tree's greedy splits), so the objective can fall: EM has then
-        # converged once n_iter_no_change iterations have not raised its best
-        exact = plan.builtin
-        falls, best, stale = 0, -np.inf, 0
+        lower_bound, converged, gate_resp = -np.inf, False, resp
+        progress = _Progress(self)
         # SQUAREM's iterates since the last restart or extrapolation
         path, n_iter = [], 0
         while n_iter < plan.max_iter:
@@ -170,21 +182,14 @@ class EM:
             restarts = restarts[kept]
             previous = lower_bound
             lower_bound = self._objective(gate, experts, params, row_log_lik, sample_weight, total)
-            lower_bounds.append(lower_bound)
-            self.printer.iter_end(lower_bound, lower_bound - previous)
+            progress.record(lower_bound, (gate, experts, params))
             if dead.size:
                 path = []
                 continue  # a restart may lower the objective: no judgement on it
-            falls += bool(previous - lower_bound > _FALL_RTOL * abs(previous))
-            if exact:
-                converged = abs(lower_bound - previous) < plan.tol
-            else:
-                risen = lower_bound > best + plan.tol
-                best, stale = (lower_bound, 0) if risen else (best, stale + 1)
-                converged = stale >= plan.n_iter_no_change
+            converged = progress.settled(lower_bound, previous)
             if converged:
                 break
-            if exact:
+            if plan.builtin:
                 path.append(self._iterate(gate, experts, params))
             # a full path is extrapolated, and the next one starts from the
             # state kept: its last iterate, or the trial's
@@ -195,25 +200,37 @@ class EM:
                     point, lower_bound, total, gate, experts, *data, rng
                 )
                 if trial is not None:
-                    previous, (gate, experts, step, lower_bound) = lower_bound, trial
+                    gate, experts, step, lower_bound = trial
                     outputs, params, log_lik, resp, gate_resp, row_log_lik = step
-                    lower_bounds.append(lower_bound)
-                    self.printer.iter_end(lower_bound, lower_bound - previous)
+                    progress.record(lower_bound, (gate, experts, params))
                     path = [self._iterate(gate, experts, params)]
+        if progress.held_out.state is not None:  # the best iteration on the held-out rows
+            gate, experts, params, lower_bound = progress.held_out.state
+            outputs, log_lik, resp, row_log_lik = self._e_step(gate, experts, params, *data)
         return FitResult(
             gate=gate,
             experts=experts,
             params=params,
             converged=converged,
             lower_bound=lower_bound,
-            lower_bounds=np.asarray(lower_bounds),
+            lower_bounds=np.asarray(progress.lower_bounds),
+            validation_scores=progress.validation_scores(),
             n_expert_restarts=int(restarts.sum()),
-            n_objective_falls=falls,
+            n_objective_falls=progress.falls,
             resp=resp,
             log_lik=log_lik,
             row_log_lik=row_log_lik,
             distance=lambda a, b: self.likelihood.distance(outputs, params, a, b),
         )
+
+    def _e_step(self, gate, experts, params, X, design, y, sample_weight):
+        """The experts' outputs, log-likelihoods, responsibilities and each
+        row's log-likelihood under the given parameters."""
+        likelihood = self.likelihood
+        outputs = likelihood.outputs(experts, X)
+        log_lik = likelihood.log_lik(outputs, y, params)
+        resp, _, row_log_lik = posteriors(gate, design.Z, log_lik)
+        return outputs, log_lik, resp, row_log_lik
 
     def _restart_dead_experts(self, resp, sample_weight, total, restarts, row_log_lik, rng):
         """Restart (see :func:`~skmoe._em.restart_experts`) each expert whose
@@ -299,6 +316,49 @@ class EM:
         del weights  # let go before the E-step makes its (n, K) arrays
         log_lik = likelihood.log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, design.Z, log_lik)
+
+
+class _Progress:
+    """What a run records of its iterations (objectives, held-out scores,
+    falls), and its judgement of whether they have settled."""
+
+    def __init__(self, em):
+        self.plan, self.printer = em.plan, em.printer
+        self.likelihood, self.validation = em.likelihood, em.validation
+        self.lower_bounds, self.scores, self.falls = [], [], 0
+        # wrapped experts' fits need not maximise their weighted likelihood
+        # (a tree's greedy splits), so the objective can fall: EM has then
+        # converged once n_iter_no_change iterations have not raised its best
+        self.best, self.stale = -np.inf, 0
+        self.held_out = Best(keep=em.validation is not None)
+
+    def record(self, lower_bound, state):
+        """Record (and print) an iteration's objective; score ``state``,
+        ``(gate, experts, params)``, on the held-out rows."""
+        previous = self.lower_bounds[-1] if self.lower_bounds else -np.inf
+        self.lower_bounds.append(lower_bound)
+        self.printer.iter_end(lower_bound, lower_bound - previous)
+        if self.validation is not None:
+            score = validation_score(self.likelihood, *state, self.validation)
+            self.scores.append(score)
+            self.held_out.update(score, self.plan.tol, (*state, lower_bound))
+
+    def settled(self, lower_bound, previous):
+        """Whether EM has converged at an iteration that took the objective
+        from ``previous`` to ``lower_bound``."""
+        plan = self.plan
+        self.falls += bool(previous - lower_bound > _FALL_RTOL * abs(previous))
+        if plan.builtin:
+            converged = abs(lower_bound - previous) < plan.tol
+        else:
+            risen = lower_bound > self.best + plan.tol
+            self.best, self.stale = (lower_bound, 0) if risen else (self.best, self.stale + 1)
+            converged = self.stale >= plan.n_iter_no_change
+        # held-out rows stop EM as they stop gradient training
+        return converged or self.held_out.no_change > plan.n_iter_no_change
+
+    def validation_scores(self):
+        return None if self.validation is None else np.asarray(self.scores)
 
 
 def dead_experts(resp, sample_weight, total, restarts, min_load):

@@ -16,8 +16,6 @@ experts' parameters, the minibatch products and the passes over all rows are
 float32; the objective's sums over the rows are taken in float64.
 """
 
-import copy
-
 import numpy as np
 from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
@@ -28,6 +26,7 @@ from .._math import exp_floored, log_softmax_rows, weighted_sum
 from ..gates._balance import BALANCE_LOSSES, noisy_load_cv_loss
 from .em import dead_experts
 from .result import FitResult
+from .stopping import Best, validation_score
 
 # The default minibatch size, as scikit-learn's MLP estimators: min(200, n_samples).
 _AUTO_BATCH_SIZE = 200
@@ -128,7 +127,7 @@ class Gradient:
         total = float(sample_weight.sum())
         self._prepare(gate, experts, Z)
         restarts = np.zeros(resp.shape[1], dtype=int)
-        lower_bounds, scores, best = [], [], _Best(keep=validation is not None)
+        lower_bounds, scores, best = [], [], Best(keep=validation is not None)
         optimizer, decays, converged = None, 0, False
         for _ in range(plan.max_iter):
             params, optimizer = self._epoch(gate, experts, *data, resp, rng, optimizer)
@@ -139,7 +138,7 @@ class Gradient:
             # every epoch is scored, so validation_scores_ runs along lower_bounds_
             score = lower_bound
             if validation is not None:
-                score = _validation_score(self.likelihood, gate, experts, params, validation)
+                score = validation_score(self.likelihood, gate, experts, params, validation)
                 scores.append(score)
             best.update(score, plan.tol, (gate, experts, params, lower_bound))
             dead = dead_experts(resp, sample_weight, total, restarts, plan.min_expert_load)
@@ -219,27 +218,3 @@ class Gradient:
         log_lik_sum = weighted_sum(sample_weight, row_log_lik)
         lower_bound = (log_lik_sum - gate.penalty() - expert_penalty) / float(sample_weight.sum())
         return resp, row_log_lik, lower_bound
-
-
-class _Best:
-    """The best score so far, the epochs since it last rose by ``tol``, and
-    (with ``keep``) a copy of the state it was scored on."""
-
-    def __init__(self, keep):
-        self.keep, self.score, self.state, self.no_change = keep, -np.inf, None, 0
-
-    def update(self, score, tol, state):
-        self.no_change = self.no_change + 1 if score < self.score + tol else 0
-        if score > self.score:
-            self.score = score
-            if self.keep:
-                self.state = copy.deepcopy(state)
-
-
-def _validation_score(likelihood, gate, experts, params, validation):
-    """Weighted mean log-likelihood of the held-out rows under the current model."""
-    X, y, sample_weight = validation
-    Z = gate.standardize(X)
-    log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
-    row_log_lik = e_step(gate.log_proba_standardized(Z), log_lik)[1]
-    return float(np.average(row_log_lik, weights=sample_weight))
