@@ -10,7 +10,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils._optional_dependencies import check_matplotlib_support
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
@@ -29,4 +29,5 @@ __all__ = [
     "_routing_enabled",
     "_safe_indexing",
     "check_matplotlib_support",
+    "validate_params",
 ]
