@@ -36,8 +36,9 @@ class FitPlan:
     ``hierarchy`` is True for a tree of gates (``n_experts`` a tuple, even of
     one level); ``branching`` is its branching per level, and
     ``(n_experts,)`` for one softmax gate; ``builtin`` is True for the
-    built-in experts (``estimator=None``); the other fields are the
-    estimator's parameters of the same names.
+    built-in experts (``estimator=None``), and ``templates`` the estimators
+    given, as a list; the other fields are the estimator's parameters of
+    the same names.
     """
 
     n_experts: int
