@@ -36,7 +36,15 @@ _PROBA_FLOOR = 1e-10
 _EXPERT_STEPS_PER_M_STEP = 2
 
 
-class GaussianLikelihood:
+class _Likelihood:
+    """What every likelihood derives from its ``outputs`` and ``log_lik``."""
+
+    def experts_log_lik(self, experts, X, y, params):
+        """(n, K) log-likelihood of each row under each of the ``experts``."""
+        return self.log_lik(self.outputs(experts, X), y, params)
+
+
+class GaussianLikelihood(_Likelihood):
     """``y ~ N(f_k(x), sigma_k^2)`` under expert k.
 
     Parameters
@@ -176,7 +184,7 @@ class GaussianLikelihood:
         return variance.astype(experts.coef_.dtype, copy=False)  # float64 statistics, X's type
 
 
-class CategoricalLikelihood:
+class CategoricalLikelihood(_Likelihood):
     """``y ~ Categorical(p_k(x))`` under expert k; no parameters of its own.
 
     Parameters

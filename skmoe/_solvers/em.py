@@ -271,7 +271,7 @@ class EM:
         params = likelihood.params_from_arrays(
             set_em_iterate(point, gate, experts, likelihood.unit)
         )
-        log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
+        log_lik = likelihood.experts_log_lik(experts, X, y, params)
         resp, gate_resp, row_log_lik = posteriors(gate, design.Z, log_lik)
         del log_lik
         if not all_finite(row_log_lik):

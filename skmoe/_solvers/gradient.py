@@ -211,7 +211,7 @@ class Gradient:
     def _e_step(self, gate, experts, X, Z, y, sample_weight, params):
         """The responsibilities, each row's log-likelihood and the objective."""
         likelihood = self.likelihood
-        log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
+        log_lik = likelihood.experts_log_lik(experts, X, y, params)
         resp, _, row_log_lik = posteriors(gate, Z, log_lik)
         gate.record_balance_penalty(Z, sample_weight)
         expert_penalty = float(experts.penalty()) if self.plan.builtin else 0.0

@@ -43,7 +43,7 @@ def warm_start(likelihood, fitted, X, y):
     leaves them intact), the standardised rows and their E-step."""
     gate, experts, params = copy.deepcopy(fitted)
     Z = gate.standardize(X)
-    log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
+    log_lik = likelihood.experts_log_lik(experts, X, y, params)
     return gate, experts, Z, posteriors(gate, Z, log_lik)[0]
 
 

@@ -120,7 +120,7 @@ class OnlineEM:
         for repeat in range(self.plan.max_iter if converge else rounds or _ONLINE_STEPS_PER_CHUNK):
             gate_resp = resp
             if repeat or resp is None:
-                log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
+                log_lik = likelihood.experts_log_lik(experts, X, y, params)
                 resp, gate_resp, row_log_lik = posteriors(gate, Z, log_lik)
                 current = float(sample_weight @ row_log_lik) / total
                 if converge and abs(current - previous) < self.plan.tol:
@@ -135,7 +135,7 @@ class OnlineEM:
 
     def _row_log_lik(self, gate, experts, params, X, Z, y):
         """Each row's log-likelihood under the mixture."""
-        log_lik = self.likelihood.log_lik(self.likelihood.outputs(experts, X), y, params)
+        log_lik = self.likelihood.experts_log_lik(experts, X, y, params)
         return to_numpy(posteriors(gate, Z, log_lik)[2])
 
     def _move(self, state, gate, experts, X, Z, y, sample_weight, params):
@@ -151,7 +151,7 @@ class OnlineEM:
         ``fit``'s moves on this chunk's rows, both experts forget their past
         statistics, and the trial runs the chunk's rounds again from there.
         Its judge is the next chunk, which neither mixture has seen."""
-        log_lik = self.likelihood.log_lik(self.likelihood.outputs(experts, X), y, params)
+        log_lik = self.likelihood.experts_log_lik(experts, X, y, params)
         resp = to_numpy(posteriors(gate, Z, log_lik)[0])
         n_experts = resp.shape[1]
         if n_experts < 2:

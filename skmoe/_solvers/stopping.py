@@ -28,6 +28,6 @@ def validation_score(likelihood, gate, experts, params, validation):
     ``(X, y, sample_weight)``, under the current model."""
     X, y, sample_weight = validation
     Z = gate.standardize(X)
-    log_lik = likelihood.log_lik(likelihood.outputs(experts, X), y, params)
+    log_lik = likelihood.experts_log_lik(experts, X, y, params)
     row_log_lik = e_step(gate.log_proba_standardized(Z), log_lik)[1]
     return float(np.average(row_log_lik, weights=sample_weight))
