@@ -34,12 +34,14 @@ from ._plan import (
     estimator_list,
     make_online_plan,
     make_plan,
+    n_expert_parameters,
     online_available,
     warn_of_resampled_experts,
 )
 from ._rows import distinct_fit_rows
 from ._solvers.em import EM
 from ._solvers.gradient import Gradient
+from ._solvers.grow import Growth
 from ._solvers.init import new_start, warm_start
 from ._solvers.online import OnlineEM
 from ._validation import check_data, check_weights, fits_on_device, like_input
@@ -80,7 +82,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     _parameter_constraints: dict = {
         "estimator": [list, None],  # subclasses add the methods an expert needs
-        "n_experts": [Interval(Integral, 1, None, closed="left"), tuple, None],
+        "n_experts": [Interval(Integral, 1, None, closed="left"), tuple, StrOptions({"auto"})],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_noise": ["boolean"],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
@@ -113,7 +115,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self,
         estimator=None,
         *,
-        n_experts=None,
+        n_experts="auto",
         top_k=None,
         gate_noise=False,
         gate_alpha=0.01,
@@ -259,37 +261,68 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X, y, sample_weight, init_resp = distinct_fit_rows(X, y, sample_weight, init_resp)
         self._likelihood = self._make_likelihood(y, sample_weight, plan.penalty_alpha)
         validation = None
-        if self.early_stopping:
+        # growing wrapped experts, whose parameters cannot be counted for
+        # BIC, is judged on held-out rows
+        if self.early_stopping or (plan.grow and not plan.builtin):
             arrays = (X, y, sample_weight) + (() if init_resp is None else (init_resp,))
-            split = train_test_split(
-                *arrays,
-                test_size=self.validation_fraction,
-                random_state=self.random_state,
-                stratify=y if is_classifier(self) else None,
-            )
-            X, y, sample_weight = split[0:6:2]
-            validation = split[1:6:2]
-            init_resp = None if init_resp is None else split[6]
-        self._fit_mixture(plan, X, y, sample_weight, validation, init_resp)
+            try:
+                split = train_test_split(
+                    *arrays,
+                    test_size=self.validation_fraction,
+                    random_state=self.random_state,
+                    stratify=y if is_classifier(self) else None,
+                )
+            except ValueError:
+                if self.early_stopping:
+                    raise
+                # too few rows (of a class) to hold any out: no criterion
+                # can judge a split, and the mixture stays one expert
+                split, plan = None, plan.sized(1)
+            if split is not None:
+                X, y, sample_weight = split[0:6:2]
+                validation = split[1:6:2]
+                init_resp = None if init_resp is None else split[6]
+        self._fit_mixture(plan, X, y, sample_weight, validation, init_resp, n_weighted)
         return self
 
-    def _fit_mixture(self, plan, X, y, sample_weight, validation, init_resp):
-        """Run the plan's solver from each start and publish the best fit."""
+    def _fit_mixture(self, plan, X, y, sample_weight, validation, init_resp, n_rows):
+        """Run the plan's solver from each start, or grow the mixture, and
+        publish the best fit. ``n_rows`` counts the rows of positive weight
+        given to ``fit``."""
         self._online = None  # fit starts anew; partial_fit then continues from it
         rng = check_random_state(self.random_state)
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
+            plan = plan.sized(len(self.estimators_)) if plan.grow else plan
             check_warm_start(len(self.estimators_), plan.n_experts)
         warn_of_resampled_experts(plan.templates)
         printer = self._printer()
-        if plan.solver == "em":
+        unit = bool(get_namespace(X).all(sample_weight == 1))
+        growing = plan.grow
+
+        def solver(plan):
+            if plan.solver == "gradient":
+                return Gradient(plan, self._likelihood, printer, validation)
             # with unit weights, EM skips multiplying its (n, K) arrays by them
-            unit = bool(get_namespace(X).all(sample_weight == 1))
-            solver = EM(plan, self._likelihood, printer, unit_weights=unit, validation=validation)
-        else:
-            solver = Gradient(plan, self._likelihood, printer, validation)
-        best = None
-        for init in range(1 if warm else self.n_init):
+            return EM(
+                plan,
+                self._likelihood,
+                printer,
+                unit_weights=unit,
+                validation=validation,
+                moves=not growing,
+            )
+
+        best, path = None, None
+        if plan.grow:
+            growth = Growth(
+                plan, self._likelihood, solver, printer, n_rows=n_rows, validation=validation
+            )
+            for _ in range(self.n_init):
+                result, Z, grown_path = growth.fit(X, y, sample_weight, rng)
+                if best is None or growth.better(result, best):
+                    best, best_Z, path = result, Z, grown_path
+        for init in range(0 if plan.grow else 1 if warm else self.n_init):
             if warm:
                 fitted = (self.gate_, self._experts, self._get_params_attributes())
                 gate, experts, Z, resp = warm_start(self._likelihood, fitted, X, y)
@@ -298,7 +331,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 gate, experts, Z, resp = start
             gate.set_params(**plan.gate_options())
             printer.init_start(init)
-            result = solver.fit(gate, experts, X, Z, y, sample_weight, resp, rng)
+            result = solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
             printer.init_end(result.lower_bound, result.converged)
             if best is None or result.lower_bound > best.lower_bound:
                 best, best_Z = result, Z
@@ -309,6 +342,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning,
             )
         self._publish(best, best_Z, sample_weight)
+        self.growth_path_ = path
 
     def _publish(self, result, Z, sample_weight):
         """Set the fitted attributes from a solver's result."""
@@ -329,6 +363,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.gate_, self._experts = gate, experts
         self._set_params_attributes(params)
         self.estimators_ = experts.to_estimators()
+        self.n_experts_ = len(self.estimators_)
         self.expert_load_, self.expert_importance_ = routing_shares(
             self.gate_.log_proba_standardized(Z), sample_weight
         )
@@ -363,10 +398,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y = self._encode_target(y)
         sample_weight = self._weigh_target(y, sample_weight, online=True)
         sample_weight = sample_weight.astype(X.dtype, copy=False)
-        plan = make_online_plan(self, X.shape[0] if first else None)
-        if first:
-            self._likelihood = self._make_likelihood(y, sample_weight, plan.penalty_alpha)
-        solver = OnlineEM(plan, self._likelihood, self._printer())
         state = getattr(self, "_online", None)
         if state is None:
             # a model fitted by fit (not by partial_fit): warm-up EM starts from it
@@ -378,18 +409,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # copies: the state is replaced only once the step has succeeded
             state = copy.copy(state)
             state.rng = copy.deepcopy(state.rng)
+        # n_experts="auto" grows the warm-up's batch fits; stepwise EM keeps
+        # the experts they leave
+        growing = state.rows is not None and not state.fitted
+        plan = make_online_plan(self, X.shape[0] if first else None, growing)
+        if first:
+            self._likelihood = self._make_likelihood(y, sample_weight, plan.penalty_alpha)
+        solver = OnlineEM(plan, self._likelihood, self._printer())
         state.n_chunks += 1
         if state.rows is not None:
-            n_parameters = (plan.n_experts - 1) * (X.shape[1] + 1)
-            n_parameters += self._n_expert_parameters(plan.n_experts, X.shape[1])
-            fitted = solver.warm_up(state, X, y, sample_weight, n_parameters)
+            fitted = solver.warm_up(state, X, y, sample_weight)
             gate, experts, params, Z, sample_weight = fitted
         else:
             params = self._get_params_attributes()
             gate, experts, params, Z = solver.step(
                 state, self._experts, params, X, y, sample_weight
             )
-        self._online, self.n_iter_ = state, state.n_chunks
+        self._online, self.n_iter_, self.growth_path_ = state, state.n_chunks, None
         self._set_model(gate, experts, params, Z, sample_weight)
         return self
 
@@ -435,14 +471,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _n_parameters(self):
         check_parameter_count(self)
         n_experts = len(self.estimators_)
-        return self.gate_.n_parameters() + self._n_expert_parameters(n_experts, self.n_features_in_)
-
-    def _n_expert_parameters(self, n_experts, n_features):
-        """Free parameters of the built-in experts (and their noise): a
-        network expert's hidden layer, then its output layer's."""
-        units = self.expert_hidden_units
-        hidden, n_inputs = (0, n_features) if units is None else ((n_features + 1) * units, units)
-        return n_experts * (hidden + self._likelihood.output_parameters(n_inputs))
+        return self.gate_.n_parameters() + n_expert_parameters(
+            self._likelihood, n_experts, self.n_features_in_, self.expert_hidden_units
+        )
 
     def bic(self, X, y):
         """Bayesian information criterion of the fitted mixture on (X, y).

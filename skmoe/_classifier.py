@@ -36,11 +36,17 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         They are given X as it is (float32 stays float32) and compute in
         whatever type they do; their probabilities enter the mixture in X's
         type.
-    n_experts : int or tuple of int, default=None
-        Number of experts, K. None means 4, or the length of ``estimator``
-        when it is a list. A tuple builds a hierarchy of gates (Jordan &
-        Jacobs, 1994): ``(4, 4)`` is a root gate over 4 branches, each with a
-        gate over 4 experts, 16 experts in all, trained by EM with nested
+    n_experts : "auto", int or tuple of int, default="auto"
+        Number of experts, K. "auto" grows the mixture from one expert (the
+        single model) by splitting an expert in two while a criterion says
+        the split is real: BIC for the built-in experts; for the estimators
+        given, the log-likelihood of ``validation_fraction`` of the rows held
+        out (with too few rows to hold out, one expert). ``n_experts_`` holds
+        the K chosen and ``growth_path_`` each size tried; at most 32
+        experts. With a list of estimators, "auto" means one expert per
+        element. A tuple builds a hierarchy of gates (Jordan & Jacobs,
+        1994): ``(4, 4)`` is a root gate over 4 branches, each with a gate
+        over 4 experts, 16 experts in all, trained by EM with nested
         posteriors. ``(K,)`` is the flat mixture.
     top_k : int, default=None
         Sparse routing: each row is answered by its ``top_k`` most probable
@@ -175,10 +181,20 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         objects that carry the coefficients of the batched solve, in the
         floating type of the X fitted (float32 for float32 X, as
         LogisticRegression's own).
+    n_experts_ : int
+        The number of experts fitted: ``n_experts`` where it is given, the K
+        chosen under "auto", less any dropped by ``expert_failure="drop"``.
+    growth_path_ : dict or None
+        Under ``n_experts="auto"``, the sizes ``fit`` tried, in order: arrays
+        ``"n_experts"``, the criterion of each (``"bic"``, lower is better, or
+        ``"validation_log_likelihood"``, higher is better) and ``"kept"``,
+        whether the split to that size was kept. None for a fixed
+        ``n_experts`` and after ``partial_fit``.
     n_iter_ : int
-        EM iterations of the kept initialisation, merge-and-split runs
-        included; one per entry of ``lower_bounds_`` (an extrapolation that
-        gained nothing is not counted).
+        EM iterations of the kept initialisation (under "auto", of the fit at
+        the size kept), merge-and-split runs included; one per entry of
+        ``lower_bounds_`` (an extrapolation that gained nothing is not
+        counted).
     converged_ : bool
     lower_bound_ : float
         Objective of the kept initialisation: weighted mean log-likelihood less
@@ -244,7 +260,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self,
         estimator=None,
         *,
-        n_experts=None,
+        n_experts="auto",
         top_k=None,
         gate_noise=False,
         gate_alpha=0.01,

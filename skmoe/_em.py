@@ -121,15 +121,15 @@ def restart_experts(resp, experts, sample_weight, row_log_lik, rng, rows=None):
 
 def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     """Give expert ``free`` one half of the rows of the expert, among
-    ``candidates``, that fits its own rows worst; the halves are 2-means
-    clusters of those rows in ``Z``.
+    ``candidates``, that fits its own rows worst (see :func:`worst_expert`
+    and :func:`split_expert`)."""
+    worst = worst_expert(resp, log_lik, sample_weight, candidates)
+    return split_expert(resp, free, worst, Z, sample_weight, rng)
 
-    An expert that straddles two regimes fits worst, and regimes are regions
-    of the input, so a split in space separates them well enough for EM.
-    None when that expert's rows are copies of one row: there is no split.
-    """
-    xp = get_namespace(resp)
-    owner = resp.argmax(axis=1)
+
+def worst_expert(resp, log_lik, sample_weight, candidates):
+    """The expert, among ``candidates``, whose mean log-likelihood on its own
+    rows is lowest."""
     mass = to_numpy(sample_weight @ resp)
     fit = to_numpy(sample_weight @ (resp * log_lik))
     fit = np.divide(fit, mass, out=np.full_like(mass, np.inf), where=mass > 0)
@@ -138,8 +138,19 @@ def split_worst_expert(resp, free, Z, log_lik, sample_weight, rng, candidates):
     # which differs between a weighted row and its copies, cannot flip
     fit = fit[candidates]
     tied = fit <= fit.min() + 1e-9 * abs(fit.min())
-    worst = candidates[np.flatnonzero(tied)[np.argmax(mass[candidates][tied])]]
-    rows = xp.flatnonzero((owner == worst) & (sample_weight > 0))
+    return int(candidates[np.flatnonzero(tied)[np.argmax(mass[candidates][tied])]])
+
+
+def split_expert(resp, free, expert, Z, sample_weight, rng):
+    """Give expert ``free`` one half of the rows ``expert`` owns; the halves
+    are 2-means clusters of those rows in ``Z``.
+
+    An expert that straddles two regimes fits worst, and regimes are regions
+    of the input, so a split in space separates them well enough for EM.
+    None when the expert's rows are copies of one row: there is no split.
+    """
+    xp = get_namespace(resp)
+    rows = xp.flatnonzero((resp.argmax(axis=1) == expert) & (sample_weight > 0))
     if rows.size:
         rows = rows[kmeans_labels(Z[rows], sample_weight[rows], 2, rng) == 1]
     if rows.size == 0:

@@ -6,7 +6,7 @@ online EM and the GPU each support. The plan also builds the gate and the
 experts, so that ``fit`` and ``partial_fit`` cannot build them differently.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from numbers import Integral
 
@@ -18,7 +18,9 @@ from .experts import EstimatorExperts
 from .experts._estimators import set_random_states, weight_parameter
 from .gates import HierarchicalGate, SoftmaxGate
 
-_DEFAULT_N_EXPERTS = 4
+# The most experts n_experts="auto" grows to. Splits stop well before it on
+# data of a few regimes; on large tabular data it bounds the fit's cost.
+MAX_GROWN_EXPERTS = 32
 
 # Newton steps of the gate per M-step. EM needs each M-step to improve the gate,
 # not to solve it: a few warm-started steps do that at a fraction of the cost,
@@ -35,13 +37,16 @@ class FitPlan:
 
     ``hierarchy`` is True for a tree of gates (``n_experts`` a tuple, even of
     one level); ``branching`` is its branching per level, and
-    ``(n_experts,)`` for one softmax gate; ``builtin`` is True for the
-    built-in experts (``estimator=None``), and ``templates`` the estimators
-    given, as a list; the other fields are the estimator's parameters of
-    the same names.
+    ``(n_experts,)`` for one softmax gate; ``grow`` is True for
+    ``n_experts="auto"``, where ``n_experts`` is the most experts the
+    mixture may grow to (see :mod:`skmoe._solvers.grow`); ``builtin`` is
+    True for the built-in experts (``estimator=None``), and ``templates``
+    the estimators given, as a list; the other fields are the estimator's
+    parameters of the same names.
     """
 
     n_experts: int
+    grow: bool
     hierarchy: bool
     branching: tuple
     builtin: bool
@@ -71,6 +76,14 @@ class FitPlan:
         wrapped experts, and none for gradient training's network experts,
         which carry their own outside the likelihood."""
         return self.expert_alpha if self.builtin and self.solver == "em" else 0.0
+
+    def sized(self, n_experts):
+        """This plan for a mixture of ``n_experts`` experts under one gate."""
+        return replace(self, n_experts=n_experts, branching=(n_experts,), grow=False)
+
+    def n_expert_parameters(self, likelihood, n_experts, n_features):
+        """See :func:`n_expert_parameters`."""
+        return n_expert_parameters(likelihood, n_experts, n_features, self.expert_hidden_units)
 
     def groups(self, n_experts):
         """Groups of experts that share a parent gate: all of them, or in a
@@ -116,6 +129,15 @@ class FitPlan:
         )
 
 
+def n_expert_parameters(likelihood, n_experts, n_features, hidden_units):
+    """Free parameters of ``n_experts`` built-in experts (and their noise):
+    a network expert's hidden layer, then its output layer's."""
+    hidden, n_inputs = (0, n_features)
+    if hidden_units is not None:
+        hidden, n_inputs = (n_features + 1) * hidden_units, hidden_units
+    return n_experts * (hidden + likelihood.output_parameters(n_inputs))
+
+
 def estimator_list(estimator):
     """The user's estimators as a list (empty for the built-in experts)."""
     if estimator is None:
@@ -128,6 +150,14 @@ def make_plan(model, n_samples, n_weighted):
     positive weight; raises on options that do not go together."""
     _check_estimator_list(model)
     n_experts = _resolved_n_experts(model.n_experts, model.estimator)
+    grow = n_experts is None
+    if grow:
+        if not isinstance(model.init, str):
+            raise ValueError(
+                "init given as responsibilities fixes the number of experts; "
+                "n_experts='auto' grows from one expert. Give n_experts as an int."
+            )
+        n_experts = min(MAX_GROWN_EXPERTS, n_weighted)
     if n_experts > n_samples:
         raise ValueError(
             f"n_experts={n_experts} must be <= n_samples={n_samples}: every expert "
@@ -139,26 +169,32 @@ def make_plan(model, n_samples, n_weighted):
             "sample_weight: every expert needs rows to fit."
         )
     _check_solver_options(model)
-    return _plan(model, n_experts)
+    return _plan(model, n_experts, grow)
 
 
-def make_online_plan(model, n_first_rows=None):
-    """The plan of a ``partial_fit`` call; on the first, of ``n_first_rows``."""
+def make_online_plan(model, n_first_rows=None, growing=False):
+    """The plan of a ``partial_fit`` call; on the first, of ``n_first_rows``.
+    With ``n_experts="auto"``, the plan of a warm-up fit (``growing``) may
+    grow; later ones hold the experts fitted."""
     n_experts = _resolved_n_experts(model.n_experts, model.estimator)
-    if n_first_rows is not None and n_experts > n_first_rows:
+    grow = n_experts is None and growing
+    if n_experts is None:
+        n_experts = MAX_GROWN_EXPERTS if grow else len(model.estimators_)
+    elif n_first_rows is not None and n_experts > n_first_rows:
         raise ValueError(
             f"n_experts={n_experts} must be <= the {n_first_rows} rows of the first "
             "chunk: k-means starts the experts from it."
         )
-    return _plan(model, n_experts)
+    return _plan(model, n_experts, grow)
 
 
-def _plan(model, n_experts):
+def _plan(model, n_experts, grow):
     branching = model.n_experts if isinstance(model.n_experts, tuple) else (n_experts,)
-    resolved = {"n_experts", "hierarchy", "branching", "builtin", "templates"}
+    resolved = {"n_experts", "grow", "hierarchy", "branching", "builtin", "templates"}
     fields = set(FitPlan.__dataclass_fields__) - resolved
     return FitPlan(
         n_experts=n_experts,
+        grow=grow,
         hierarchy=isinstance(model.n_experts, tuple),
         branching=branching,
         builtin=model.estimator is None,
@@ -247,7 +283,8 @@ def _check_estimator_list(model):
 
 def _resolved_n_experts(n_experts, estimator):
     """The number of experts (leaves of a hierarchy), checked against the
-    estimators given."""
+    estimators given; None where the mixture grows (``"auto"`` without a
+    list of estimators)."""
     if isinstance(n_experts, tuple):
         if not n_experts or not all(
             isinstance(b, Integral) and not isinstance(b, bool) and b >= 1 for b in n_experts
@@ -258,13 +295,13 @@ def _resolved_n_experts(n_experts, estimator):
             )
     n_leaves = prod(n_experts) if isinstance(n_experts, tuple) else n_experts
     if isinstance(estimator, list):
-        if n_leaves is not None and n_leaves != len(estimator):
+        if n_leaves != "auto" and n_leaves != len(estimator):
             raise ValueError(
                 f"n_experts={n_experts} does not match the {len(estimator)} "
-                "estimators given; leave n_experts=None with a list of estimators."
+                "estimators given; leave n_experts='auto' with a list of estimators."
             )
         return len(estimator)
-    return n_leaves or _DEFAULT_N_EXPERTS
+    return None if n_leaves == "auto" else n_leaves
 
 
 def _check_solver_options(model):

@@ -369,7 +369,7 @@ def test_fewer_rows_than_experts(data, kind):
         _make(kind, n_experts=5).fit(X[:4], y)
     estimators = [Ridge()] * 3 if kind == "reg" else [LogisticRegression()] * 3
     with pytest.raises(ValueError, match="n_experts=3 must be <= n_samples=2"):
-        _make(kind, estimators, n_experts=None).fit(X[:2], y[:2])
+        _make(kind, estimators, n_experts="auto").fit(X[:2], y[:2])
 
 
 def test_fewer_weighted_rows_than_experts(data):

@@ -22,13 +22,13 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3)),
     MixtureOfExpertsRegressor([Ridge(), DecisionTreeRegressor(max_depth=3)]),
     MixtureOfExpertsClassifier([LogisticRegression(), GaussianNB()]),
-    MixtureOfExpertsRegressor(top_k=2),
-    MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), top_k=2),
+    MixtureOfExpertsRegressor(n_experts=4, top_k=2),
+    MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), n_experts=4, top_k=2),
     MixtureOfExpertsRegressor(n_experts=(2, 2)),
     MixtureOfExpertsRegressor(solver="gradient"),
     MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
     MixtureOfExpertsRegressor(
-        DecisionTreeRegressor(max_depth=3), solver="gradient", top_k=2, gate_noise=True
+        DecisionTreeRegressor(max_depth=3), n_experts=4, solver="gradient", top_k=2, gate_noise=True
     ),
 ]
 

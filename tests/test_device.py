@@ -77,7 +77,7 @@ def test_outputs_follow_the_input(regime_data):
 @pytest.mark.gpu
 def test_pickled_gpu_model_holds_numpy_and_predicts_the_same(regime_data):
     X, y, X_test, _ = regime_data
-    model = MixtureOfExpertsRegressor(device="cuda", top_k=2, random_state=0).fit(X, y)
+    model = MixtureOfExpertsRegressor(device="cuda", n_experts=4, top_k=2, random_state=0).fit(X, y)
     loaded = pickle.loads(pickle.dumps(model))
     assert isinstance(loaded.gate_.coef_, np.ndarray)
     assert isinstance(loaded._experts.coef_, np.ndarray)

@@ -27,7 +27,7 @@ def data(rng):
         ({"init": np.ones((40, 2)), "n_experts": 3}, r"init must have shape .* \(40, 3\)"),
         ({"init": -np.ones((40, 3)), "n_experts": 3}, "non-negative"),
         ({"init": np.zeros((40, 3)), "n_experts": 3}, "positive sum"),
-        ({"estimator": [], "n_experts": None}, "empty list"),
+        ({"estimator": [], "n_experts": "auto"}, "empty list"),
         ({"estimator": "tree"}, "estimator"),
     ],
 )

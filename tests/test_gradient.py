@@ -12,11 +12,11 @@ from skmoe.gates._balance import BALANCE_LOSSES, noisy_load_cv_loss
 
 CONFIGS = [
     ("reg", {}),
-    ("reg", dict(expert_hidden_units=5, top_k=2, gate_noise=True, balance_loss="cv")),
-    ("reg", dict(top_k=3, gate_noise=True, balance_loss="switch")),
+    ("reg", dict(n_experts=4, expert_hidden_units=5, top_k=2, gate_noise=True, balance_loss="cv")),
+    ("reg", dict(n_experts=4, top_k=3, gate_noise=True, balance_loss="switch")),
     ("clf2", {}),
     ("clf3", dict(expert_hidden_units=5, balance_loss="switch")),
-    ("clf3", dict(top_k=2, gate_noise=True, balance_loss="cv")),
+    ("clf3", dict(n_experts=4, top_k=2, gate_noise=True, balance_loss="cv")),
 ]
 
 

@@ -144,7 +144,7 @@ def test_warm_start_continues(regime_data, fixed_em):
     # starts from the first's E-step, which is where the 4-iteration fit
     # takes its third M-step
     X, y, X_test, _ = regime_data
-    params = dict(random_state=0, **fixed_em)
+    params = dict(n_experts=4, random_state=0, **fixed_em)
     warm = MixtureOfExpertsRegressor(max_iter=2, warm_start=True, **params)
     first = warm.fit(X, y).lower_bounds_
     second = warm.fit(X, y).lower_bounds_
@@ -158,7 +158,9 @@ def test_warm_start_continues(regime_data, fixed_em):
 
 def test_verbose_prints_progress(regime_data, capsys):
     X, y, _, _ = regime_data
-    MixtureOfExpertsRegressor(random_state=0, verbose=2, verbose_interval=1, max_iter=3).fit(X, y)
+    MixtureOfExpertsRegressor(
+        n_experts=4, random_state=0, verbose=2, verbose_interval=1, max_iter=3
+    ).fit(X, y)
     out = capsys.readouterr().out
     assert "Initialization 0" in out
     assert out.count("Iteration") >= 3 and "log-likelihood" in out

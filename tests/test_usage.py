@@ -138,7 +138,7 @@ def test_a_failing_predict_after_fit_names_the_expert(small):
 
 def test_partial_fit_builds_the_gate_fit_builds(small):
     X, y, _ = small
-    params = dict(top_k=2, balance_loss="switch", balance_coef=0.05, random_state=0)
+    params = dict(n_experts=4, top_k=2, balance_loss="switch", balance_coef=0.05, random_state=0)
     fitted = MixtureOfExpertsRegressor(**params).fit(X, y).gate_
     online = MixtureOfExpertsRegressor(**params).partial_fit(X, y).gate_
     for name in ("top_k", "balance_loss", "balance_coef"):

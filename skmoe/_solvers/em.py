@@ -42,10 +42,15 @@ class EM:
     ``(X, y, sample_weight)``, each run also stops once their mean
     log-likelihood has not risen by ``tol`` for ``n_iter_no_change``
     iterations, and keeps its best iteration; a move is then judged by them.
+    ``moves=False`` leaves out the merge-and-split moves: a mixture that
+    grows (``n_experts="auto"``) places its experts by splits of its own.
     """
 
-    def __init__(self, plan, likelihood, printer, *, unit_weights=False, validation=None):
+    def __init__(
+        self, plan, likelihood, printer, *, unit_weights=False, validation=None, moves=True
+    ):
         self.plan = plan
+        self.moves = moves
         self.likelihood = likelihood
         self.printer = printer
         self.unit_weights = unit_weights
@@ -70,7 +75,7 @@ class EM:
         data = (X, design, y, sample_weight)
         run = self.run(gate, experts, *data, resp, rng)
         idle_tried = set()
-        for _ in range(resp.shape[1]):
+        for _ in range(resp.shape[1] if self.moves else 0):
             groups = self.plan.groups(run.resp.shape[1])  # fewer, if experts were dropped
             pair = redundant_pair(run.distance, run.resp, sample_weight, groups)
             if pair is None and len(groups) > 1:

@@ -23,14 +23,15 @@ def initial_resp(plan, Z, sample_weight, rng, init_resp=None):
     return xp.asarray(init_resp, dtype=Z.dtype)
 
 
-def new_start(plan, likelihood, X, sample_weight, rng, init_resp=None):
+def new_start(plan, likelihood, X, sample_weight, rng, init_resp=None, *, resp=None):
     """A new gate and experts, the standardised rows and the first
-    responsibilities."""
+    responsibilities: ``resp`` where given, else the plan's start."""
     gate = plan.make_gate()
     gate.init_scaler(X, sample_weight)
     experts = plan.make_experts(likelihood, X.shape[1], rng, gate.scaler_)
     Z = gate.standardize(X)
-    resp = initial_resp(plan, Z, sample_weight, rng, init_resp)
+    if resp is None:
+        resp = initial_resp(plan, Z, sample_weight, rng, init_resp)
     if plan.solver == "gradient":
         # EM's first gate M-step: a gate leaning towards the initial
         # partition, soft enough for the gradient to move it

@@ -13,6 +13,7 @@ from .._math import log_softmax_rows
 from .._online import OnlineGate, removal_costs, significantly_better, warm_up_rows
 from .._rows import distinct_fit_rows
 from .em import EM
+from .grow import Growth
 from .init import new_start, warm_start
 
 # EM rounds on each chunk in partial_fit: each refines the chunk's E-step
@@ -31,7 +32,7 @@ class OnlineEM:
         self.likelihood = likelihood
         self.printer = printer
 
-    def warm_up(self, state, X, y, sample_weight, n_parameters):
+    def warm_up(self, state, X, y, sample_weight):
         """Keep the chunk and fit batch EM on all rows kept; once they are
         enough for ``n_parameters``, start the running statistics from that
         fit and let the rows go.
@@ -44,13 +45,34 @@ class OnlineEM:
         ``fit``. EM runs from the last call's fit and from k-means on the
         rows kept, and the fit of higher objective is kept: EM from k-means
         alone falls into a worse optimum on some sets of rows than on a
-        smaller set. A model left by ``fit`` is only continued. Returns the
-        gate, experts, likelihood parameters, and the standardised rows kept
-        with their weights."""
+        smaller set. A model left by ``fit`` is only continued. With
+        ``n_experts="auto"`` each warm-up fit grows from one expert (see
+        :mod:`skmoe._solvers.grow`). Returns the gate, experts, likelihood
+        parameters, and the standardised rows kept with their weights."""
         state.rows = [*state.rows, (X, y, sample_weight)]
         X = (sp.vstack if sp.issparse(X) else np.concatenate)([rows[0] for rows in state.rows])
         y, sample_weight = (np.concatenate([rows[i] for rows in state.rows]) for i in (1, 2))
         X, y, sample_weight, _ = distinct_fit_rows(X, y, sample_weight, None)  # as fit's
+        if self.plan.grow:
+            run, Z = self._grown(X, y, sample_weight)
+        else:
+            run, Z = self._batch_fit(state, X, y, sample_weight)
+        gate, experts, params = run.gate, run.experts, run.params
+        state.start = (gate, experts, params)
+        n_experts = run.resp.shape[1]
+        n_parameters = (n_experts - 1) * (X.shape[1] + 1)
+        n_parameters += self.plan.n_expert_parameters(self.likelihood, n_experts, X.shape[1])
+        if X.shape[0] >= warm_up_rows(n_parameters):
+            state.rows = state.start = None
+            state.experts, state.gate = self.likelihood.online_statistics(), OnlineGate()
+            mixture = (gate, experts, state.experts, state.gate)
+            params = self._rounds(mixture, X, Z, y, sample_weight, params, rounds=1)
+            state.iterate, gate = gate, state.gate.averaged(gate)
+        return gate, experts, params, Z, sample_weight
+
+    def _batch_fit(self, state, X, y, sample_weight):
+        """Batch EM on the rows kept, from the last fit and from k-means; the
+        fit of higher objective, and its standardised rows."""
         em = EM(self.plan, self.likelihood, self.printer)  # the chunks' weights, whatever fit had
         best = None
         for start in (state.start, "kmeans"):
@@ -68,16 +90,18 @@ class OnlineEM:
             run = em.fit(gate, experts, X, Z, y, sample_weight, resp, rng)
             if best is None or run.lower_bound > best[0].lower_bound:
                 best = run, Z
-        run, Z = best
-        gate, experts, params = run.gate, run.experts, run.params
-        state.start = (gate, experts, params)
-        if X.shape[0] >= warm_up_rows(n_parameters):
-            state.rows = state.start = None
-            state.experts, state.gate = self.likelihood.online_statistics(), OnlineGate()
-            mixture = (gate, experts, state.experts, state.gate)
-            params = self._rounds(mixture, X, Z, y, sample_weight, params, rounds=1)
-            state.iterate, gate = gate, state.gate.averaged(gate)
-        return gate, experts, params, Z, sample_weight
+        return best
+
+    def _grown(self, X, y, sample_weight):
+        """The mixture grown on the rows kept, and their standardised rows."""
+        rng = check_random_state(self.plan.random_state)
+        n_rows = int(np.count_nonzero(sample_weight))
+        growth = Growth(self.plan, self.likelihood, self._em, self.printer, n_rows=n_rows)
+        run, Z, _ = growth.fit(X, y, sample_weight, rng)
+        return run, Z
+
+    def _em(self, plan):
+        return EM(plan, self.likelihood, self.printer, moves=False)
 
     def step(self, state, experts, params, X, y, sample_weight):
         """Stepwise EM on one chunk from the fitted ``experts`` and ``params``:

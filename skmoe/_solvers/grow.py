@@ -1,0 +1,137 @@
+"""``n_experts="auto"``: the mixture grows from one expert, one split at a
+time, while a criterion says that each split is real.
+
+The first fit has one expert: the single model. Each step gives a new expert
+half of the rows of an expert that fits its rows badly (2-means halves in the
+gate's input, as a merge-and-split move does; see
+:func:`~skmoe._em.split_worst_expert`), runs the solver from there and keeps
+the larger mixture only if the criterion improves:
+
+- the Bayesian information criterion (Schwarz, 1978) for the built-in
+  experts, whose parameters can be counted: ``-2 log L + p log n``, where a
+  split adds the new expert's parameters and a column of the gate's;
+- the mean log-likelihood of held-out rows otherwise (wrapped experts, or
+  ``early_stopping=True``), which must rise by more than ``tol``.
+
+This is the order in which Ueda et al.'s split moves and bisecting k-means
+grow a model, with the stopping rule of a model-selection criterion rather
+than a fixed K. A split that does not pay is tried on the next-worst expert
+too (an expert of large noise fits worst yet has nothing to split), then the
+growth ends.
+"""
+
+import numpy as np
+
+from .._backend import get_namespace
+from .._em import posteriors, split_expert, worst_expert
+from .._math import weighted_sum
+from .init import new_start
+from .stopping import validation_score
+
+# Splits tried at each size before the growth stops: the worst-fitting expert,
+# then the next worst.
+SPLIT_TRIES = 2
+
+
+class Growth:
+    """Grow the mixture of ``plan`` (whose ``n_experts`` is the most it may
+    reach) with ``solver(plan)``, a solver of the mixture of that size.
+
+    ``n_rows`` is the number of rows of positive weight the fit was given
+    (before equal rows were merged): BIC's ``n``. With held-out rows
+    ``validation`` the criterion is their log-likelihood, else BIC.
+    """
+
+    def __init__(self, plan, likelihood, solver, printer, *, n_rows, validation=None):
+        self.plan = plan
+        self.likelihood = likelihood
+        self.solver = solver
+        self.printer = printer
+        self.n_rows = n_rows
+        self.validation = validation
+
+    @property
+    def criterion(self):
+        """The name of the criterion: ``"bic"`` or ``"validation_log_likelihood"``."""
+        return "bic" if self.validation is None else "validation_log_likelihood"
+
+    def fit(self, X, y, sample_weight, rng):
+        """The mixture grown from one expert: the result of the size kept, and
+        the path, a dict of the sizes fitted (``"n_experts"``), their criterion
+        (under its name) and whether each was kept (``"kept"``)."""
+        run, Z = self._fit_size(1, X, y, sample_weight, rng)
+        path = [(1, run.criterion, True)]
+        while run.resp.shape[1] < self.plan.n_experts:
+            grown = None
+            tried = []
+            for _ in range(SPLIT_TRIES):
+                trial = self._split(run, X, Z, y, sample_weight, rng, tried)
+                if trial is None:
+                    break
+                kept = self.better(trial, run)
+                path.append((trial.resp.shape[1], trial.criterion, kept))
+                if kept:
+                    grown = trial
+                    break
+            if grown is None:
+                break
+            run = grown
+        sizes, scores, kept = map(np.array, zip(*path, strict=True))
+        return run, Z, {"n_experts": sizes, self.criterion: scores, "kept": kept}
+
+    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None):
+        """A fit of ``n_experts`` experts from ``resp`` (one expert: all rows),
+        with its last E-step and its criterion."""
+        plan = self.plan.sized(n_experts)
+        xp = get_namespace(X)
+        if resp is None:
+            resp = xp.ones((X.shape[0], 1), dtype=X.dtype)
+        gate, experts, Z, resp = new_start(plan, self.likelihood, X, sample_weight, rng, resp=resp)
+        gate.set_params(**plan.gate_options())
+        self.printer.init_start(f"with {n_experts} expert{'s' * (n_experts > 1)}")
+        run = self.solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
+        self.printer.init_end(run.lower_bound, run.converged)
+        if run.resp is None:  # gradient training ends without an E-step
+            log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
+            run.resp, _, run.row_log_lik = posteriors(run.gate, Z, log_lik)
+            run.log_lik = log_lik
+        run.criterion = self._criterion(run, sample_weight, X.shape[1])
+        return run, Z
+
+    def _split(self, run, X, Z, y, sample_weight, rng, tried):
+        """The fit one expert larger, from a split of the worst-fitting expert
+        not yet ``tried`` (which it joins), or None where none can be split."""
+        n_experts = run.resp.shape[1]
+        xp = get_namespace(run.resp)
+        pad = xp.zeros((run.resp.shape[0], 1), dtype=run.resp.dtype)
+        resp = xp.hstack([run.resp, pad])
+        log_lik = xp.hstack([run.log_lik, pad.astype(run.log_lik.dtype)])
+        candidates = np.setdiff1d(np.arange(n_experts), tried)
+        while candidates.size:
+            worst = worst_expert(resp, log_lik, sample_weight, candidates)
+            tried.append(worst)
+            start = split_expert(resp, n_experts, worst, Z, sample_weight, rng)
+            if start is not None:
+                return self._fit_size(n_experts + 1, X, y, sample_weight, rng, start)[0]
+            candidates = np.setdiff1d(candidates, tried)
+        return None
+
+    def _criterion(self, run, sample_weight, n_features):
+        """The held-out rows' mean log-likelihood, or BIC on the training rows."""
+        if self.validation is not None:
+            model = (run.gate, run.experts, run.params)
+            return validation_score(self.likelihood, *model, self.validation)
+        n = self.n_rows
+        mean_log_lik = weighted_sum(sample_weight, run.row_log_lik) / float(sample_weight.sum())
+        n_experts = run.resp.shape[1]
+        n_parameters = run.gate.n_parameters() + self.plan.n_expert_parameters(
+            self.likelihood, n_experts, n_features
+        )
+        return -2 * n * mean_log_lik + n_parameters * np.log(n)
+
+    def better(self, trial, run):
+        """Whether ``trial``'s criterion beats ``run``'s (held-out
+        log-likelihood by more than ``tol``)."""
+        if self.validation is not None:
+            return trial.criterion > run.criterion + self.plan.tol
+        return trial.criterion < run.criterion
