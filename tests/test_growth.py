@@ -29,7 +29,8 @@ def test_auto_finds_the_regimes(three_regimes):
     assert model.n_experts_ == len(model.estimators_) == 3
     path = model.growth_path_
     assert list(path["n_experts"][path["kept"]]) == [1, 2, 3]
-    assert not path["kept"][-1] and path["n_experts"][-1] == 4
+    # past the best size, the growth goes on one size (PATIENCE) and stops
+    assert list(path["n_experts"][~path["kept"]]) == [4, 5]
 
 
 def test_no_regimes_gives_the_single_model():

@@ -15,9 +15,9 @@ the larger mixture only if the criterion improves:
 
 This is the order in which Ueda et al.'s split moves and bisecting k-means
 grow a model, with the stopping rule of a model-selection criterion rather
-than a fixed K. A split that does not pay is tried on the next-worst expert
-too (an expert of large noise fits worst yet has nothing to split), then the
-growth ends.
+than a fixed K. After a split that does not pay, the growth goes on one more
+size from it, splitting another expert (an expert of large noise fits worst
+yet has nothing to split), and then ends at the best size seen.
 """
 
 import numpy as np
@@ -28,9 +28,10 @@ from .._math import weighted_sum
 from .init import new_start
 from .stopping import validation_score
 
-# Splits tried at each size before the growth stops: the worst-fitting expert,
-# then the next worst.
-SPLIT_TRIES = 2
+# Sizes grown past the best before the growth stops: a split that does not
+# pay on its own may prepare one that does (two regimes under one expert,
+# each with its own class boundary, may need two more experts to gain).
+PATIENCE = 1
 
 
 class Growth:
@@ -60,24 +61,25 @@ class Growth:
         the path, a dict of the sizes fitted (``"n_experts"``), their criterion
         (under its name) and whether each was kept (``"kept"``)."""
         run, Z = self._fit_size(1, X, y, sample_weight, rng)
-        path = [(1, run.criterion, True)]
+        best, path, misses, stale = run, [(1, run.criterion, True)], 0, []
         while run.resp.shape[1] < self.plan.n_experts:
-            grown = None
-            tried = []
-            for _ in range(SPLIT_TRIES):
-                trial = self._split(run, X, Z, y, sample_weight, rng, tried)
-                if trial is None:
-                    break
-                kept = self.better(trial, run)
-                path.append((trial.resp.shape[1], trial.criterion, kept))
-                if kept:
-                    grown = trial
-                    break
-            if grown is None:
+            trial = self._split(run, X, Z, y, sample_weight, rng, stale)
+            if trial is None:
                 break
-            run = grown
+            kept = self.better(trial, best)
+            path.append((trial.resp.shape[1], trial.criterion, kept))
+            if kept:
+                best, misses, stale = trial, 0, []
+            else:
+                misses += 1
+                if misses > PATIENCE:
+                    break
+                # the two halves of a split that did not pay are split again
+                # last: an expert of large noise fits worst, and gains nothing
+                stale = [trial.split, trial.resp.shape[1] - 1]
+            run = trial
         sizes, scores, kept = map(np.array, zip(*path, strict=True))
-        return run, Z, {"n_experts": sizes, self.criterion: scores, "kept": kept}
+        return best, Z, {"n_experts": sizes, self.criterion: scores, "kept": kept}
 
     def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None):
         """A fit of ``n_experts`` experts from ``resp`` (one expert: all rows),
@@ -98,22 +100,25 @@ class Growth:
         run.criterion = self._criterion(run, sample_weight, X.shape[1])
         return run, Z
 
-    def _split(self, run, X, Z, y, sample_weight, rng, tried):
+    def _split(self, run, X, Z, y, sample_weight, rng, stale):
         """The fit one expert larger, from a split of the worst-fitting expert
-        not yet ``tried`` (which it joins), or None where none can be split."""
+        (of those not ``stale``, if any), or None where none can be split.
+        The result's ``split`` is the expert split."""
         n_experts = run.resp.shape[1]
         xp = get_namespace(run.resp)
         pad = xp.zeros((run.resp.shape[0], 1), dtype=run.resp.dtype)
         resp = xp.hstack([run.resp, pad])
         log_lik = xp.hstack([run.log_lik, pad.astype(run.log_lik.dtype)])
-        candidates = np.setdiff1d(np.arange(n_experts), tried)
+        fresh = np.setdiff1d(np.arange(n_experts), stale)
+        candidates = fresh if fresh.size else np.arange(n_experts)
         while candidates.size:
             worst = worst_expert(resp, log_lik, sample_weight, candidates)
-            tried.append(worst)
             start = split_expert(resp, n_experts, worst, Z, sample_weight, rng)
             if start is not None:
-                return self._fit_size(n_experts + 1, X, y, sample_weight, rng, start)[0]
-            candidates = np.setdiff1d(candidates, tried)
+                trial = self._fit_size(n_experts + 1, X, y, sample_weight, rng, start)[0]
+                trial.split = worst
+                return trial
+            candidates = np.setdiff1d(candidates, [worst])
         return None
 
     def _criterion(self, run, sample_weight, n_features):
