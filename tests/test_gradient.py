@@ -56,14 +56,9 @@ def test_gradients_match_finite_differences(kind, params):
     n = 30
     X = rng.standard_normal((n, 3))
     y = rng.standard_normal(n) if kind == "reg" else rng.randint(int(kind[-1]), size=n)
+    params = {"n_experts": 4, **params}
     model = _model(
-        kind,
-        n_experts=4,
-        max_iter=1,
-        gate_alpha=0.3,
-        expert_alpha=0.7,
-        min_expert_load=0.0,
-        **params,
+        kind, max_iter=1, gate_alpha=0.3, expert_alpha=0.7, min_expert_load=0.0, **params
     ).fit(X, y)
     gate, experts = model.gate_, model._experts
     # move away from the fitted point, where some gradients vanish
