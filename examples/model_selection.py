@@ -7,6 +7,8 @@ many and experts split a regime or sit idle. Two ways to choose K are shown
 here on data with four regimes: the Bayesian information criterion (BIC) of
 fits on the training data alone, and a grid search that scores held-out
 predictions, which can tune sparse routing (``top_k``) at the same time.
+The default, ``n_experts="auto"``, makes the BIC choice itself by growing the
+mixture one split at a time (see the example on the growth path).
 """
 
 # %%
