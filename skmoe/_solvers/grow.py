@@ -81,14 +81,24 @@ class Growth:
         sizes, scores, kept = map(np.array, zip(*path, strict=True))
         return best, Z, {"n_experts": sizes, self.criterion: scores, "kept": kept}
 
-    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None):
-        """A fit of ``n_experts`` experts from ``resp`` (one expert: all rows),
-        with its last E-step and its criterion."""
+    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None, gate_coefficients=None):
+        """A fit of ``n_experts`` experts from ``resp`` (one expert: all rows)
+        and the gate's ``gate_coefficients``, with its last E-step and its
+        criterion."""
         plan = self.plan.sized(n_experts)
         xp = get_namespace(X)
         if resp is None:
             resp = xp.ones((X.shape[0], 1), dtype=X.dtype)
-        gate, experts, Z, resp = new_start(plan, self.likelihood, X, sample_weight, rng, resp=resp)
+        start = new_start(
+            plan,
+            self.likelihood,
+            X,
+            sample_weight,
+            rng,
+            resp=resp,
+            gate_coefficients=gate_coefficients,
+        )
+        gate, experts, Z, resp = start
         gate.set_params(**plan.gate_options())
         self.printer.init_start(f"with {n_experts} expert{'s' * (n_experts > 1)}")
         run = self.solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
@@ -115,7 +125,15 @@ class Growth:
             worst = worst_expert(resp, log_lik, sample_weight, candidates)
             start = split_expert(resp, n_experts, worst, Z, sample_weight, rng)
             if start is not None:
-                trial = self._fit_size(n_experts + 1, X, y, sample_weight, rng, start)[0]
+                # the gate starts where it was, the split expert's logits
+                # copied for the new one: its Newton steps then need only
+                # move the two halves apart
+                coefficients = [
+                    xp.concatenate([a, a[..., [worst]]], axis=-1) for a in run.gate.coefficients()
+                ]
+                trial = self._fit_size(
+                    n_experts + 1, X, y, sample_weight, rng, start, coefficients
+                )[0]
                 trial.split = worst
                 return trial
             candidates = np.setdiff1d(candidates, [worst])

@@ -23,11 +23,17 @@ def initial_resp(plan, Z, sample_weight, rng, init_resp=None):
     return xp.asarray(init_resp, dtype=Z.dtype)
 
 
-def new_start(plan, likelihood, X, sample_weight, rng, init_resp=None, *, resp=None):
+def new_start(
+    plan, likelihood, X, sample_weight, rng, init_resp=None, *, resp=None, gate_coefficients=None
+):
     """A new gate and experts, the standardised rows and the first
-    responsibilities: ``resp`` where given, else the plan's start."""
+    responsibilities: ``resp`` where given, else the plan's start. The gate's
+    M-steps start from ``gate_coefficients`` where given (see
+    :meth:`~skmoe.gates.SoftmaxGate.coefficients`), else from zero."""
     gate = plan.make_gate()
     gate.init_scaler(X, sample_weight)
+    if gate_coefficients is not None:
+        gate.set_coefficients(gate_coefficients)
     experts = plan.make_experts(likelihood, X.shape[1], rng, gate.scaler_)
     Z = gate.standardize(X)
     if resp is None:
