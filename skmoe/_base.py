@@ -313,16 +313,39 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 moves=not growing,
             )
 
-        best, path = None, None
         if plan.grow:
             growth = Growth(
                 plan, self._likelihood, solver, printer, n_rows=n_rows, validation=validation
             )
-            for _ in range(self.n_init):
-                result, Z, grown_path = growth.fit(X, y, sample_weight, rng)
-                if best is None or growth.better(result, best):
-                    best, best_Z, path = result, Z, grown_path
-        for init in range(0 if plan.grow else 1 if warm else self.n_init):
+            best, best_Z, path = self._grow(growth, X, y, sample_weight, rng)
+        else:
+            start = (X, y, sample_weight, init_resp, rng, warm)
+            best, best_Z = self._start(plan, solver, printer, *start)
+            path = None
+        if not best.converged:
+            warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self._publish(best, best_Z, sample_weight)
+        self.growth_path_ = path
+
+    def _grow(self, growth, X, y, sample_weight, rng):
+        """The best of ``n_init`` grown mixtures: its result, standardised
+        rows and growth path."""
+        best = None
+        for _ in range(self.n_init):
+            result, criterion, Z, path = growth.fit(X, y, sample_weight, rng)
+            if best is None or growth.better(criterion, best[1]):
+                best = result, criterion, Z, path
+        return best[0], best[2], best[3]
+
+    def _start(self, plan, solver, printer, X, y, sample_weight, init_resp, rng, warm):
+        """The best of ``n_init`` fits of the plan's size, or (``warm``) the
+        fit continued from the fitted model: its result and standardised rows."""
+        best = None
+        for init in range(1 if warm else self.n_init):
             if warm:
                 fitted = (self.gate_, self._experts, self._get_params_attributes())
                 gate, experts, Z, resp = warm_start(self._likelihood, fitted, X, y)
@@ -333,16 +356,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             printer.init_start(init)
             result = solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
             printer.init_end(result.lower_bound, result.converged)
-            if best is None or result.lower_bound > best.lower_bound:
-                best, best_Z = result, Z
-        if not best.converged:
-            warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
-        self._publish(best, best_Z, sample_weight)
-        self.growth_path_ = path
+            if best is None or result.lower_bound > best[0].lower_bound:
+                best = result, Z
+        return best
 
     def _publish(self, result, Z, sample_weight):
         """Set the fitted attributes from a solver's result."""

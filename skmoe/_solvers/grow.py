@@ -20,18 +20,30 @@ size from it, splitting another expert (an expert of large noise fits worst
 yet has nothing to split), and then ends at the best size seen.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._backend import get_namespace
 from .._em import posteriors, split_expert, worst_expert
 from .._math import weighted_sum
 from .init import new_start
+from .result import FitResult
 from .stopping import validation_score
 
 # Sizes grown past the best before the growth stops: a split that does not
 # pay on its own may prepare one that does (two regimes under one expert,
 # each with its own class boundary, may need two more experts to gain).
 PATIENCE = 1
+
+
+class _Size(NamedTuple):
+    """The fit of one size: the solver's result, its criterion, and the
+    expert split to reach it (None for the first)."""
+
+    run: FitResult
+    criterion: float
+    split: int | None = None
 
 
 class Growth:
@@ -57,17 +69,18 @@ class Growth:
         return "bic" if self.validation is None else "validation_log_likelihood"
 
     def fit(self, X, y, sample_weight, rng):
-        """The mixture grown from one expert: the result of the size kept, and
-        the path, a dict of the sizes fitted (``"n_experts"``), their criterion
-        (under its name) and whether each was kept (``"kept"``)."""
-        run, Z = self._fit_size(1, X, y, sample_weight, rng)
-        best, path, misses, stale = run, [(1, run.criterion, True)], 0, []
-        while run.resp.shape[1] < self.plan.n_experts:
-            trial = self._split(run, X, Z, y, sample_weight, rng, stale)
+        """The mixture grown from one expert: the result of the size kept,
+        its criterion, the standardised rows, and the path, a dict of the
+        sizes fitted (``"n_experts"``), their criterion (under its name) and
+        whether each was kept (``"kept"``)."""
+        size, Z = self._fit_size(1, X, y, sample_weight, rng)
+        best, path, misses, stale = size, [(1, size.criterion, True)], 0, []
+        while size.run.resp.shape[1] < self.plan.n_experts:
+            trial = self._split(size.run, X, Z, y, sample_weight, rng, stale)
             if trial is None:
                 break
-            kept = self.better(trial, best)
-            path.append((trial.resp.shape[1], trial.criterion, kept))
+            kept = self.better(trial.criterion, best.criterion)
+            path.append((trial.run.resp.shape[1], trial.criterion, kept))
             if kept:
                 best, misses, stale = trial, 0, []
             else:
@@ -76,27 +89,29 @@ class Growth:
                     break
                 # the two halves of a split that did not pay are split again
                 # last: an expert of large noise fits worst, and gains nothing
-                stale = [trial.split, trial.resp.shape[1] - 1]
-            run = trial
+                stale = [trial.split, trial.run.resp.shape[1] - 1]
+            size = trial
         sizes, scores, kept = map(np.array, zip(*path, strict=True))
-        return best, Z, {"n_experts": sizes, self.criterion: scores, "kept": kept}
+        path = {"n_experts": sizes, self.criterion: scores, "kept": kept}
+        return best.run, best.criterion, Z, path
 
-    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None, gate_coefficients=None):
-        """A fit of ``n_experts`` experts from ``resp`` (one expert: all rows)
-        and the gate's ``gate_coefficients``, with its last E-step and its
-        criterion."""
+    def better(self, criterion, than):
+        """Whether ``criterion`` beats ``than``: a lower BIC, or a held-out
+        log-likelihood higher by more than ``tol``."""
+        if self.validation is not None:
+            return criterion > than + self.plan.tol
+        return criterion < than
+
+    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None, split=None, gate=None):
+        """The fit of ``n_experts`` experts from ``resp`` (one expert: all
+        rows) and the gate's coefficients ``gate`` (see
+        :func:`~skmoe._solvers.init.new_start`), with its last E-step; and
+        the standardised rows."""
         plan = self.plan.sized(n_experts)
-        xp = get_namespace(X)
         if resp is None:
-            resp = xp.ones((X.shape[0], 1), dtype=X.dtype)
+            resp = get_namespace(X).ones((X.shape[0], 1), dtype=X.dtype)
         start = new_start(
-            plan,
-            self.likelihood,
-            X,
-            sample_weight,
-            rng,
-            resp=resp,
-            gate_coefficients=gate_coefficients,
+            plan, self.likelihood, X, sample_weight, rng, resp=resp, gate_coefficients=gate
         )
         gate, experts, Z, resp = start
         gate.set_params(**plan.gate_options())
@@ -104,16 +119,13 @@ class Growth:
         run = self.solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
         self.printer.init_end(run.lower_bound, run.converged)
         if run.resp is None:  # gradient training ends without an E-step
-            log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
-            run.resp, _, run.row_log_lik = posteriors(run.gate, Z, log_lik)
-            run.log_lik = log_lik
-        run.criterion = self._criterion(run, sample_weight, X.shape[1])
-        return run, Z
+            run.log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
+            run.resp, _, run.row_log_lik = posteriors(run.gate, Z, run.log_lik)
+        return _Size(run, self._criterion(run, sample_weight, X.shape[1]), split), Z
 
     def _split(self, run, X, Z, y, sample_weight, rng, stale):
         """The fit one expert larger, from a split of the worst-fitting expert
-        (of those not ``stale``, if any), or None where none can be split.
-        The result's ``split`` is the expert split."""
+        (of those not ``stale``, if any), or None where none can be split."""
         n_experts = run.resp.shape[1]
         xp = get_namespace(run.resp)
         pad = xp.zeros((run.resp.shape[0], 1), dtype=run.resp.dtype)
@@ -128,14 +140,12 @@ class Growth:
                 # the gate starts where it was, the split expert's logits
                 # copied for the new one: its Newton steps then need only
                 # move the two halves apart
-                coefficients = [
+                gate = [
                     xp.concatenate([a, a[..., [worst]]], axis=-1) for a in run.gate.coefficients()
                 ]
-                trial = self._fit_size(
-                    n_experts + 1, X, y, sample_weight, rng, start, coefficients
-                )[0]
-                trial.split = worst
-                return trial
+                return self._fit_size(n_experts + 1, X, y, sample_weight, rng, start, worst, gate)[
+                    0
+                ]
             candidates = np.setdiff1d(candidates, [worst])
         return None
 
@@ -151,10 +161,3 @@ class Growth:
             self.likelihood, n_experts, n_features
         )
         return -2 * n * mean_log_lik + n_parameters * np.log(n)
-
-    def better(self, trial, run):
-        """Whether ``trial``'s criterion beats ``run``'s (held-out
-        log-likelihood by more than ``tol``)."""
-        if self.validation is not None:
-            return trial.criterion > run.criterion + self.plan.tol
-        return trial.criterion < run.criterion

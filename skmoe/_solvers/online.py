@@ -52,9 +52,10 @@ class OnlineEM:
         state.rows = [*state.rows, (X, y, sample_weight)]
         X = (sp.vstack if sp.issparse(X) else np.concatenate)([rows[0] for rows in state.rows])
         y, sample_weight = (np.concatenate([rows[i] for rows in state.rows]) for i in (1, 2))
+        n_rows = int(np.count_nonzero(sample_weight))  # BIC's n, as fit counts it
         X, y, sample_weight, _ = distinct_fit_rows(X, y, sample_weight, None)  # as fit's
         if self.plan.grow:
-            run, Z = self._grown(X, y, sample_weight)
+            run, Z = self._grown(X, y, sample_weight, n_rows)
         else:
             run, Z = self._batch_fit(state, X, y, sample_weight)
         gate, experts, params = run.gate, run.experts, run.params
@@ -92,12 +93,12 @@ class OnlineEM:
                 best = run, Z
         return best
 
-    def _grown(self, X, y, sample_weight):
-        """The mixture grown on the rows kept, and their standardised rows."""
+    def _grown(self, X, y, sample_weight, n_rows):
+        """The mixture grown on the rows kept (``n_rows`` of positive weight
+        before equal rows were merged), and their standardised rows."""
         rng = check_random_state(self.plan.random_state)
-        n_rows = int(np.count_nonzero(sample_weight))
         growth = Growth(self.plan, self.likelihood, self._em, self.printer, n_rows=n_rows)
-        run, Z, _ = growth.fit(X, y, sample_weight, rng)
+        run, _, Z, _ = growth.fit(X, y, sample_weight, rng)
         return run, Z
 
     def _em(self, plan):
