@@ -129,7 +129,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if it raises the held-out log-likelihood by more than ``tol``. On the
         CPU only.
     validation_fraction : float, default=0.1
-        Share of the rows held out for ``early_stopping``.
+        Share of the rows held out for ``early_stopping``, and by
+        ``n_experts="auto"`` with the estimators given (whose splits the
+        held-out log-likelihood judges; EM then also stops on those rows).
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` before gradient training
         stops; under EM with wrapped estimators, whose objective can fall
