@@ -298,9 +298,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         warn_of_resampled_experts(plan.templates)
         printer = self._printer()
         unit = bool(get_namespace(X).all(sample_weight == 1))
-        growing = plan.grow
 
-        def solver(plan):
+        def solver(plan, moves=True):
             if plan.solver == "gradient":
                 return Gradient(plan, self._likelihood, printer, validation)
             # with unit weights, EM skips multiplying its (n, K) arrays by them
@@ -310,7 +309,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 printer,
                 unit_weights=unit,
                 validation=validation,
-                moves=not growing,
+                moves=moves,
             )
 
         if plan.grow:

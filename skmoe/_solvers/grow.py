@@ -48,7 +48,8 @@ class _Size(NamedTuple):
 
 class Growth:
     """Grow the mixture of ``plan`` (whose ``n_experts`` is the most it may
-    reach) with ``solver(plan)``, a solver of the mixture of that size.
+    reach) with ``solver(plan, moves=)``, a solver of the mixture of that
+    size, with merge-and-split moves or without.
 
     ``n_rows`` is the number of rows of positive weight the fit was given
     (before equal rows were merged): BIC's ``n``. With held-out rows
@@ -91,9 +92,30 @@ class Growth:
                 # last: an expert of large noise fits worst, and gains nothing
                 stale = [trial.split, trial.run.resp.shape[1] - 1]
             size = trial
+        best = self._polished(best, X, Z, y, sample_weight, rng)
+        path[[entry[0] for entry in path].index(best.run.resp.shape[1])] = (
+            best.run.resp.shape[1],
+            best.criterion,
+            True,
+        )
         sizes, scores, kept = map(np.array, zip(*path, strict=True))
         path = {"n_experts": sizes, self.criterion: scores, "kept": kept}
         return best.run, best.criterion, Z, path
+
+    def _polished(self, size, X, Z, y, sample_weight, rng):
+        """The size kept, continued by EM with its merge-and-split moves: a
+        grown mixture can hold two experts on one regime as a fit from
+        k-means can (on log wages, K=5, the moves took the held-out R^2 from
+        0.479 to 0.481)."""
+        if self.plan.solver != "em":
+            return size
+        run = size.run
+        plan = self.plan.sized(run.resp.shape[1])
+        self.printer.init_start(f"with {plan.n_experts} experts, and moves")
+        solver = self.solver(plan, moves=True)
+        run = solver.fit(run.gate, run.experts, X, Z, y, sample_weight, run.resp, rng)
+        self.printer.init_end(run.lower_bound, run.converged)
+        return _Size(run, self._criterion(run, sample_weight, X.shape[1]), size.split)
 
     def better(self, criterion, than):
         """Whether ``criterion`` beats ``than``: a lower BIC, or a held-out
@@ -116,7 +138,7 @@ class Growth:
         gate, experts, Z, resp = start
         gate.set_params(**plan.gate_options())
         self.printer.init_start(f"with {n_experts} expert{'s' * (n_experts > 1)}")
-        run = self.solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
+        run = self.solver(plan, moves=False).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
         self.printer.init_end(run.lower_bound, run.converged)
         if run.resp is None:  # gradient training ends without an E-step
             run.log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
