@@ -106,8 +106,8 @@ class Growth:
         """The size kept, continued by EM with its merge-and-split moves: a
         grown mixture can hold two experts on one regime as a fit from
         k-means can (on log wages, K=5, the moves took the held-out R^2 from
-        0.479 to 0.481)."""
-        if self.plan.solver != "em":
+        0.479 to 0.481). One expert has no move to make."""
+        if self.plan.solver != "em" or size.run.resp.shape[1] == 1:
             return size
         run = size.run
         plan = self.plan.sized(run.resp.shape[1])
