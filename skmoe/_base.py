@@ -42,7 +42,7 @@ from ._rows import distinct_fit_rows
 from ._solvers.em import EM
 from ._solvers.gradient import Gradient
 from ._solvers.grow import Growth
-from ._solvers.init import new_start, warm_start
+from ._solvers.init import fit_from, new_start, warm_start
 from ._solvers.online import OnlineEM
 from ._validation import check_data, check_weights, fits_on_device, like_input
 from ._verbose import Printer
@@ -313,13 +313,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
 
         if plan.grow:
-            growth = Growth(
-                plan, self._likelihood, solver, printer, n_rows=n_rows, validation=validation
-            )
+            growth = Growth(plan, self._likelihood, solver, n_rows=n_rows, validation=validation)
             best, best_Z, path = self._grow(growth, X, y, sample_weight, rng)
         else:
             start = (X, y, sample_weight, init_resp, rng, warm)
-            best, best_Z = self._start(plan, solver, printer, *start)
+            best, best_Z = self._start(plan, solver, *start)
             path = None
         if not best.converged:
             warn(
@@ -340,23 +338,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 best = result, criterion, Z, path
         return best[0], best[2], best[3]
 
-    def _start(self, plan, solver, printer, X, y, sample_weight, init_resp, rng, warm):
+    def _start(self, plan, solver, X, y, sample_weight, init_resp, rng, warm):
         """The best of ``n_init`` fits of the plan's size, or (``warm``) the
         fit continued from the fitted model: its result and standardised rows."""
         best = None
         for init in range(1 if warm else self.n_init):
             if warm:
                 fitted = (self.gate_, self._experts, self._get_params_attributes())
-                gate, experts, Z, resp = warm_start(self._likelihood, fitted, X, y)
+                start = warm_start(self._likelihood, fitted, X, y)
             else:
                 start = new_start(plan, self._likelihood, X, sample_weight, rng, init_resp)
-                gate, experts, Z, resp = start
-            gate.set_params(**plan.gate_options())
-            printer.init_start(init)
-            result = solver(plan).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
-            printer.init_end(result.lower_bound, result.converged)
+            result = fit_from(solver(plan), init, start, X, y, sample_weight, rng)
             if best is None or result.lower_bound > best[0].lower_bound:
-                best = result, Z
+                best = result, start[2]
         return best
 
     def _publish(self, result, Z, sample_weight):

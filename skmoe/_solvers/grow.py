@@ -27,7 +27,7 @@ import numpy as np
 from .._backend import get_namespace
 from .._em import posteriors, split_expert, worst_expert
 from .._math import weighted_sum
-from .init import new_start
+from .init import fit_from, new_start
 from .result import FitResult
 from .stopping import validation_score
 
@@ -56,11 +56,10 @@ class Growth:
     ``validation`` the criterion is their log-likelihood, else BIC.
     """
 
-    def __init__(self, plan, likelihood, solver, printer, *, n_rows, validation=None):
+    def __init__(self, plan, likelihood, solver, *, n_rows, validation=None):
         self.plan = plan
         self.likelihood = likelihood
         self.solver = solver
-        self.printer = printer
         self.n_rows = n_rows
         self.validation = validation
 
@@ -93,11 +92,9 @@ class Growth:
                 stale = [trial.split, trial.run.resp.shape[1] - 1]
             size = trial
         best = self._polished(best, X, Z, y, sample_weight, rng)
-        path[[entry[0] for entry in path].index(best.run.resp.shape[1])] = (
-            best.run.resp.shape[1],
-            best.criterion,
-            True,
-        )
+        # the size kept is recorded with its polished criterion
+        kept_size = best.run.resp.shape[1]
+        path = [(k, best.criterion if k == kept_size else c, ok) for k, c, ok in path]
         sizes, scores, kept = map(np.array, zip(*path, strict=True))
         path = {"n_experts": sizes, self.criterion: scores, "kept": kept}
         return best.run, best.criterion, Z, path
@@ -111,10 +108,9 @@ class Growth:
             return size
         run = size.run
         plan = self.plan.sized(run.resp.shape[1])
-        self.printer.init_start(f"with {plan.n_experts} experts, and moves")
-        solver = self.solver(plan, moves=True)
-        run = solver.fit(run.gate, run.experts, X, Z, y, sample_weight, run.resp, rng)
-        self.printer.init_end(run.lower_bound, run.converged)
+        label = f"with {plan.n_experts} experts, and moves"
+        start = (run.gate, run.experts, Z, run.resp)
+        run = fit_from(self.solver(plan, moves=True), label, start, X, y, sample_weight, rng)
         return _Size(run, self._criterion(run, sample_weight, X.shape[1]), size.split)
 
     def better(self, criterion, than):
@@ -135,11 +131,9 @@ class Growth:
         start = new_start(
             plan, self.likelihood, X, sample_weight, rng, resp=resp, gate_coefficients=gate
         )
-        gate, experts, Z, resp = start
-        gate.set_params(**plan.gate_options())
-        self.printer.init_start(f"with {n_experts} expert{'s' * (n_experts > 1)}")
-        run = self.solver(plan, moves=False).fit(gate, experts, X, Z, y, sample_weight, resp, rng)
-        self.printer.init_end(run.lower_bound, run.converged)
+        label = f"with {n_experts} expert{'s' * (n_experts > 1)}"
+        run = fit_from(self.solver(plan, moves=False), label, start, X, y, sample_weight, rng)
+        Z = start[2]
         if run.resp is None:  # gradient training ends without an E-step
             run.log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
             run.resp, _, run.row_log_lik = posteriors(run.gate, Z, run.log_lik)

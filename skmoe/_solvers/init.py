@@ -1,5 +1,6 @@
 """Where a fit starts: the first responsibilities (k-means, nested k-means
-for a hierarchy, random or given), or a previous fit's E-step."""
+for a hierarchy, random or given), or a previous fit's E-step; and a
+solver's run from there."""
 
 import copy
 
@@ -43,6 +44,17 @@ def new_start(
         # partition, soft enough for the gradient to move it
         gate.fit_standardized(Z, resp * sample_weight[:, None])
     return gate, experts, Z, resp
+
+
+def fit_from(solver, label, start, X, y, sample_weight, rng):
+    """``solver``'s fit from ``start``, ``(gate, experts, Z, resp)``, with its
+    plan's routing set on the gate; printed as the start ``label``."""
+    gate, experts, Z, resp = start
+    gate.set_params(**solver.plan.gate_options())
+    solver.printer.init_start(label)
+    result = solver.fit(gate, experts, X, Z, y, sample_weight, resp, rng)
+    solver.printer.init_end(result.lower_bound, result.converged)
+    return result
 
 
 def warm_start(likelihood, fitted, X, y):

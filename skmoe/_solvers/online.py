@@ -34,8 +34,8 @@ class OnlineEM:
 
     def warm_up(self, state, X, y, sample_weight):
         """Keep the chunk and fit batch EM on all rows kept; once they are
-        enough for ``n_parameters``, start the running statistics from that
-        fit and let the rows go.
+        enough for the fitted mixture's parameters, start the running
+        statistics from that fit and let the rows go.
 
         Stepwise EM only refines: its statistics, once settled, hold each
         expert on the regime it started on. On one chunk k-means and EM
@@ -60,9 +60,9 @@ class OnlineEM:
             run, Z = self._batch_fit(state, X, y, sample_weight)
         gate, experts, params = run.gate, run.experts, run.params
         state.start = (gate, experts, params)
-        n_experts = run.resp.shape[1]
-        n_parameters = (n_experts - 1) * (X.shape[1] + 1)
-        n_parameters += self.plan.n_expert_parameters(self.likelihood, n_experts, X.shape[1])
+        n_parameters = gate.n_parameters() + self.plan.n_expert_parameters(
+            self.likelihood, run.resp.shape[1], X.shape[1]
+        )
         if X.shape[0] >= warm_up_rows(n_parameters):
             state.rows = state.start = None
             state.experts, state.gate = self.likelihood.online_statistics(), OnlineGate()
@@ -97,7 +97,7 @@ class OnlineEM:
         """The mixture grown on the rows kept (``n_rows`` of positive weight
         before equal rows were merged), and their standardised rows."""
         rng = check_random_state(self.plan.random_state)
-        growth = Growth(self.plan, self.likelihood, self._em, self.printer, n_rows=n_rows)
+        growth = Growth(self.plan, self.likelihood, self._em, n_rows=n_rows)
         run, _, Z, _ = growth.fit(X, y, sample_weight, rng)
         return run, Z
 
