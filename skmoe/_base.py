@@ -468,6 +468,38 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         return self.gate_proba(X).argmax(axis=1)
 
+    def log_likelihood_samples(self, X, y):
+        """Log-likelihood of each row under the fitted mixture, ``log p(y_i | x_i)``.
+
+        The per-row quantity that :meth:`bic` and :meth:`aic` sum, as
+        ``score_samples`` is for scikit-learn's mixtures. Those model X
+        alone and take X alone; a mixture of experts models y given X, so
+        this method needs y and has its own name (scikit-learn calls any
+        ``score_samples`` with X alone). :meth:`score` stays R^2 or accuracy.
+        For the classifier it is the log of :meth:`predict_proba` at each
+        row's class; for the regressor, the log of the mixture's density of y
+        (a Gaussian per expert, of the variance fitted to its rows).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.datasets import make_regime_regression
+        >>> X, y = make_regime_regression(n_samples=500, n_features=2, random_state=0)
+        >>> model = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> model.log_likelihood_samples(X, y).shape
+        (500,)
+        """
+        return like_input(self._row_log_likelihood(X, y), X)
+
     def _row_log_likelihood(self, X, y):
         """``log P(y_i | x_i)`` of each row under the fitted mixture."""
         check_is_fitted(self)
