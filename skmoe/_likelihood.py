@@ -54,10 +54,10 @@ class GaussianLikelihood(_Likelihood):
     location : tuple of float
         The weighted mean and standard deviation of y: the network experts'
         output units, and the unit SQUAREM divides out.
-    penalty_alpha : float
+    penalty_alpha : float or "auto"
         The ridge penalty of the built-in experts that EM's objective holds
         (0 for wrapped experts, and for gradient training's network experts,
-        which carry their own).
+        which carry their own); "auto": each expert's own, chosen at its fit.
     """
 
     n_classes = None  # a continuous target
@@ -143,14 +143,23 @@ class GaussianLikelihood(_Likelihood):
         # the objective, so it enters the variance that maximises it.
         xp = get_namespace(residual_ss)
         # in the residuals' floating type: wrapped experts' zero norms are float64
-        penalty = self.penalty_alpha * experts.squared_norms()
+        penalty = self._ridge_penalties(experts)
         residual_ss = residual_ss + penalty.astype(residual_ss.dtype, copy=False)
         variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
         return xp.maximum(variance, self.variance_floor)
 
     def penalty(self, experts, noise_variance):
         """The experts' ridge penalty in EM's objective."""
+        if self.penalty_alpha == "auto":
+            return 0.5 * float((self._ridge_penalties(experts) / noise_variance).sum())
         return 0.5 * self.penalty_alpha * float((experts.squared_norms() / noise_variance).sum())
+
+    def _ridge_penalties(self, experts):
+        """``alpha ||coef_k||^2`` per expert: each its own penalty where
+        ``expert_alpha="auto"`` chose them."""
+        if self.penalty_alpha == "auto":
+            return get_namespace(experts.coef_).asarray(experts.alpha_) * experts.squared_norms()
+        return self.penalty_alpha * experts.squared_norms()
 
     def distance(self, means, noise_variance, a, b):
         """Per-row total variation between experts a and b, in [0, 1]."""

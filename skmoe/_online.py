@@ -176,7 +176,13 @@ class OnlineStatistics(_RunningAverage):
         yy = (weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64)
         total = weights.sum(dtype=np.float64)
         self.gram, self.rhs, self.yy = self._blend((gram, rhs, yy), total, again, restart)
-        experts.solve(self.offset, self.gram * self.weight, self.rhs * self.weight, dtype=X.dtype)
+        experts.solve(
+            self.offset,
+            self.gram * self.weight,
+            self.rhs * self.weight,
+            dtype=X.dtype,
+            yy=lambda: self.yy * self.weight,
+        )
         return self
 
     def residual_sum_of_squares(self, theta):

@@ -58,7 +58,7 @@ class FitPlan:
     balance_loss: object
     balance_coef: float
     min_expert_load: float
-    expert_alpha: float
+    expert_alpha: float | str
     expert_hidden_units: object
     max_iter: int
     tol: float
@@ -329,6 +329,11 @@ def _check_solver_options(model):
         raise ValueError(
             "expert_failure='drop' needs solver='em' and one level of gating: "
             "only there can the gate be renormalised over the remaining experts."
+        )
+    if model.expert_alpha == "auto" and model.solver != "em" and model.estimator is None:
+        raise ValueError(
+            "expert_alpha='auto' chooses each ridge expert's penalty at each M-step of "
+            "EM; solver='gradient' trains network experts, whose penalty is a number."
         )
     if model.expert_hidden_units is not None and model.estimator is not None:
         raise ValueError(

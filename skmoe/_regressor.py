@@ -12,7 +12,7 @@ from ._backend import all_finite, check_device_finite, get_namespace
 from ._backend._predict import fused_predict_fits, linear_mixture_mean
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
-from ._compat import HasMethods, Interval, _fit_context
+from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._likelihood import GaussianLikelihood
 from ._validation import like_input
 from .experts import LinearExperts
@@ -80,10 +80,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         falls under this is dead: it is restarted on the rows the mixture fits
         worst, at most twice per expert and EM run, and counted in
         ``n_expert_restarts_``. Experts are never dropped. 0 disables restarts.
-    expert_alpha : float, default=1.0
+    expert_alpha : float or "auto", default=1.0
         L2 penalty of the built-in ridge experts, as ``Ridge(alpha=...)``
         (with ``solver="gradient"``, on the network experts' weights).
-        Ignored when ``estimator`` is given.
+        "auto": at each M-step, each expert takes the penalty that minimises
+        the generalized cross-validation error of its weighted ridge problem,
+        found from its weighted Gram matrix (``solver="em"`` only); each
+        :class:`~sklearn.linear_model.Ridge` of ``estimators_`` carries the
+        ``alpha`` chosen for it. Ignored when ``estimator`` is given.
     noise_floor : float, default=1e-3
         Lower bound on each expert's noise variance, as a fraction of the
         variance of ``y``, so that no expert collapses onto a few rows.
@@ -255,6 +259,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         **BaseMixtureOfExperts._parameter_constraints,
         "estimator": [HasMethods(["fit", "predict"]), list, None],
         "noise_floor": [Interval(Real, 0, None, closed="neither")],
+        "expert_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(

@@ -25,6 +25,7 @@ ESTIMATORS = [
     MixtureOfExpertsRegressor(n_experts=4, top_k=2),
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), n_experts=4, top_k=2),
     MixtureOfExpertsRegressor(n_experts=(2, 2)),
+    MixtureOfExpertsRegressor(expert_alpha="auto"),
     MixtureOfExpertsRegressor(solver="gradient"),
     MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
     MixtureOfExpertsRegressor(

@@ -8,8 +8,9 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import HOST_SLICE_ROWS, get_namespace, to_numpy
 from .._backend._normal_equations import device_normal_equations
-from .._backend._products import affine
+from .._backend._products import affine, transposed_product
 from .._optim import intercept_free_penalty
+from ._gcv import gcv_ridge_solutions
 
 
 def _weighted_gram(X1, weight):
@@ -102,19 +103,38 @@ def _solve_spd(A, b):
     return x
 
 
+def _weighted_squares(y, weights):
+    """``sum_i w_ik y_i^2`` per expert, in float64 on the host."""
+    y64 = y.astype(np.float64)
+    return to_numpy(transposed_product(weights, (y64 * y64)[:, None].astype(weights.dtype)))[:, 0]
+
+
 class LinearExperts:
     """``n_experts`` ridge regressions, each with its own row weights.
 
     Expert ``k`` minimises ``sum_i w_ik (y_i - x_i @ coef_[k] - intercept_[k])^2 +
-    alpha * ||coef_[k]||^2``, the objective of :class:`~sklearn.linear_model.Ridge`
+    alpha_[k] * ||coef_[k]||^2``, the objective of :class:`~sklearn.linear_model.Ridge`
     with ``sample_weight=w[:, k]``, by its normal equations. The Gram matrices are
     formed on column-centred data (dense input) so that features with a large
-    offset keep their precision.
+    offset keep their precision. ``alpha="auto"`` chooses each expert's
+    penalty at every fit by generalized cross-validation (see
+    :mod:`skmoe.experts._gcv`); ``alpha_`` holds the penalties of the last fit.
     """
 
     def __init__(self, n_experts, *, alpha=1.0):
         self.n_experts = n_experts
         self.alpha = alpha
+
+    def _solutions(self, gram, rhs, penalty, yy):
+        """Every expert's ridge solution (float64) from its normal equations;
+        sets ``alpha_``. ``penalty(alpha)`` is the penalty per coordinate;
+        ``yy()`` the weighted sums of ``y**2``, which only ``alpha="auto"``
+        needs."""
+        if self.alpha == "auto":
+            theta, self.alpha_ = gcv_ridge_solutions(gram, rhs, yy(), penalty(1.0))
+            return theta
+        self.alpha_ = np.full(len(gram), float(self.alpha))
+        return ridge_solutions(gram, rhs, penalty(self.alpha))
 
     def fit(self, X, y, weights, random_state=None, design=None):
         """Refit every expert; ``weights`` has shape (n_samples, n_experts).
@@ -123,29 +143,37 @@ class LinearExperts:
         products (see :mod:`skmoe._design`), the normal equations are formed
         from those and solved in its coordinates.
         """
+
+        def yy():
+            return _weighted_squares(y, weights)
+
         if design is not None and design.has_outer_products:
             rhs = design.moments(weights * y[:, None]).T
-            theta = ridge_solutions(design.grams(weights), rhs, design.ridge_penalty(self.alpha))
+            theta = self._solutions(design.grams(weights), rhs, design.ridge_penalty, yy)
             coef, intercept = design.to_original(theta)
             self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
             return self
         equations = device_normal_equations(X, y, weights)  # on the GPU
         if equations is None:
             equations = _normal_equations(X, y, weights)
-        self.solve(*equations, dtype=X.dtype)
+        self.solve(*equations, dtype=X.dtype, yy=yy)
         # solved on the host: the coefficients go where X is
         xp = get_namespace(X)
         self.coef_, self.intercept_ = (xp.asarray(a) for a in (self.coef_, self.intercept_))
         return self
 
-    def solve(self, offset, gram, rhs, dtype=np.float64):
+    def solve(self, offset, gram, rhs, dtype=np.float64, *, yy=None):
         """Set the coefficients from every expert's normal equations: ``gram``
         (K, d + 1, d + 1) and ``rhs`` (K, d + 1) of ``x1 = [x - offset, 1]``,
-        the ridge penalty not yet added. An expert with no weight (the last
+        the ridge penalty not yet added; ``yy()``, the weighted sums of
+        ``y**2``, for ``alpha="auto"``. An expert with no weight (the last
         diagonal entry of its ``gram``) gets zero coefficients. Solved in
         float64; the coefficients are stored as ``dtype`` (X's, as Ridge's)."""
-        penalty = intercept_free_penalty(gram.shape[1] - 1, self.alpha)
-        theta = ridge_solutions(gram, rhs, penalty)
+
+        def penalty(alpha):
+            return intercept_free_penalty(gram.shape[1] - 1, alpha)
+
+        theta = self._solutions(gram, rhs, penalty, yy)
         coef = theta[:, :-1]
         self.intercept_ = (theta[:, -1] - coef @ offset).astype(dtype, copy=False)
         self.coef_ = coef.astype(dtype, copy=False)
@@ -164,8 +192,9 @@ class LinearExperts:
     def to_estimators(self):
         """One fitted :class:`~sklearn.linear_model.Ridge` per expert."""
         estimators = []
-        for coef, intercept in zip(to_numpy(self.coef_), to_numpy(self.intercept_), strict=True):
-            ridge = Ridge(alpha=self.alpha)
+        arrays = (to_numpy(self.coef_), to_numpy(self.intercept_), self.alpha_)
+        for coef, intercept, alpha in zip(*arrays, strict=True):
+            ridge = Ridge(alpha=float(alpha))
             ridge.coef_, ridge.intercept_ = coef.copy(), float(intercept)
             ridge.n_features_in_ = coef.shape[0]
             estimators.append(ridge)
