@@ -299,7 +299,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         printer = self._printer()
         unit = bool(get_namespace(X).all(sample_weight == 1))
 
-        def solver(plan, moves=True):
+        def solver(plan, moves=True, design=None):
             if plan.solver == "gradient":
                 return Gradient(plan, self._likelihood, printer, validation)
             # with unit weights, EM skips multiplying its (n, K) arrays by them
@@ -310,6 +310,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 unit_weights=unit,
                 validation=validation,
                 moves=moves,
+                design=design,
             )
 
         if plan.grow:

@@ -33,6 +33,19 @@ def test_auto_finds_the_regimes(three_regimes):
     assert list(path["n_experts"][~path["kept"]]) == [4, 5]
 
 
+def test_the_sizes_share_the_rows_outer_products(three_regimes, monkeypatch):
+    # with 4 features the products pay from one expert on (5 K >= d + 1):
+    # formed once, by the first size, for the five sizes and the polish
+    from skmoe import _design
+
+    calls = []
+    form = _design._upper_outer_products
+    monkeypatch.setattr(_design, "_upper_outer_products", lambda Z1: calls.append(1) or form(Z1))
+    X, y = three_regimes
+    model = MixtureOfExpertsRegressor(random_state=0).fit(X, y)
+    assert len(model.growth_path_["n_experts"]) == 5 and len(calls) == 1
+
+
 def test_no_regimes_gives_the_single_model():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 5))

@@ -44,13 +44,25 @@ class EM:
     iterations, and keeps its best iteration; a move is then judged by them.
     ``moves=False`` leaves out the merge-and-split moves: a mixture that
     grows (``n_experts="auto"``) places its experts by splits of its own.
+    ``design``, a :class:`~skmoe._design.Design` of the standardised rows,
+    is shared by fits of several sizes on them (their outer products formed
+    once); by default each fit makes its own.
     """
 
     def __init__(
-        self, plan, likelihood, printer, *, unit_weights=False, validation=None, moves=True
+        self,
+        plan,
+        likelihood,
+        printer,
+        *,
+        unit_weights=False,
+        validation=None,
+        moves=True,
+        design=None,
     ):
         self.plan = plan
         self.moves = moves
+        self.design = design
         self.likelihood = likelihood
         self.printer = printer
         self.unit_weights = unit_weights
@@ -71,7 +83,9 @@ class EM:
         another sits nearly idle; the idle one is freed instead.
         """
         # the rows' outer products, formed once for all the runs' M-steps
-        design = Design(Z, gate.scaler_, n_experts=resp.shape[1])
+        design = self.design
+        if design is None:
+            design = Design(Z, gate.scaler_, n_experts=resp.shape[1])
         data = (X, design, y, sample_weight)
         run = self.run(gate, experts, *data, resp, rng)
         idle_tried = set()

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._backend import get_namespace
+from .._design import Design
 from .._em import posteriors, split_expert, worst_expert
 from .._math import weighted_sum
 from .init import fit_from, new_start
@@ -48,8 +49,9 @@ class _Size(NamedTuple):
 
 class Growth:
     """Grow the mixture of ``plan`` (whose ``n_experts`` is the most it may
-    reach) with ``solver(plan, moves=)``, a solver of the mixture of that
-    size, with merge-and-split moves or without.
+    reach) with ``solver(plan, moves=, design=)``, a solver of the mixture of
+    that size, with merge-and-split moves or without, on the rows of a
+    :class:`~skmoe._design.Design` that all sizes share.
 
     ``n_rows`` is the number of rows of positive weight the fit was given
     (before equal rows were merged): BIC's ``n``. With held-out rows
@@ -62,6 +64,7 @@ class Growth:
         self.solver = solver
         self.n_rows = n_rows
         self.validation = validation
+        self._design = None
 
     @property
     def criterion(self):
@@ -110,7 +113,8 @@ class Growth:
         plan = self.plan.sized(run.resp.shape[1])
         label = f"with {plan.n_experts} experts, and moves"
         start = (run.gate, run.experts, Z, run.resp)
-        run = fit_from(self.solver(plan, moves=True), label, start, X, y, sample_weight, rng)
+        solver = self.solver(plan, moves=True, design=self._shared_design(Z, run.gate, plan))
+        run = fit_from(solver, label, start, X, y, sample_weight, rng)
         return _Size(run, self._criterion(run, sample_weight, X.shape[1]), size.split)
 
     def better(self, criterion, than):
@@ -120,20 +124,23 @@ class Growth:
             return criterion > than + self.plan.tol
         return criterion < than
 
-    def _fit_size(self, n_experts, X, y, sample_weight, rng, resp=None, split=None, gate=None):
+    def _fit_size(
+        self, n_experts, X, y, sample_weight, rng, resp=None, split=None, gate=None, Z=None
+    ):
         """The fit of ``n_experts`` experts from ``resp`` (one expert: all
         rows) and the gate's coefficients ``gate`` (see
         :func:`~skmoe._solvers.init.new_start`), with its last E-step; and
-        the standardised rows."""
+        the standardised rows ``Z`` (made by the first size)."""
         plan = self.plan.sized(n_experts)
         if resp is None:
             resp = get_namespace(X).ones((X.shape[0], 1), dtype=X.dtype)
         start = new_start(
-            plan, self.likelihood, X, sample_weight, rng, resp=resp, gate_coefficients=gate
+            plan, self.likelihood, X, sample_weight, rng, resp=resp, gate_coefficients=gate, Z=Z
         )
         label = f"with {n_experts} expert{'s' * (n_experts > 1)}"
-        run = fit_from(self.solver(plan, moves=False), label, start, X, y, sample_weight, rng)
         Z = start[2]
+        solver = self.solver(plan, moves=False, design=self._shared_design(Z, start[0], plan))
+        run = fit_from(solver, label, start, X, y, sample_weight, rng)
         if run.resp is None:  # gradient training ends without an E-step
             run.log_lik = self.likelihood.experts_log_lik(run.experts, X, y, run.params)
             run.resp, _, run.row_log_lik = posteriors(run.gate, Z, run.log_lik)
@@ -159,11 +166,19 @@ class Growth:
                 gate = [
                     xp.concatenate([a, a[..., [worst]]], axis=-1) for a in run.gate.coefficients()
                 ]
-                return self._fit_size(n_experts + 1, X, y, sample_weight, rng, start, worst, gate)[
-                    0
-                ]
+                grown = (n_experts + 1, X, y, sample_weight, rng, start, worst, gate, Z)
+                return self._fit_size(*grown)[0]
             candidates = np.setdiff1d(candidates, [worst])
         return None
+
+    def _shared_design(self, Z, gate, plan):
+        """The :class:`~skmoe._design.Design` of the rows ``Z`` for a fit of
+        ``plan``: one for every size from the first whose fits its rows' outer
+        products pay (see :mod:`skmoe._design`), formed once; below it,
+        each size's own."""
+        if self._design is None or not self._design.has_outer_products:
+            self._design = Design(Z, gate.scaler_, n_experts=plan.n_experts)
+        return self._design
 
     def _criterion(self, run, sample_weight, n_features):
         """The held-out rows' mean log-likelihood, or BIC on the training rows."""

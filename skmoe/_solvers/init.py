@@ -25,18 +25,29 @@ def initial_resp(plan, Z, sample_weight, rng, init_resp=None):
 
 
 def new_start(
-    plan, likelihood, X, sample_weight, rng, init_resp=None, *, resp=None, gate_coefficients=None
+    plan,
+    likelihood,
+    X,
+    sample_weight,
+    rng,
+    init_resp=None,
+    *,
+    resp=None,
+    gate_coefficients=None,
+    Z=None,
 ):
     """A new gate and experts, the standardised rows and the first
     responsibilities: ``resp`` where given, else the plan's start. The gate's
     M-steps start from ``gate_coefficients`` where given (see
-    :meth:`~skmoe.gates.SoftmaxGate.coefficients`), else from zero."""
+    :meth:`~skmoe.gates.SoftmaxGate.coefficients`), else from zero. ``Z``,
+    the rows standardised by an earlier start on the same rows and weights,
+    is used as it is (the gate's standardisation is theirs)."""
     gate = plan.make_gate()
     gate.init_scaler(X, sample_weight)
     if gate_coefficients is not None:
         gate.set_coefficients(gate_coefficients)
     experts = plan.make_experts(likelihood, X.shape[1], rng, gate.scaler_)
-    Z = gate.standardize(X)
+    Z = gate.standardize(X) if Z is None else Z
     if resp is None:
         resp = initial_resp(plan, Z, sample_weight, rng, init_resp)
     if plan.solver == "gradient":

@@ -101,8 +101,8 @@ class OnlineEM:
         run, _, Z, _ = growth.fit(X, y, sample_weight, rng)
         return run, Z
 
-    def _em(self, plan, moves=True):
-        return EM(plan, self.likelihood, self.printer, moves=moves)
+    def _em(self, plan, moves=True, design=None):
+        return EM(plan, self.likelihood, self.printer, moves=moves, design=design)
 
     def step(self, state, experts, params, X, y, sample_weight):
         """Stepwise EM on one chunk from the fitted ``experts`` and ``params``:
