@@ -139,15 +139,15 @@ class LinearExperts:
     def fit(self, X, y, weights, random_state=None, design=None):
         """Refit every expert; ``weights`` has shape (n_samples, n_experts).
 
-        With a ``design`` of X's standardised rows that has their outer
-        products (see :mod:`skmoe._design`), the normal equations are formed
-        from those and solved in its coordinates.
+        With a ``design`` of X's standardised rows that solves the experts
+        (see :attr:`skmoe._design.Design.solves_experts`), the normal
+        equations are formed from its rows and solved in its coordinates.
         """
 
         def yy():
             return _weighted_squares(y, weights)
 
-        if design is not None and design.has_outer_products:
+        if design is not None and design.solves_experts:
             rhs = design.moments(weights * y[:, None]).T
             theta = self._solutions(design.grams(weights), rhs, design.ridge_penalty, yy)
             coef, intercept = design.to_original(theta)

@@ -73,9 +73,9 @@ def _centred_frame(X, weights, alpha):
 def _frame(X, weights, alpha, design):
     """What :func:`_centred_frame` returns (rows, Gram matrices, penalty,
     maps of the parameters), in the standardised coordinates of ``design``
-    where it has its rows' outer products (see :mod:`skmoe._design`), else
-    in centred ones."""
-    if design is None or not design.has_outer_products:
+    where it solves the experts (see
+    :attr:`skmoe._design.Design.solves_experts`), else in centred ones."""
+    if design is None or not design.solves_experts:
         return _centred_frame(X, weights, alpha)
     grams = design.grams(weights)
     penalty = design.ridge_penalty(alpha)
