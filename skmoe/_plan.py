@@ -267,6 +267,11 @@ def check_device_options(model, classifier):
             "early_stopping=True holds rows out on the CPU only so far; use "
             "device='cpu', or early_stopping=False on the GPU."
         )
+    if model.expert_alpha == "auto":
+        raise ValueError(
+            "expert_alpha='auto' chooses the experts' penalties on the CPU only so "
+            "far; use device='cpu', or a number on the GPU."
+        )
 
 
 def _check_estimator_list(model):

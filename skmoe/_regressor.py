@@ -85,7 +85,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         (with ``solver="gradient"``, on the network experts' weights).
         "auto": at each M-step, each expert takes the penalty that minimises
         the generalized cross-validation error of its weighted ridge problem,
-        found from its weighted Gram matrix (``solver="em"`` only); each
+        found from its weighted Gram matrix (``solver="em"`` on the CPU); each
         :class:`~sklearn.linear_model.Ridge` of ``estimators_`` carries the
         ``alpha`` chosen for it. Ignored when ``estimator`` is given.
     noise_floor : float, default=1e-3

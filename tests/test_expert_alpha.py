@@ -110,3 +110,5 @@ def test_auto_penalty_needs_em_and_the_regressor():
         MixtureOfExpertsRegressor(expert_alpha="auto", solver="gradient").fit(X, y)
     with pytest.raises(InvalidParameterError, match="expert_alpha"):
         MixtureOfExpertsClassifier(expert_alpha="auto").fit(X, y > 0)
+    with pytest.raises(ValueError, match="expert_alpha='auto'.*on the CPU only"):
+        MixtureOfExpertsRegressor(expert_alpha="auto", device="cuda").fit(X, y)
