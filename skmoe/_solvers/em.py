@@ -43,7 +43,8 @@ class EM:
     log-likelihood has not risen by ``tol`` for ``n_iter_no_change``
     iterations, and keeps its best iteration; a move is then judged by them.
     ``moves=False`` leaves out the merge-and-split moves: a mixture that
-    grows (``n_experts="auto"``) places its experts by splits of its own.
+    grows (``n_experts="auto"``) places its experts by splits of its own; an
+    int is the most moves made (True: one per expert).
     ``design``, a :class:`~skmoe._design.Design` of the standardised rows,
     is shared by fits of several sizes on them (their outer products formed
     once); by default each fit makes its own.
@@ -89,7 +90,8 @@ class EM:
         data = (X, design, y, sample_weight)
         run = self.run(gate, experts, *data, resp, rng)
         idle_tried = set()
-        for _ in range(resp.shape[1] if self.moves else 0):
+        max_moves = resp.shape[1] if self.moves is True else int(self.moves)
+        for _ in range(max_moves):
             groups = self.plan.groups(run.resp.shape[1])  # fewer, if experts were dropped
             pair = redundant_pair(run.distance, run.resp, sample_weight, groups)
             if pair is None and len(groups) > 1:

@@ -15,11 +15,17 @@ the larger mixture only if the criterion improves:
 
 This is the order in which Ueda et al.'s split moves and bisecting k-means
 grow a model, with the stopping rule of a model-selection criterion rather
-than a fixed K. After a split that does not pay, the growth goes on one more
+than a fixed K. A split that does not pay first gets one merge-and-split
+move: 2-means halves of rows that are not clusters in the input (two laws
+mixed over one region) can settle as two near-identical experts, and the
+move merges them and splits anew (on log wages, over 8 seeds, the mean
+held-out R^2 went from 0.460 to 0.480, the growth no longer stopping at one
+expert on 3 of them). If it still does not pay, the growth goes on one more
 size from it, splitting another expert (an expert of large noise fits worst
 yet has nothing to split), and then ends at the best size seen.
 """
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -83,6 +89,12 @@ class Growth:
             if trial is None:
                 break
             kept = self.better(trial.criterion, best.criterion)
+            if not kept:
+                # a split that does not pay may be a poor split of a real
+                # regime, whose halves EM settles as twins: one
+                # merge-and-split move splits anew before it counts as a miss
+                trial = self._polished(trial, X, Z, y, sample_weight, rng, moves=1)
+                kept = self.better(trial.criterion, best.criterion)
             path.append((trial.run.resp.shape[1], trial.criterion, kept))
             if kept:
                 best, misses, stale = trial, 0, []
@@ -102,20 +114,24 @@ class Growth:
         path = {"n_experts": sizes, self.criterion: scores, "kept": kept}
         return best.run, best.criterion, Z, path
 
-    def _polished(self, size, X, Z, y, sample_weight, rng):
-        """The size kept, continued by EM with its merge-and-split moves: a
-        grown mixture can hold two experts on one regime as a fit from
-        k-means can (on log wages, K=5, the moves took the held-out R^2 from
-        0.479 to 0.481). One expert has no move to make."""
+    def _polished(self, size, X, Z, y, sample_weight, rng, moves=True):
+        """A size continued by EM with its merge-and-split moves (all it
+        finds, or at most ``moves``): a grown mixture can hold two experts
+        on one regime as a fit from k-means can (on log wages, K=5, the moves
+        took the held-out R^2 from 0.479 to 0.481). One expert has no move
+        to make. The size as it was where that scores better (EM's last
+        iterations can lower the held-out rows' score)."""
         if self.plan.solver != "em" or size.run.resp.shape[1] == 1:
             return size
         run = size.run
         plan = self.plan.sized(run.resp.shape[1])
         label = f"with {plan.n_experts} experts, and moves"
-        start = (run.gate, run.experts, Z, run.resp)
-        solver = self.solver(plan, moves=True, design=self._shared_design(Z, run.gate, plan))
+        # copies: EM refits the gate and experts it is given in place
+        start = (*copy.deepcopy((run.gate, run.experts)), Z, run.resp)
+        solver = self.solver(plan, moves=moves, design=self._shared_design(Z, run.gate, plan))
         run = fit_from(solver, label, start, X, y, sample_weight, rng)
-        return _Size(run, self._criterion(run, sample_weight, X.shape[1]), size.split)
+        polished = _Size(run, self._criterion(run, sample_weight, X.shape[1]), size.split)
+        return size if self.better(size.criterion, polished.criterion) else polished
 
     def better(self, criterion, than):
         """Whether ``criterion`` beats ``than``: a lower BIC, or a held-out
