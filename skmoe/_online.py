@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import scipy.special
 
 from ._optim import _damped_cholesky, _softmax_hessian, intercept_free_penalty
-from .experts._linear import _normal_equations
+from .experts._linear import _normal_equations, _weighted_squares
 
 # Gates of up to this many coefficients take Newton steps on the formed
 # Hessian, which the expansions keep; larger ones take the batch gate's
@@ -173,7 +173,7 @@ class OnlineStatistics(_RunningAverage):
         """Blend in one chunk's weighted rows and solve ``experts`` from the
         running statistics."""
         self.offset, gram, rhs = _normal_equations(X, y, weights, offset=self.offset)
-        yy = (weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64)
+        yy = _weighted_squares(y, weights)
         total = weights.sum(dtype=np.float64)
         self.gram, self.rhs, self.yy = self._blend((gram, rhs, yy), total, again, restart)
         experts.solve(

@@ -8,7 +8,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import HOST_SLICE_ROWS, get_namespace, to_numpy
 from .._backend._normal_equations import device_normal_equations
-from .._backend._products import affine, transposed_product
+from .._backend._products import affine
 from .._optim import intercept_free_penalty
 from ._gcv import gcv_ridge_solutions
 
@@ -104,9 +104,9 @@ def _solve_spd(A, b):
 
 
 def _weighted_squares(y, weights):
-    """``sum_i w_ik y_i^2`` per expert, in float64 on the host."""
-    y64 = y.astype(np.float64)
-    return to_numpy(transposed_product(weights, (y64 * y64)[:, None].astype(weights.dtype)))[:, 0]
+    """``sum_i w_ik y_i^2`` per expert, summed in float64 (host arrays: the
+    running statistics of online EM, and ``alpha="auto"``, a CPU option)."""
+    return (weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64)
 
 
 class LinearExperts:
