@@ -85,7 +85,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "n_experts": [Interval(Integral, 1, None, closed="left"), tuple, StrOptions({"auto"})],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_noise": ["boolean"],
-        "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "gate_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
         "balance_coef": [Interval(Real, 0, None, closed="left")],
         "min_expert_load": [Interval(Real, 0, 1, closed="left")],

@@ -306,7 +306,9 @@ class OnlineGate:
             gate.coef_, gate.intercept_ = np.zeros((Z.shape[1], n_experts)), np.zeros(n_experts)
         theta = np.vstack([gate.coef_, gate.intercept_]).astype(np.float64)  # (d + 1, K)
         # the penalty of the batch M-step on all rows seen, per unit weight
-        penalty = np.tile(intercept_free_penalty(Z.shape[1], gate.alpha / self.weight), n_experts)
+        # (for alpha="auto", the last one the batch fits chose)
+        alpha = gate.next_alpha() / self.weight
+        penalty = np.tile(intercept_free_penalty(Z.shape[1], alpha), n_experts)
         chunk_loss = gate._logit_loss(targets, row_weight)  # with any balance term
 
         def value_grad(theta):

@@ -46,7 +46,17 @@ def sigmoid_cross_entropy(logits, positive, weights):
 
 
 def fit_softmax_newton(
-    design, logit_loss, row_weight, coef, intercept, *, alpha, max_iter, tol, loss_terms=None
+    design,
+    logit_loss,
+    row_weight,
+    coef,
+    intercept,
+    *,
+    alpha,
+    max_iter,
+    tol,
+    loss_terms=None,
+    evidence=False,
 ):
     """Minimise ``logit_loss(Z @ coef + intercept) + alpha/2 ||coef||^2`` for a
     softmax gate on the rows ``Z`` of a :class:`~skmoe._design.Design`, by
@@ -78,21 +88,38 @@ def fit_softmax_newton(
     millions of rows both take the curvature from a sample of the rows
     (see :attr:`~skmoe._design.Design.curvature`); the gradient and the line
     search always see every row.
+
+    With ``evidence=True`` the penalty is first moved by one step of
+    :func:`evidence_alpha` from the coefficients given, using the blocks
+    the first Newton step needs anyway. Returns the coefficients, the
+    intercepts and the penalty used.
     """
     xp = get_namespace(design.Z)
-    penalty = intercept_free_penalty(design.Z.shape[1], alpha)
-    device_penalty = xp.asarray(penalty, dtype=design.Z.dtype)[:, None]
     scale = float(row_weight.sum())
     theta = xp.vstack([coef, intercept])  # (n_params, n_experts)
     curvature, rows, share = _weighted_sample(design, design.curvature, row_weight, scale)
     # the sample's Hessian over its share of the weight estimates the full one
     sample_weight, sample_scale = row_weight[rows], share * scale
-    sample_penalty, device_sample_penalty = share * penalty, share * device_penalty
     # and the blocks come from a sample of the sample, likewise
     blocks_design, block_rows, block_share = _weighted_sample(
         curvature, curvature.block_rows, sample_weight, sample_scale
     )
     block_weight = sample_weight[block_rows]
+
+    def penalties(alpha):
+        """The penalty per coordinate: on the host, on Z's device, and the
+        latter scaled to the curvature's sample."""
+        penalty = intercept_free_penalty(design.Z.shape[1], alpha)
+        device_penalty = xp.asarray(penalty, dtype=design.Z.dtype)[:, None]
+        return penalty, device_penalty, share * device_penalty
+
+    def block_grams(proba):
+        """The blocks of the cross-entropy's Hessian at ``proba`` (the
+        curvature sample's), estimated for all rows."""
+        weights = block_weight[:, None] * proba[block_rows] * (1 - proba[block_rows])
+        return blocks_design.grams(weights) / (block_share * share)
+
+    penalty, device_penalty, device_sample_penalty = penalties(alpha)
 
     def value_grad(theta):
         """The objective, its gradient and the gate's probabilities on the
@@ -111,19 +138,24 @@ def fit_softmax_newton(
 
     with _threadpool_controller().limit(limits=1, user_api="blas"):
         value, grad, proba = value_grad(theta)
+        grams = None  # the evidence's blocks, which serve the first Newton step
+        if evidence and max_iter > 0:
+            proba = _curvature_proba(proba, curvature, theta)
+            grams = block_grams(proba)
+            old, alpha = alpha, evidence_alpha(grams, theta[:-1], alpha)
+            # the objective and its gradient under the new penalty
+            penalty, device_penalty, device_sample_penalty = penalties(alpha)
+            change = (alpha - old) / scale
+            value += 0.5 * change * float(xp.vdot(theta[:-1], theta[:-1]))
+            grad = grad + change * xp.vstack([theta[:-1], xp.zeros_like(theta[-1:])])
         for n_iter in range(max_iter):
             if float(xp.max(xp.abs(grad))) <= tol:
                 break
-            if proba is None:
-                proba = exp_floored(log_softmax_rows(curvature.Z1 @ theta))
+            proba = _curvature_proba(proba, curvature, theta)
             if n_iter % _PRECONDITIONER_EVERY == 0:
-                blocks = _block_factors(
-                    blocks_design,
-                    proba[block_rows],
-                    block_weight,
-                    block_share * sample_penalty,
-                    block_share * sample_scale,
-                )
+                grams = block_grams(proba) if grams is None else grams
+                blocks = _block_factors(grams, penalty, scale, xp)
+                grams = None
             step = _newton_cg_step(
                 curvature.Z1,
                 proba,
@@ -137,7 +169,13 @@ def fit_softmax_newton(
             if new is None:
                 break  # no decrease left at working precision
             theta, (value, grad, proba) = new
-    return theta[:-1].copy(), theta[-1].copy()
+    return theta[:-1].copy(), theta[-1].copy(), alpha
+
+
+def _curvature_proba(proba, curvature, theta):
+    """The gate's probabilities on the curvature's rows: ``proba`` where
+    the loss gave them, else computed."""
+    return exp_floored(log_softmax_rows(curvature.Z1 @ theta)) if proba is None else proba
 
 
 def _weighted_sample(design, sample, row_weight, scale):
@@ -175,6 +213,13 @@ def backtrack(value_grad, theta, value, grad, step):
         shrunk = 0.5 * slope * t * t / rise if rise > 0 else 0.5 * t
         t = min(max(shrunk, 0.1 * t), 0.5 * t)
     return None
+
+
+# The penalties a choice from the data may take, relative to the mean
+# curvature per coefficient (for ridge experts, the mean eigenvalue of the
+# centred Gram matrix: the features' weighted variance times their weight):
+# from no shrinkage to far more than any feature's signal.
+RELATIVE_ALPHA_RANGE = (1e-8, 1e2)
 
 
 def intercept_free_penalty(n_features, alpha):
@@ -226,17 +271,47 @@ _CG_MAX_ITER = 10
 _CG_RTOL = 0.1
 
 
-def _block_factors(design, proba, row_weight, penalty, scale):
+def _block_factors(grams, penalty, scale, xp):
     """Inverses of the gate Hessian's diagonal blocks, one per expert,
-    ``(Z1' diag(r p_k (1 - p_k)) Z1 + diag(penalty)) / scale``, as one float64
-    array of shape (K, d + 1, d + 1) on Z's device."""
-    grams = design.grams(row_weight[:, None] * proba * (1 - proba))
+    ``(grams[k] + diag(penalty)) / scale``, as one float64 array of shape
+    (K, d + 1, d + 1) on the device of the namespace ``xp``."""
     identity = np.eye(len(penalty))
     inverses = [
         scipy.linalg.cho_solve(_damped_cholesky((gram + np.diag(penalty)) / scale), identity)
         for gram in grams
     ]
-    return get_namespace(design.Z).asarray(np.stack(inverses))
+    return xp.asarray(np.stack(inverses))
+
+
+def evidence_alpha(grams, coef, alpha):
+    """One step of MacKay's (1992) fixed point for the penalty ``alpha`` of
+    ``coef`` (d, K): ``gamma / ||coef||^2``, the penalty at which the Laplace
+    approximation of the evidence (the likelihood with the coefficients
+    integrated out under the prior ``N(0, I / alpha)``) is stationary.
+
+    ``gamma = sum_k d - alpha tr((G_k + alpha D)^-1)`` over the coefficient
+    coordinates counts the coefficients that the rows determine, with
+    ``G_k`` the blocks ``grams`` of the cross-entropy's Hessian (one per
+    expert; the Hessian taken as block-diagonal, as the preconditioner
+    takes it) and ``D`` the penalty's pattern (not the intercept). ``alpha``
+    as it is where every coefficient is 0 (a gate not yet fitted).
+    """
+    xp = get_namespace(coef)
+    norm = float(xp.vdot(coef, coef))
+    if norm == 0:
+        return alpha
+    n_features = grams.shape[1] - 1
+    penalty = np.diag(intercept_free_penalty(n_features, alpha))
+    identity = np.eye(n_features + 1)[:, :n_features]
+    unresolved = sum(
+        np.trace(scipy.linalg.cho_solve(_damped_cholesky(g + penalty), identity)[:n_features])
+        for g in grams
+    )
+    gamma = max(len(grams) * n_features - alpha * unresolved, 0.0)
+    # no signal would take alpha to infinity and the coefficients to 0,
+    # from which EM could not return
+    curvature = np.mean([np.trace(g[:n_features, :n_features]) for g in grams]) / n_features
+    return float(np.clip(gamma / norm, *(curvature * np.array(RELATIVE_ALPHA_RANGE))))
 
 
 def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):

@@ -267,11 +267,12 @@ def check_device_options(model, classifier):
             "early_stopping=True holds rows out on the CPU only so far; use "
             "device='cpu', or early_stopping=False on the GPU."
         )
-    if model.expert_alpha == "auto":
-        raise ValueError(
-            "expert_alpha='auto' chooses the experts' penalties on the CPU only so "
-            "far; use device='cpu', or a number on the GPU."
-        )
+    for name in ("expert_alpha", "gate_alpha"):
+        if getattr(model, name) == "auto":
+            raise ValueError(
+                f"{name}='auto' chooses penalties on the CPU only so far; use "
+                "device='cpu', or a number on the GPU."
+            )
 
 
 def _check_estimator_list(model):
@@ -339,6 +340,11 @@ def _check_solver_options(model):
         raise ValueError(
             "expert_alpha='auto' chooses each ridge expert's penalty at each M-step of "
             "EM; solver='gradient' trains network experts, whose penalty is a number."
+        )
+    if model.gate_alpha == "auto" and model.solver != "em":
+        raise ValueError(
+            "gate_alpha='auto' moves the gate's penalty at each M-step of EM; "
+            "solver='gradient' takes a number."
         )
     if model.expert_hidden_units is not None and model.estimator is not None:
         raise ValueError(

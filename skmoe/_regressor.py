@@ -63,9 +63,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``softplus(x @ W_noise)``, before its top ``top_k`` experts are chosen;
         predictions stay deterministic. The noise comes from ``random_state``.
         Needs ``top_k`` and ``solver="gradient"``.
-    gate_alpha : float, default=0.01
+    gate_alpha : float or "auto", default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
-        let the gate draw sharp boundaries between regimes.
+        let the gate draw sharp boundaries between regimes. "auto" (EM on the
+        CPU): at each M-step the gate takes one step of MacKay's fixed point
+        for the penalty that maximises the Laplace approximation of the
+        evidence, so the penalty settles with the gate; ``gate_.alpha_``
+        holds the last one (each node gate's, for a hierarchy).
     balance_loss : {"switch", "cv"}, default=None
         Load balancing: a term added to the gate's M-step (and to the EM
         objective) that penalises experts taking an unequal share of the rows.

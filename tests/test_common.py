@@ -26,6 +26,8 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), n_experts=4, top_k=2),
     MixtureOfExpertsRegressor(n_experts=(2, 2)),
     MixtureOfExpertsRegressor(expert_alpha="auto"),
+    MixtureOfExpertsRegressor(gate_alpha="auto"),
+    MixtureOfExpertsClassifier(gate_alpha="auto"),
     MixtureOfExpertsRegressor(solver="gradient"),
     MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
     MixtureOfExpertsRegressor(

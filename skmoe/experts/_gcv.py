@@ -23,11 +23,12 @@ the rows, and an M-step has the Gram matrices already.
 
 import numpy as np
 
+from .._optim import RELATIVE_ALPHA_RANGE
+
 # The penalties tried, relative to the mean eigenvalue of an expert's
 # centred Gram matrix (its features' weighted variance times its weight),
-# so that the grid follows the scale of the features and of the weights:
-# from no shrinkage to far more than any feature's signal.
-RELATIVE_ALPHAS = np.logspace(-8, 2, 41)
+# so that the grid follows the scale of the features and of the weights.
+RELATIVE_ALPHAS = np.logspace(*np.log10(RELATIVE_ALPHA_RANGE), 41)
 
 
 def gcv_ridge_solutions(gram, rhs, yy, penalty):

@@ -17,6 +17,13 @@ from .._math import exp_floored, log_softmax_rows, softmax_cross_entropy
 from .._optim import fit_softmax_newton
 from ._balance import BALANCE_LOSSES
 
+# The penalty of alpha="auto" for a gate with no coefficients yet: the
+# estimators' numeric default.
+_AUTO_START = 0.01
+# The relative change of alpha="auto" at which :meth:`SoftmaxGate.fit`
+# deems it settled, and its most fits.
+_AUTO_RTOL, _AUTO_MAX_FITS = 1e-3, 100
+
 
 class SoftmaxGate(BaseEstimator):
     """Softmax gate fitted to soft targets (responsibilities).
@@ -30,9 +37,15 @@ class SoftmaxGate(BaseEstimator):
 
     Parameters
     ----------
-    alpha : float, default=1.0
+    alpha : float or "auto", default=1.0
         L2 penalty on the coefficients of the standardised features. The
-        intercept is not penalised.
+        intercept is not penalised. "auto": the penalty at which the
+        Laplace approximation of the evidence is stationary, MacKay's fixed
+        point ``gamma / ||coef_||^2`` (``gamma`` the number of coefficients
+        the rows determine). Each fit from fitted coefficients first takes
+        one step of it, so that EM's M-steps carry the penalty along with
+        the gate; :meth:`fit` repeats its fits until the penalty settles. A
+        gate with no coefficients yet starts from 0.01.
     max_iter : int, default=100
         Maximum number of Newton steps per fit.
     tol : float, default=1e-6
@@ -59,6 +72,8 @@ class SoftmaxGate(BaseEstimator):
     intercept_ : ndarray of shape (n_experts,)
         Both in the floating type of the input last fitted (float32 for
         float32 X), as scikit-learn's linear models' coefficients.
+    alpha_ : float
+        The penalty of the last fit: ``alpha``, or the one "auto" chose.
 
     Examples
     --------
@@ -72,7 +87,7 @@ class SoftmaxGate(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
@@ -117,7 +132,15 @@ class SoftmaxGate(BaseEstimator):
         sample_weight = _check_sample_weight(sample_weight, X)
         if not hasattr(self, "scaler_"):
             self.init_scaler(X, sample_weight)
-        return self.fit_standardized(self.standardize(X), resp * sample_weight[:, None])
+        Z, targets = self.standardize(X), resp * sample_weight[:, None]
+        design = Design(Z)
+        self.fit_standardized(Z, targets, design)
+        for _ in range(_AUTO_MAX_FITS if self.alpha == "auto" else 0):
+            previous = self.alpha_
+            self.fit_standardized(Z, targets, design)
+            if abs(self.alpha_ - previous) <= _AUTO_RTOL * previous:
+                break
+        return self
 
     def init_scaler(self, X, sample_weight):
         """Fit the input standardisation; done once, before the first M-step."""
@@ -146,21 +169,27 @@ class SoftmaxGate(BaseEstimator):
             a.astype(Z.dtype, copy=False) for a in (self.coef_, self.intercept_, targets)
         )
         row_weight = targets.sum(axis=1)
-        self.coef_, intercept = fit_softmax_newton(
+        self.coef_, intercept, self.alpha_ = fit_softmax_newton(
             Design(Z) if design is None else design,
             self._logit_loss(targets, row_weight),
             row_weight,
             self.coef_,
             self.intercept_,
-            alpha=self.alpha,
+            alpha=self.next_alpha(),
             max_iter=self.max_iter,
             tol=self.tol,
             loss_terms=self._fused_loss_terms(Z, targets),
+            evidence=self.alpha == "auto",
         )
         # softmax ignores a shift shared by all logits; keep the unpenalised
         # intercept centred so it cannot drift across warm starts.
         self.intercept_ = intercept - intercept.mean()
         return self.record_balance_penalty(Z, row_weight)
+
+    def next_alpha(self):
+        """The penalty the next fit starts from: ``alpha``, or for "auto" the
+        last one chosen (0.01 before any)."""
+        return getattr(self, "alpha_", _AUTO_START) if self.alpha == "auto" else self.alpha
 
     def _fused_loss_terms(self, Z, targets):
         """The plain cross-entropy's terms by one CUDA kernel (see
@@ -229,7 +258,7 @@ class SoftmaxGate(BaseEstimator):
         """The objective's terms beyond the cross-entropy, at the last fit:
         ``alpha / 2 * ||coef_||^2`` and the weighted balance loss."""
         xp = get_namespace(self.coef_)
-        return 0.5 * self.alpha * float(xp.vdot(self.coef_, self.coef_)) + self._balance_penalty
+        return 0.5 * self.alpha_ * float(xp.vdot(self.coef_, self.coef_)) + self._balance_penalty
 
     def n_parameters(self):
         """Free parameters: softmax logits are free up to one shared shift, so

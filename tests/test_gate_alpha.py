@@ -1,0 +1,124 @@
+"""gate_alpha="auto": the gate's penalty moved at every M-step by MacKay's
+fixed point for the Laplace approximation of the evidence."""
+
+import numpy as np
+import pytest
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._optim import RELATIVE_ALPHA_RANGE, evidence_alpha
+from skmoe.datasets import make_regime_classification, make_regime_regression
+from skmoe.gates import SoftmaxGate
+from skmoe.gates._softmax import _AUTO_RTOL
+
+
+def _blocks(rng, n_experts, n_features):
+    """Positive definite Gram matrices of features of unequal scales."""
+    rows = rng.standard_normal((n_experts, 40, n_features + 1))
+    rows *= np.append(np.arange(1, n_features + 1), 1.0)
+    return rows.transpose(0, 2, 1) @ rows
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_evidence_step_is_the_determined_coefficients_over_the_norm(seed):
+    rng = np.random.RandomState(seed)
+    grams, coef, alpha = _blocks(rng, 3, 5), rng.standard_normal((5, 3)), 0.7
+    pattern = np.diag(np.append(np.ones(5), 0.0))  # the intercept is not penalised
+    inverses = [np.linalg.inv(g + alpha * pattern) for g in grams]
+    gamma = sum(5 - alpha * np.trace(inv[:5, :5]) for inv in inverses)
+    # the factorisation is damped by 1e-10 of the mean eigenvalue, which
+    # moves each trace by at most that times the block's condition number
+    cond = max(np.linalg.cond(g + alpha * pattern) for g in grams)
+    expected = gamma / (coef**2).sum()
+    assert evidence_alpha(grams, coef, alpha) == pytest.approx(expected, rel=4e-10 * cond)
+
+
+def test_evidence_step_keeps_a_zero_gate_and_bounds_the_penalty():
+    rng = np.random.RandomState(0)
+    grams = _blocks(rng, 2, 4)
+    assert evidence_alpha(grams, np.zeros((4, 2)), 0.3) == 0.3
+    curvature = np.mean([np.trace(g[:4, :4]) for g in grams]) / 4
+    # coefficients the rows do not support: the largest penalty
+    tiny = np.full((4, 2), 1e-12)
+    assert evidence_alpha(grams, tiny, 1.0) == pytest.approx(curvature * RELATIVE_ALPHA_RANGE[1])
+    # a penalty far under the curvature determines every coefficient: gamma = K d
+    huge = np.full((4, 2), 1e6)
+    assert evidence_alpha(grams, huge, 1e-9) == pytest.approx(curvature * RELATIVE_ALPHA_RANGE[0])
+
+
+def _gate_rows(seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((3000, 3))
+    logits = np.column_stack([np.zeros(3000), 2 * X[:, 0], -1.5 * X[:, 1] + 1])
+    resp = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return X, resp
+
+
+def test_gate_fit_settles_at_the_fixed_point():
+    X, resp = _gate_rows()
+    gate = SoftmaxGate(alpha="auto").fit(X, resp)
+    Z1 = np.hstack([gate.standardize(X), np.ones((len(X), 1))])
+    proba = gate.predict_proba(X)
+    grams = np.array([Z1.T @ (Z1 * (p * (1 - p))[:, None]) for p in proba.T])
+    # fit stops once a fit moves the penalty by under _AUTO_RTOL; one more
+    # step of the contracting iteration moves it less
+    assert evidence_alpha(grams, gate.coef_, gate.alpha_) == pytest.approx(
+        gate.alpha_, rel=_AUTO_RTOL
+    )
+    assert gate.alpha_ != 0.01
+
+
+def test_gate_penalty_follows_the_evidence():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((2000, 3))
+    separable = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    unrelated = rng.dirichlet(np.ones(3) * 50, size=2000)  # targets X says nothing of
+    sharp = SoftmaxGate(alpha="auto").fit(X, separable)
+    flat = SoftmaxGate(alpha="auto").fit(X, unrelated)
+    assert sharp.alpha_ < 1e-3 * flat.alpha_
+    assert np.abs(sharp.coef_[0]).max() > 10  # a sharp boundary on the first feature
+    assert np.abs(flat.coef_).max() < 1e-3  # the gate ignores the features
+
+
+def _objective(model, X, y, expert_penalty):
+    log_lik = model.log_likelihood_samples(X, y).sum()
+    return (log_lik - expert_penalty - model.gate_.penalty()) / len(y)
+
+
+def test_the_objective_holds_the_chosen_gate_penalty():
+    X, y = make_regime_regression(n_samples=3000, n_features=4, n_regimes=3, random_state=0)
+    model = MixtureOfExpertsRegressor(n_experts=3, gate_alpha="auto", random_state=0).fit(X, y)
+    assert model.gate_.alpha_ != 0.01
+    gate_penalty = 0.5 * model.gate_.alpha_ * (model.gate_.coef_**2).sum()
+    assert model.gate_.penalty() == pytest.approx(gate_penalty, rel=1e-12)
+    norms = np.array([(e.coef_**2).sum() for e in model.estimators_])
+    expert_penalty = 0.5 * (model.expert_alpha * norms / model.noise_variance_).sum()
+    assert model.lower_bound_ == pytest.approx(_objective(model, X, y, expert_penalty), rel=1e-9)
+
+
+def test_classifier_and_hierarchy_choose_gate_penalties():
+    X, y = make_regime_classification(n_samples=2000, n_features=4, n_regimes=3, random_state=0)
+    clf = MixtureOfExpertsClassifier(n_experts=3, gate_alpha="auto", random_state=0).fit(X, y)
+    expert_penalty = 0.5 * clf.expert_alpha * sum((e.coef_**2).sum() for e in clf.estimators_)
+    assert clf.lower_bound_ == pytest.approx(_objective(clf, X, y, expert_penalty), rel=1e-9)
+    assert clf.gate_.alpha_ != 0.01
+    tree = MixtureOfExpertsClassifier(n_experts=(2, 2), gate_alpha="auto", random_state=0)
+    alphas = [g.alpha_ for level in tree.fit(X, y).gate_.gates_ for g in level]
+    assert len(alphas) == 3 and all(a > 0 and a != 0.01 for a in alphas)
+
+
+def test_partial_fit_keeps_the_chosen_penalty():
+    X, y = make_regime_regression(n_samples=2000, n_features=4, n_regimes=2, random_state=0)
+    model = MixtureOfExpertsRegressor(n_experts=2, gate_alpha="auto", random_state=0)
+    model.partial_fit(X[:1000], y[:1000])
+    chosen = model.gate_.alpha_
+    model.partial_fit(X[1000:], y[1000:])
+    assert model.gate_.alpha_ == chosen != 0.01
+    assert np.isfinite(model.predict(X)).all()
+
+
+def test_auto_gate_penalty_needs_em_on_the_cpu():
+    X, y = make_regime_regression(n_samples=200, n_features=3, random_state=0)
+    with pytest.raises(ValueError, match="gate_alpha='auto'.*solver='gradient'"):
+        MixtureOfExpertsRegressor(gate_alpha="auto", solver="gradient").fit(X, y)
+    with pytest.raises(ValueError, match="gate_alpha='auto'.*on the CPU only"):
+        MixtureOfExpertsRegressor(gate_alpha="auto", device="cuda").fit(X, y)
