@@ -7,7 +7,7 @@ import pytest
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._optim import RELATIVE_ALPHA_RANGE, evidence_alpha
 from skmoe.datasets import make_regime_classification, make_regime_regression
-from skmoe.gates import SoftmaxGate
+from skmoe.gates import HierarchicalGate, SoftmaxGate
 from skmoe.gates._softmax import _AUTO_RTOL
 
 
@@ -48,7 +48,7 @@ def test_evidence_step_keeps_a_zero_gate_and_bounds_the_penalty():
 def _gate_rows(seed=0):
     rng = np.random.RandomState(seed)
     X = rng.standard_normal((3000, 3))
-    logits = np.column_stack([np.zeros(3000), 2 * X[:, 0], -1.5 * X[:, 1] + 1])
+    logits = np.column_stack([np.zeros(3000), 2 * X[:, 0], -1.5 * X[:, 1] + 1, X[:, 2] - 1])
     resp = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     return X, resp
 
@@ -65,6 +65,15 @@ def test_gate_fit_settles_at_the_fixed_point():
         gate.alpha_, rel=_AUTO_RTOL
     )
     assert gate.alpha_ != 0.01
+
+
+@pytest.mark.parametrize("gate", [SoftmaxGate(alpha="auto"), HierarchicalGate(alpha="auto")])
+def test_gate_fit_iterates_until_the_penalties_settle(gate):
+    X, resp = _gate_rows()
+    before = gate.fit(X, resp)._chosen_alphas()
+    assert np.all(before != 0.01)
+    gate.fit_standardized(gate.standardize(X), resp)
+    np.testing.assert_allclose(gate._chosen_alphas(), before, rtol=_AUTO_RTOL)
 
 
 def test_gate_penalty_follows_the_evidence():

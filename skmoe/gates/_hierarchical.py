@@ -121,6 +121,9 @@ class HierarchicalGate(SoftmaxGate):
                 gate.record_balance_penalty(Z, row_weight)
         return self
 
+    def _chosen_alphas(self):
+        return np.array([gate.alpha_ for gates in self.gates_ for gate in gates])
+
     def penalty(self):
         """The node gates' penalties, summed."""
         return sum(gate.penalty() for gates in self.gates_ for gate in gates)

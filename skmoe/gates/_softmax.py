@@ -136,11 +136,15 @@ class SoftmaxGate(BaseEstimator):
         design = Design(Z)
         self.fit_standardized(Z, targets, design)
         for _ in range(_AUTO_MAX_FITS if self.alpha == "auto" else 0):
-            previous = self.alpha_
+            previous = self._chosen_alphas()
             self.fit_standardized(Z, targets, design)
-            if abs(self.alpha_ - previous) <= _AUTO_RTOL * previous:
+            if np.all(np.abs(self._chosen_alphas() - previous) <= _AUTO_RTOL * previous):
                 break
         return self
+
+    def _chosen_alphas(self):
+        """The penalties of the last fit, as an array (one per node gate of a hierarchy)."""
+        return np.array([self.alpha_])
 
     def init_scaler(self, X, sample_weight):
         """Fit the input standardisation; done once, before the first M-step."""
