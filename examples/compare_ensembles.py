@@ -237,6 +237,7 @@ def evaluate(name, task, X, y, n_splits):
                 scoring=METRICS[task],
                 cv=cv,
                 return_train_score=False,
+                return_estimator=is_skmoe(model),
                 error_score="raise",
             )
         elapsed = time.perf_counter() - start
@@ -257,6 +258,8 @@ def evaluate(name, task, X, y, n_splits):
             "mean_fit_time": float(np.mean(scores["fit_time"])),
             "mean_predict_time": float(np.mean(scores["score_time"])),
             "warnings": dict(warned),
+            # the experts each fold's fit chose (n_experts="auto") or was given
+            "n_experts": [int(p[-1].n_experts_) for p in scores.get("estimator", [])],
         }
         note = "".join(f"; {n}x {m.split(':')[0]}" for m, n in warned.items())
         print(
@@ -311,15 +314,17 @@ def markdown_table(name, entry):
         f"## {name} ({entry['task']}, n={entry['n_samples']}, d={entry['n_features']}): "
         f"{metric}, {entry['n_splits']}-fold CV",
         "",
-        f"| model | {metric} (mean +- std) | mean fit time (s) | mean predict time (s) |",
-        "|---|---|---|---|",
+        f"| model | {metric} (mean +- std) | mean fit time (s) | mean predict time (s) "
+        "| experts per fold |",
+        "|---|---|---|---|---|",
     ]
     for model_name in sorted(results, key=lambda m: results[m]["mean_score"], reverse=True):
         r = results[model_name]
         label = f"**{model_name}**" if r["skmoe"] else model_name
         lines.append(
             f"| {label} | {r['mean_score']:.4f} +- {r['std_score']:.4f} "
-            f"| {r['mean_fit_time']:.3f} | {r['mean_predict_time']:.4f} |"
+            f"| {r['mean_fit_time']:.3f} | {r['mean_predict_time']:.4f} "
+            f"| {','.join(map(str, r['n_experts']))} |"
         )
     lines += ["", entry["summary"], ""]
     for model_name, r in results.items():

@@ -89,7 +89,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "balance_loss": [StrOptions(set(BALANCE_LOSSES)), None],
         "balance_coef": [Interval(Real, 0, None, closed="left")],
         "min_expert_load": [Interval(Real, 0, 1, closed="left")],
-        "expert_alpha": [Interval(Real, 0, None, closed="left")],
+        "expert_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "expert_hidden_units": [Interval(Integral, 1, None, closed="left"), None],
         "solver": [StrOptions({"em", "gradient"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],

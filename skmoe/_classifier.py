@@ -82,10 +82,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         falls under this is dead: it is restarted on the rows the mixture fits
         worst, at most twice per expert and EM run, and counted in
         ``n_expert_restarts_``. Experts are never dropped. 0 disables restarts.
-    expert_alpha : float, default=1.0
+    expert_alpha : float or "auto", default=1.0
         L2 penalty of the built-in logistic experts: each is
         ``LogisticRegression(C=1 / expert_alpha)`` (with ``solver="gradient"``,
-        an L2 penalty on the network experts' weights). Ignored when
+        an L2 penalty on the network experts' weights). "auto" (``solver="em"``
+        on the CPU): at each M-step each expert's own penalty takes one step of
+        MacKay's evidence fixed point, as ``gate_alpha="auto"`` does for the
+        gate; each :class:`~sklearn.linear_model.LogisticRegression` of
+        ``estimators_`` carries the ``C`` of its last penalty. Ignored when
         ``estimator`` is given.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, ``{class_label: weight}``, multiplying each

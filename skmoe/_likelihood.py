@@ -251,6 +251,8 @@ class CategoricalLikelihood(_Likelihood):
     def penalty(self, experts, params):
         if not self.penalty_alpha:
             return 0.0
+        if self.penalty_alpha == "auto":  # each expert's own, chosen at its fit
+            return 0.5 * float(experts.current_alphas() @ experts.squared_norms())
         return 0.5 * self.penalty_alpha * experts.squared_norms().sum()
 
     def distance(self, proba, params, a, b):

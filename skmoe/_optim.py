@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
-from ._backend import get_namespace
+from ._backend import get_namespace, to_numpy
 from ._backend._products import transposed_product
 from ._math import exp_floored, log_softmax_rows, row_sum, vdot
 
@@ -142,7 +142,8 @@ def fit_softmax_newton(
         if evidence and max_iter > 0:
             proba = _curvature_proba(proba, curvature, theta)
             grams = block_grams(proba)
-            old, alpha = alpha, evidence_alpha(grams, theta[:-1], alpha)
+            pattern = intercept_free_penalty(design.Z.shape[1], 1.0)
+            old, alpha = alpha, evidence_alpha(grams, theta, alpha, pattern)
             # the objective and its gradient under the new penalty
             penalty, device_penalty, device_sample_penalty = penalties(alpha)
             change = (alpha - old) / scale
@@ -283,34 +284,38 @@ def _block_factors(grams, penalty, scale, xp):
     return xp.asarray(np.stack(inverses))
 
 
-def evidence_alpha(grams, coef, alpha):
-    """One step of MacKay's (1992) fixed point for the penalty ``alpha`` of
-    ``coef`` (d, K): ``gamma / ||coef||^2``, the penalty at which the Laplace
+def evidence_alpha(grams, theta, alpha, pattern, fixed=0.0):
+    """One step of MacKay's (1992) fixed point for a penalty ``alpha``:
+    ``gamma / theta' S theta``, the penalty at which the Laplace
     approximation of the evidence (the likelihood with the coefficients
-    integrated out under the prior ``N(0, I / alpha)``) is stationary.
+    integrated out under their Gaussian prior) is stationary.
 
-    ``gamma = sum_k d - alpha tr((G_k + alpha D)^-1)`` over the coefficient
-    coordinates counts the coefficients that the rows determine, with
-    ``G_k`` the blocks ``grams`` of the cross-entropy's Hessian (one per
-    expert; the Hessian taken as block-diagonal, as the preconditioner
-    takes it) and ``D`` the penalty's pattern (not the intercept). ``alpha``
-    as it is where every coefficient is 0 (a gate not yet fitted).
+    ``theta`` (p, m) holds m sets of coefficients (a gate's experts, or an
+    expert's classes) that share ``alpha``, penalised by ``alpha * pattern
+    + fixed`` per coordinate (``pattern`` S is 0 on the intercept; a
+    ``fixed`` part holds coordinates that ``alpha`` does not move).
+    ``gamma = m P - alpha sum_j tr((G_j + diag(alpha S + fixed))^-1 S)``,
+    with P the coordinates S penalises, counts the coefficients that the
+    rows determine, from the blocks ``grams`` (m, p, p) of the loss's
+    Hessian, one per set (the Hessian taken as block-diagonal, as the
+    preconditioners take it). ``alpha`` as it is where the coefficients are
+    all 0 (not fitted yet) or no row has weight.
     """
-    xp = get_namespace(coef)
-    norm = float(xp.vdot(coef, coef))
-    if norm == 0:
+    theta = np.asarray(to_numpy(theta), dtype=np.float64)
+    norm = float(np.sum(pattern[:, None] * theta**2))
+    penalised = pattern > 0
+    # the rows' curvature per coefficient, on the penalty's scale
+    curvature = np.mean([np.diag(g)[penalised] / pattern[penalised] for g in grams])
+    if norm == 0 or curvature == 0:
         return alpha
-    n_features = grams.shape[1] - 1
-    penalty = np.diag(intercept_free_penalty(n_features, alpha))
-    identity = np.eye(n_features + 1)[:, :n_features]
+    penalty = np.diag(alpha * pattern + fixed)
     unresolved = sum(
-        np.trace(scipy.linalg.cho_solve(_damped_cholesky(g + penalty), identity)[:n_features])
+        np.trace(scipy.linalg.cho_solve(_damped_cholesky(g + penalty), np.diag(pattern)))
         for g in grams
     )
-    gamma = max(len(grams) * n_features - alpha * unresolved, 0.0)
+    gamma = max(len(grams) * int(penalised.sum()) - alpha * unresolved, 0.0)
     # no signal would take alpha to infinity and the coefficients to 0,
     # from which EM could not return
-    curvature = np.mean([np.trace(g[:n_features, :n_features]) for g in grams]) / n_features
     return float(np.clip(gamma / norm, *(curvature * np.array(RELATIVE_ALPHA_RANGE))))
 
 

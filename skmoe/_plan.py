@@ -338,8 +338,8 @@ def _check_solver_options(model):
         )
     if model.expert_alpha == "auto" and model.solver != "em" and model.estimator is None:
         raise ValueError(
-            "expert_alpha='auto' chooses each ridge expert's penalty at each M-step of "
-            "EM; solver='gradient' trains network experts, whose penalty is a number."
+            "expert_alpha='auto' chooses each built-in expert's penalty at each M-step "
+            "of EM; solver='gradient' trains network experts, whose penalty is a number."
         )
     if model.gate_alpha == "auto" and model.solver != "em":
         raise ValueError(

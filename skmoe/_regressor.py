@@ -12,7 +12,7 @@ from ._backend import all_finite, check_device_finite, get_namespace
 from ._backend._predict import fused_predict_fits, linear_mixture_mean
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
-from ._compat import HasMethods, Interval, StrOptions, _fit_context
+from ._compat import HasMethods, Interval, _fit_context
 from ._likelihood import GaussianLikelihood
 from ._validation import like_input
 from .experts import LinearExperts
@@ -263,7 +263,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         **BaseMixtureOfExperts._parameter_constraints,
         "estimator": [HasMethods(["fit", "predict"]), list, None],
         "noise_floor": [Interval(Real, 0, None, closed="neither")],
-        "expert_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(

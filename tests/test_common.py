@@ -27,7 +27,7 @@ ESTIMATORS = [
     MixtureOfExpertsRegressor(n_experts=(2, 2)),
     MixtureOfExpertsRegressor(expert_alpha="auto"),
     MixtureOfExpertsRegressor(gate_alpha="auto"),
-    MixtureOfExpertsClassifier(gate_alpha="auto"),
+    MixtureOfExpertsClassifier(gate_alpha="auto", expert_alpha="auto"),
     MixtureOfExpertsRegressor(solver="gradient"),
     MixtureOfExpertsClassifier(solver="gradient", expert_hidden_units=8),
     MixtureOfExpertsRegressor(

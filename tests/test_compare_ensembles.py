@@ -25,6 +25,9 @@ def test_quick_run_writes_every_result(tmp_path):
         for result in entry["models"].values():
             assert len(result["test_scores"]) == 3
             assert all(math.isfinite(score) for score in result["test_scores"])
+            # the experts each skmoe fold chose (or was given); none for the others
+            assert len(result["n_experts"]) == (3 if result["skmoe"] else 0)
+            assert all(k >= 1 for k in result["n_experts"])
         assert f"## {name} (" in markdown
         assert entry["summary"] in markdown
     assert markdown.count("| model |") == len(report)

@@ -1,6 +1,8 @@
 """K weighted logistic regressions solved as one problem: the default classifier experts."""
 
+from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -15,6 +17,7 @@ from .._optim import (
     _threadpool_controller,
     backtrack,
     conjugate_gradient,
+    evidence_alpha,
     intercept_free_penalty,
     sigmoid_cross_entropy,
 )
@@ -51,14 +54,25 @@ def _log_loss(X1, y, weights, n_outputs):
     return loss
 
 
-def _centred_frame(X, weights, alpha):
-    """The coordinates ``x1 = [x - offset, 1]`` (offset the column centres
-    of dense X, 0 for sparse) in which the experts solve without a design:
-    ``x1`` as rows, the weighted Gram matrices, the ridge penalty per
-    coordinate, and maps of parameters ``theta`` (..., d + 1) from and to
-    X's coefficients and intercepts."""
+class _Frame(NamedTuple):
+    """The coordinates in which the experts solve: the rows ``x1``, the
+    experts' weighted Gram matrices, ``penalty(alpha)`` per coordinate,
+    ``grams(W)`` for any weights, and maps of parameters ``theta`` (...,
+    d + 1) from and to X's coefficients and intercepts."""
+
+    rows: object
+    gram: np.ndarray
+    penalty: Callable
+    grams: Callable
+    from_original: Callable
+    to_original: Callable
+
+
+def _centred_frame(X, weights):
+    """:class:`_Frame` of ``x1 = [x - offset, 1]`` (offset the column
+    centres of dense X, 0 for sparse), where the experts solve without a
+    design."""
     offset, gram, _ = _normal_equations(X, None, weights)
-    penalty = intercept_free_penalty(X.shape[1], alpha)
 
     def from_original(coef, intercept):
         coef = np.asarray(coef, dtype=np.float64)
@@ -67,20 +81,35 @@ def _centred_frame(X, weights, alpha):
     def to_original(theta):
         return theta[..., :-1], theta[..., -1] - theta[..., :-1] @ offset
 
-    return design_matrix(X, offset), gram, penalty, from_original, to_original
+    return _Frame(
+        design_matrix(X, offset),
+        gram,
+        partial(intercept_free_penalty, X.shape[1]),
+        lambda W: _normal_equations(X, None, W, offset)[1],
+        from_original,
+        to_original,
+    )
 
 
-def _frame(X, weights, alpha, design):
-    """What :func:`_centred_frame` returns (rows, Gram matrices, penalty,
-    maps of the parameters), in the standardised coordinates of ``design``
-    where it solves the experts (see
-    :attr:`skmoe._design.Design.solves_experts`), else in centred ones."""
+def _frame(X, weights, design):
+    """:class:`_Frame` in the standardised coordinates of ``design`` where
+    it solves the experts (see :attr:`skmoe._design.Design.solves_experts`),
+    else in centred ones."""
     if design is None or not design.solves_experts:
-        return _centred_frame(X, weights, alpha)
-    grams = design.grams(weights)
-    penalty = design.ridge_penalty(alpha)
-    return design.Z1, grams, penalty, design.from_original, design.to_original
+        return _centred_frame(X, weights)
+    return _Frame(
+        design.Z1,
+        design.grams(weights),
+        design.ridge_penalty,
+        design.grams,
+        design.from_original,
+        design.to_original,
+    )
 
+
+# The penalty of alpha="auto" for experts with no coefficients yet: the
+# estimators' numeric default.
+_AUTO_START = 1.0
 
 # Conjugate-gradient iterations per Newton step. Böhning's bound is close to
 # the experts' Hessian (their class probabilities are rarely sharp), so the
@@ -104,6 +133,11 @@ class LogisticExperts:
     refit warm-starts from the previous solution. The products run in X's
     floating type, and the coefficients are stored in it (as
     LogisticRegression's).
+
+    ``alpha="auto"`` gives each expert its own penalty: each fit first moves
+    it one step of MacKay's evidence fixed point from the coefficients the
+    fit starts from (see :meth:`_alphas`), so that over EM's M-steps it
+    settles with them. ``alpha_`` holds the penalties of the last fit.
     """
 
     def __init__(self, n_experts, n_classes, *, alpha=1.0, max_iter=500, tol=1e-8):
@@ -142,18 +176,21 @@ class LogisticExperts:
             self.coef_ = np.zeros((K, m, d), dtype=X.dtype)
             self.intercept_ = np.zeros((K, m), dtype=X.dtype)
         # the parameters as (d + 1, K * m), so that all logits are one product
-        X1, gram, penalty, from_original, to_original = _frame(X, weights, self.alpha, design)
-        theta = from_original(self.coef_, self.intercept_).reshape(K * m, d + 1).T.copy()
-        penalty = penalty[:, None]
+        frame = _frame(X, weights, design)
+        X1 = frame.rows
+        theta = frame.from_original(self.coef_, self.intercept_).reshape(K * m, d + 1).T.copy()
+        self.alpha_ = self._alphas(frame, theta, weights)
+        # each expert's penalty per coordinate, in theta's columns
+        penalty = np.repeat(np.stack([frame.penalty(a) for a in self.alpha_], axis=1), m, axis=1)
         curvature = 0.25 if m == 1 else 0.5
         # the bounds' inverses, (K, d + 1, d + 1), applied to all experts in one
         # product; an expert with no rows has only the penalty: damped, as the gate's
         inverse = np.stack(
             [
                 scipy.linalg.cho_solve(
-                    _damped_cholesky(curvature * g + np.diag(penalty[:, 0])), np.eye(d + 1)
+                    _damped_cholesky(curvature * g + np.diag(penalty[:, k * m])), np.eye(d + 1)
                 )
-                for g in gram
+                for k, g in enumerate(frame.gram)
             ]
         )
         loss = _log_loss(X1, y, weights, m)
@@ -187,11 +224,41 @@ class LogisticExperts:
                 if new is None:
                     break  # no decrease left at working precision
                 theta, (value, grad, hessian) = new
-        coef, intercept = to_original(theta.T.reshape(K, m, d + 1))
+        coef, intercept = frame.to_original(theta.T.reshape(K, m, d + 1))
         if m > 1:  # the shift all classes share is free: keep it centred
             intercept -= intercept.mean(axis=1, keepdims=True)
         self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
         return self
+
+    def _alphas(self, frame, theta, weights):
+        """Each expert's penalty for this fit: ``alpha``, or for "auto" one
+        step of the evidence fixed point (see :func:`skmoe._optim.evidence_alpha`)
+        from the coefficients ``theta`` the fit starts from, with each
+        class's block of the log-loss's Hessian."""
+        K, m = self.n_experts, self._n_outputs
+        alphas = self.current_alphas()
+        if self.alpha != "auto" or not np.any(theta[:-1]):
+            return alphas
+        logits = safe_sparse_dot(frame.rows, theta.astype(frame.rows.dtype))
+        logits = logits.reshape(len(weights), K, m)
+        proba = expit(logits) if m == 1 else exp_floored(log_softmax_rows(logits))
+        blocks = frame.grams((weights[:, :, None] * proba * (1 - proba)).reshape(-1, K * m))
+        fixed = frame.penalty(0.0)
+        pattern = frame.penalty(1.0) - fixed
+        experts = [slice(k * m, (k + 1) * m) for k in range(K)]
+        return np.array(
+            [
+                evidence_alpha(blocks[e], theta[:, e], a, pattern, fixed)
+                for e, a in zip(experts, alphas, strict=True)
+            ]
+        )
+
+    def current_alphas(self):
+        """Each expert's penalty: ``alpha``, or for "auto" the last chosen
+        (1.0 before any)."""
+        if self.alpha == "auto":
+            return getattr(self, "alpha_", np.full(self.n_experts, _AUTO_START))
+        return np.full(self.n_experts, float(self.alpha))
 
     def parameters(self, n_features):
         """Each expert's parameters as one row, class by class ``[coef, intercept]``:
@@ -229,13 +296,13 @@ class LogisticExperts:
         solved in float64, stored as ``dtype``."""
         K, m = self.n_experts, self._n_outputs
         d1 = rhs.shape[1] // m
-        penalty = np.tile(intercept_free_penalty(d1 - 1, self.alpha), m)
+        penalties = [np.tile(intercept_free_penalty(d1 - 1, a), m) for a in self.current_alphas()]
         # a softmax's Hessian is singular along the shift all its intercepts
         # share: damped, as the gate's, and the intercepts kept centred
         theta = np.array(
             [
-                scipy.linalg.cho_solve(_damped_cholesky(h + np.diag(penalty)), r)
-                for h, r in zip(hessian, rhs, strict=True)
+                scipy.linalg.cho_solve(_damped_cholesky(h + np.diag(p)), r)
+                for h, r, p in zip(hessian, rhs, penalties, strict=True)
             ]
         ).reshape(K, m, d1)
         coef, intercept = theta[..., :-1], theta[..., -1].copy()
@@ -263,8 +330,10 @@ class LogisticExperts:
     def to_estimators(self):
         """One fitted :class:`~sklearn.linear_model.LogisticRegression` per expert."""
         estimators = []
-        for coef, intercept in zip(self.coef_, self.intercept_, strict=True):
-            logreg = LogisticRegression(C=1.0 / self.alpha if self.alpha else np.inf)
+        for coef, intercept, alpha in zip(
+            self.coef_, self.intercept_, self.current_alphas(), strict=True
+        ):
+            logreg = LogisticRegression(C=1.0 / float(alpha) if alpha else np.inf)
             logreg.coef_, logreg.intercept_ = coef.copy(), intercept.copy()
             logreg.classes_ = np.arange(self.n_classes)
             logreg.n_features_in_ = coef.shape[1]

@@ -1,12 +1,15 @@
-"""gate_alpha="auto": the gate's penalty moved at every M-step by MacKay's
-fixed point for the Laplace approximation of the evidence."""
+"""Penalties moved at every M-step by MacKay's fixed point for the Laplace
+approximation of the evidence: gate_alpha="auto", and the classifier's
+expert_alpha="auto"."""
 
 import numpy as np
 import pytest
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._design import Design
 from skmoe._optim import RELATIVE_ALPHA_RANGE, evidence_alpha
 from skmoe.datasets import make_regime_classification, make_regime_regression
+from skmoe.experts._logistic import LogisticExperts
 from skmoe.gates import HierarchicalGate, SoftmaxGate
 from skmoe.gates._softmax import _AUTO_RTOL
 
@@ -18,31 +21,43 @@ def _blocks(rng, n_experts, n_features):
     return rows.transpose(0, 2, 1) @ rows
 
 
+_PLAIN = (np.append(np.ones(5), 0.0), 0.0)  # the intercept is not penalised
+# unequal scales, and a coordinate whose penalty alpha does not move
+_SCALED = (np.array([1.0, 4.0, 0.25, 0.0, 2.0, 0.0]), np.array([0, 0, 0, 1.0, 0, 0]))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_evidence_step_is_the_determined_coefficients_over_the_norm(seed):
+@pytest.mark.parametrize("pattern, fixed", [_PLAIN, _SCALED])
+def test_evidence_step_is_the_determined_coefficients_over_the_norm(seed, pattern, fixed):
     rng = np.random.RandomState(seed)
-    grams, coef, alpha = _blocks(rng, 3, 5), rng.standard_normal((5, 3)), 0.7
-    pattern = np.diag(np.append(np.ones(5), 0.0))  # the intercept is not penalised
-    inverses = [np.linalg.inv(g + alpha * pattern) for g in grams]
-    gamma = sum(5 - alpha * np.trace(inv[:5, :5]) for inv in inverses)
+    grams, theta, alpha = _blocks(rng, 3, 5), rng.standard_normal((6, 3)), 0.7
+    matrices = [g + np.diag(alpha * pattern + fixed) for g in grams]
+    n_penalised = np.count_nonzero(pattern)
+    gamma = sum(
+        n_penalised - alpha * np.trace(np.linalg.solve(m, np.diag(pattern))) for m in matrices
+    )
     # the factorisation is damped by 1e-10 of the mean eigenvalue, which
     # moves each trace by at most that times the block's condition number
-    cond = max(np.linalg.cond(g + alpha * pattern) for g in grams)
-    expected = gamma / (coef**2).sum()
-    assert evidence_alpha(grams, coef, alpha) == pytest.approx(expected, rel=4e-10 * cond)
+    cond = max(np.linalg.cond(m) for m in matrices)
+    expected = gamma / (pattern[:, None] * theta**2).sum()
+    step = evidence_alpha(grams, theta, alpha, pattern, fixed)
+    assert step == pytest.approx(expected, rel=4e-10 * cond)
 
 
 def test_evidence_step_keeps_a_zero_gate_and_bounds_the_penalty():
     rng = np.random.RandomState(0)
-    grams = _blocks(rng, 2, 4)
-    assert evidence_alpha(grams, np.zeros((4, 2)), 0.3) == 0.3
+    grams, pattern = _blocks(rng, 2, 4), np.append(np.ones(4), 0.0)
+    assert evidence_alpha(grams, np.zeros((5, 2)), 0.3, pattern) == 0.3
+    assert evidence_alpha(0 * grams, np.ones((5, 2)), 0.3, pattern) == 0.3  # no rows
     curvature = np.mean([np.trace(g[:4, :4]) for g in grams]) / 4
     # coefficients the rows do not support: the largest penalty
-    tiny = np.full((4, 2), 1e-12)
-    assert evidence_alpha(grams, tiny, 1.0) == pytest.approx(curvature * RELATIVE_ALPHA_RANGE[1])
+    tiny = np.full((5, 2), 1e-12)
+    largest = curvature * RELATIVE_ALPHA_RANGE[1]
+    assert evidence_alpha(grams, tiny, 1.0, pattern) == pytest.approx(largest)
     # a penalty far under the curvature determines every coefficient: gamma = K d
-    huge = np.full((4, 2), 1e6)
-    assert evidence_alpha(grams, huge, 1e-9) == pytest.approx(curvature * RELATIVE_ALPHA_RANGE[0])
+    huge = np.full((5, 2), 1e6)
+    smallest = curvature * RELATIVE_ALPHA_RANGE[0]
+    assert evidence_alpha(grams, huge, 1e-9, pattern) == pytest.approx(smallest)
 
 
 def _gate_rows(seed=0):
@@ -61,7 +76,8 @@ def test_gate_fit_settles_at_the_fixed_point():
     grams = np.array([Z1.T @ (Z1 * (p * (1 - p))[:, None]) for p in proba.T])
     # fit stops once a fit moves the penalty by under _AUTO_RTOL; one more
     # step of the contracting iteration moves it less
-    assert evidence_alpha(grams, gate.coef_, gate.alpha_) == pytest.approx(
+    theta, pattern = np.vstack([gate.coef_, gate.intercept_]), np.append(np.ones(3), 0.0)
+    assert evidence_alpha(grams, theta, gate.alpha_, pattern) == pytest.approx(
         gate.alpha_, rel=_AUTO_RTOL
     )
     assert gate.alpha_ != 0.01
@@ -131,3 +147,65 @@ def test_auto_gate_penalty_needs_em_on_the_cpu():
         MixtureOfExpertsRegressor(gate_alpha="auto", solver="gradient").fit(X, y)
     with pytest.raises(ValueError, match="gate_alpha='auto'.*on the CPU only"):
         MixtureOfExpertsRegressor(gate_alpha="auto", device="cuda").fit(X, y)
+
+
+def _evidence_in_original_coordinates(X, weights, coef, intercept, alpha):
+    """Each expert's evidence step computed from X's own coordinates: the
+    class blocks of its log-loss's Hessian at ``coef``, ``intercept``
+    (shapes (K, m, d), (K, m)), with explicit inverses; the step does not
+    depend on the coordinates the experts solve in."""
+    X1 = np.hstack([X, np.ones((len(X), 1))])
+    theta = np.concatenate([coef, intercept[..., None]], axis=2)  # (K, m, d + 1)
+    logits = np.einsum("nj,kcj->nkc", X1, theta)
+    if theta.shape[1] == 1:
+        proba = 1 / (1 + np.exp(-logits))
+    else:
+        proba = np.exp(logits - logits.max(axis=2, keepdims=True))
+        proba /= proba.sum(axis=2, keepdims=True)
+    d = X.shape[1]
+    pattern = np.append(np.ones(d), 0.0)
+    steps, conds = [], []
+    for k, a in enumerate(alpha):
+        blocks = [X1.T @ (X1 * (weights[:, k] * p * (1 - p))[:, None]) for p in proba[:, k].T]
+        matrices = [g + np.diag(a * pattern) for g in blocks]
+        conds += [np.linalg.cond(m) for m in matrices]
+        gamma = sum(d - a * np.trace(np.linalg.inv(m)[:d, :d]) for m in matrices)
+        steps.append(gamma / (coef[k] ** 2).sum())
+    return np.array(steps), max(conds)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("solves_in", ["centred rows", "the design"])
+def test_logistic_experts_take_the_evidence_step(n_classes, solves_in):
+    rng = np.random.RandomState(n_classes)
+    X = rng.standard_normal((400, 3)) * [1.0, 2.0, 0.5] + [0.0, 1.0, -1.0]
+    y = rng.randint(n_classes, size=400)
+    y[X[:, 0] > 0.5] = 0  # some signal for the coefficients
+    weights = rng.uniform(0.1, 1.0, size=(400, 2))
+    design = None
+    if solves_in == "the design":
+        gate = SoftmaxGate().init_scaler(X, np.ones(400))
+        design = Design(gate.standardize(X), gate.scaler_, n_experts=20)
+        assert design.solves_experts
+    experts = LogisticExperts(2, n_classes, alpha="auto", max_iter=20)
+    experts.fit(X, y, weights, design=design)
+    start = (experts.coef_.astype(float), experts.intercept_.astype(float), experts.alpha_)
+    experts.fit(X, y, weights, design=design)
+    expected, cond = _evidence_in_original_coordinates(X, weights, *start)
+    # the factorisation's damping (1e-10 of the mean eigenvalue) bounds the
+    # difference, times the blocks' condition number
+    np.testing.assert_allclose(experts.alpha_, expected, rtol=4e-10 * cond)
+    assert len(np.unique(experts.alpha_)) == 2
+
+
+def test_classifier_experts_choose_their_penalties():
+    X, y = make_regime_classification(n_samples=2000, n_features=4, n_regimes=3, random_state=0)
+    clf = MixtureOfExpertsClassifier(n_experts=3, expert_alpha="auto", random_state=0).fit(X, y)
+    alphas = np.array([1 / e.C for e in clf.estimators_])
+    assert len(np.unique(alphas)) == 3
+    norms = np.array([(e.coef_**2).sum() for e in clf.estimators_])
+    assert clf.lower_bound_ == pytest.approx(_objective(clf, X, y, 0.5 * alphas @ norms), rel=1e-9)
+    online = MixtureOfExpertsClassifier(n_experts=2, expert_alpha="auto", random_state=0)
+    for chunk in np.array_split(np.arange(2000), 4):
+        online.partial_fit(X[chunk], y[chunk], classes=np.unique(y))
+    assert all(1 / e.C != 1.0 for e in online.estimators_)
