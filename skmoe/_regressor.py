@@ -69,7 +69,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         CPU): at each M-step the gate takes one step of MacKay's fixed point
         for the penalty that maximises the Laplace approximation of the
         evidence, so the penalty settles with the gate; ``gate_.alpha_``
-        holds the last one (each node gate's, for a hierarchy).
+        holds the last one (for a hierarchy, each node gate in
+        ``gate_.gates_`` holds its own).
     balance_loss : {"switch", "cv"}, default=None
         Load balancing: a term added to the gate's M-step (and to the EM
         objective) that penalises experts taking an unequal share of the rows.

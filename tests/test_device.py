@@ -32,11 +32,13 @@ def _assert_gpu_follows_cpu(params, X, y, X_test, dtype, rtol):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("top_k", [None, 2])
-def test_gpu_float64_fit_matches_cpu_fit(regime_data, top_k, fixed_em):
+@pytest.mark.parametrize("n_experts", [4, (2, 2)])
+def test_gpu_float64_fit_matches_cpu_fit(regime_data, n_experts, top_k, fixed_em):
     # the same float64 arithmetic in another order (rounding of 1e-16), with
-    # EM's discrete choices fixed so that it cannot part at one of them
+    # EM's discrete choices fixed so that it cannot part at one of them; one
+    # softmax gate or a tree of them
     X, y, X_test, _ = regime_data
-    params = dict(n_experts=4, top_k=top_k, random_state=0, max_iter=30, **fixed_em)
+    params = dict(n_experts=n_experts, top_k=top_k, random_state=0, max_iter=30, **fixed_em)
     _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
 
 
@@ -91,7 +93,6 @@ def test_pickled_gpu_model_holds_numpy_and_predicts_the_same(regime_data):
     [
         MixtureOfExpertsClassifier(device="cuda"),
         MixtureOfExpertsRegressor(device="cuda", solver="gradient"),
-        MixtureOfExpertsRegressor(device="cuda", n_experts=(2, 2)),
     ],
 )
 def test_what_the_gpu_does_not_run_yet_is_refused(regime_data, model):

@@ -436,4 +436,5 @@ def _branch(groups, expert, resp):
     siblings = next(g for g in groups if expert in g)
     if len(groups) == 1:
         return siblings, None
-    return siblings, np.isin(to_numpy(resp.argmax(axis=1)), siblings)
+    xp = get_namespace(resp)
+    return siblings, xp.isin(resp.argmax(axis=1), xp.asarray(siblings))

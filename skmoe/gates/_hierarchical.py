@@ -4,6 +4,7 @@ from math import prod
 
 import numpy as np
 
+from .._backend import get_namespace
 from .._design import Design
 from .._math import log_softmax_rows
 from ._softmax import SoftmaxGate
@@ -85,21 +86,22 @@ class HierarchicalGate(SoftmaxGate):
             for node, gate in enumerate(gates):
                 gate.set_params(**self._node_params())
                 node_targets = child_targets[:, node]
-                if node_targets.any():
+                if bool(node_targets.any()):
                     gate.fit_standardized(Z, node_targets, design)
                 elif not hasattr(gate, "coef_"):
                     # a branch no row has reached yet starts uniform (the
                     # optimum for uniform targets); later it keeps its gate
-                    gate.fit_standardized(Z, np.ones_like(node_targets), design)
+                    gate.fit_standardized(Z, get_namespace(Z).ones_like(node_targets), design)
         return self
 
     def logits_standardized(self, Z):
         """The leaves' log-probabilities: each path's node log-probabilities summed."""
-        log_proba = np.zeros((Z.shape[0], 1), dtype=Z.dtype)
+        xp = get_namespace(Z)
+        log_proba = xp.zeros((Z.shape[0], 1), dtype=Z.dtype)
         for gates in self.gates_:
             node_log_proba = [log_softmax_rows(gate.logits_standardized(Z)) for gate in gates]
             # each leaf so far splits into its node's children
-            log_proba = (log_proba[:, :, None] + np.stack(node_log_proba, axis=1)).reshape(
+            log_proba = (log_proba[:, :, None] + xp.stack(node_log_proba, axis=1)).reshape(
                 len(log_proba), -1
             )
         return log_proba
