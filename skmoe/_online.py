@@ -307,7 +307,7 @@ class OnlineGate:
         theta = np.vstack([gate.coef_, gate.intercept_]).astype(np.float64)  # (d + 1, K)
         # the penalty of the batch M-step on all rows seen, per unit weight
         # (for alpha="auto", the last one the batch fits chose)
-        alpha = gate.next_alpha() / self.weight
+        alpha = gate.current_alpha() / self.weight
         penalty = np.tile(intercept_free_penalty(Z.shape[1], alpha), n_experts)
         chunk_loss = gate._logit_loss(targets, row_weight)  # with any balance term
 

@@ -179,7 +179,7 @@ class SoftmaxGate(BaseEstimator):
             row_weight,
             self.coef_,
             self.intercept_,
-            alpha=self.next_alpha(),
+            alpha=self.current_alpha(),
             max_iter=self.max_iter,
             tol=self.tol,
             loss_terms=self._fused_loss_terms(Z, targets),
@@ -190,9 +190,9 @@ class SoftmaxGate(BaseEstimator):
         self.intercept_ = intercept - intercept.mean()
         return self.record_balance_penalty(Z, row_weight)
 
-    def next_alpha(self):
-        """The penalty the next fit starts from: ``alpha``, or for "auto" the
-        last one chosen (0.01 before any)."""
+    def current_alpha(self):
+        """The gate's penalty: ``alpha``, or for "auto" the last one chosen
+        (0.01 before any), from which the next fit starts."""
         return getattr(self, "alpha_", _AUTO_START) if self.alpha == "auto" else self.alpha
 
     def _fused_loss_terms(self, Z, targets):
