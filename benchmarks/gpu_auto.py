@@ -18,8 +18,7 @@ from pathlib import Path
 
 import cupy as cp
 from _report import write_report  # beside this script
-from gpu_em import r2, regime_data
-from gpu_fit import NOISE_VARIANCE, TEST_ROWS
+from gpu_em import TEST_ROWS, held_out_regime_data, r2, regime_data
 
 from skmoe import MixtureOfExpertsRegressor
 
@@ -47,9 +46,7 @@ def main():
     rows = []
     for n in args.rows:
         for seed in range(args.seeds):
-            X, y = regime_data(n + TEST_ROWS, 32, 8, cp.float32, seed=seed)
-            X, X_test, y, y_test = X[:n], X[n:], y[:n], y[n:]
-            ceiling = 1 - NOISE_VARIANCE / float(y_test.var())
+            X, y, X_test, y_test, ceiling = held_out_regime_data(n, 32, 8, seed)
             for top_k in (None, 2):
                 auto, auto_seconds = timed_fit(X, y, top_k=top_k, random_state=seed)
                 fixed, fixed_seconds = timed_fit(X, y, n_experts=8, top_k=top_k, random_state=seed)

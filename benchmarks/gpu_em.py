@@ -177,6 +177,20 @@ def regime_data(n, d, n_experts, dtype, seed=0):
     return X, y
 
 
+# regime_data's noise is sd 0.1; fits are scored on this many further rows
+NOISE_VARIANCE = 0.01
+TEST_ROWS = 1_000_000
+
+
+def held_out_regime_data(n, d, n_experts, seed):
+    """``regime_data`` of ``n`` rows to fit and ``TEST_ROWS`` more to score
+    on, ``(X, y, X_test, y_test)``, and the noise ceiling of R^2 on the
+    latter, ``1 - NOISE_VARIANCE / var(y_test)``."""
+    X, y = regime_data(n + TEST_ROWS, d, n_experts, cp.float32, seed=seed)
+    X_test, y_test = X[n:], y[n:]
+    return X[:n], y[:n], X_test, y_test, 1 - NOISE_VARIANCE / float(y_test.var())
+
+
 class GateEvaluations:
     """Counts the gate's loss evaluations over all rows (one per Newton step
     and one per line-search try)."""

@@ -21,16 +21,13 @@ from pathlib import Path
 import cupy as cp
 from _report import write_report  # beside this script
 from _timing import MethodTimer
-from gpu_em import r2, regime_data
+from gpu_em import TEST_ROWS, held_out_regime_data, r2, regime_data
 
 import skmoe._solvers.init
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._solvers.em import EM
 from skmoe.experts import LinearExperts
 from skmoe.gates import SoftmaxGate
-
-NOISE_VARIANCE = 0.01  # regime_data's noise: sd 0.1
-TEST_ROWS = 1_000_000
 
 
 class DeviceTimer(MethodTimer):
@@ -106,9 +103,7 @@ def main():
         MixtureOfExpertsRegressor(n_experts=8, top_k=top_k, device="cuda").fit(X, y)
     rows = []
     for seed in range(args.seeds):
-        X, y = regime_data(args.n + TEST_ROWS, args.d, 8, cp.float32, seed=seed)
-        X, X_test, y, y_test = X[: args.n], X[args.n :], y[: args.n], y[args.n :]
-        ceiling = 1 - NOISE_VARIANCE / float(y_test.var())
+        X, y, X_test, y_test, ceiling = held_out_regime_data(args.n, args.d, 8, seed)
         for top_k in (None, 2):
             row = fit_row(X, y, X_test, y_test, top_k=top_k, seed=seed)
             row["ceiling"] = ceiling

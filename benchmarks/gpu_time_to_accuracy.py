@@ -26,14 +26,12 @@ from pathlib import Path
 
 import cupy as cp
 from _report import write_report  # beside this script
-from gpu_em import LOG_2PI, r2, regime_data
+from gpu_em import LOG_2PI, TEST_ROWS, held_out_regime_data, r2, regime_data
 
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._solvers.em import EM
 
 N_EXPERTS = 8
-NOISE_VARIANCE = 0.01  # regime_data's noise: sd 0.1
-TEST_ROWS = 1_000_000
 BATCH_ROWS = 8192
 LEARNING_RATE = 0.01
 
@@ -140,9 +138,7 @@ def main():
     # compile the kernels first, so that no fit's time includes it
     X, y = regime_data(200_000, args.d, N_EXPERTS, cp.float32, seed=args.seed + 1)
     MixtureOfExpertsRegressor(n_experts=N_EXPERTS, device="cuda").fit(X, y)
-    X, y = regime_data(args.n + TEST_ROWS, args.d, N_EXPERTS, cp.float32, seed=args.seed)
-    X, X_test, y, y_test = X[: args.n], X[args.n :], y[: args.n], y[args.n :]
-    ceiling = 1 - NOISE_VARIANCE / float(y_test.var())
+    X, y, X_test, y_test, ceiling = held_out_regime_data(args.n, args.d, N_EXPERTS, args.seed)
     rows = skmoe_curve(X, y, X_test, y_test, args.seed)
     skipped = ""
     try:
