@@ -244,15 +244,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         self._on_device = fits_on_device(self, X)
         if self._on_device:
-            check_device_options(self, is_classifier(self))
+            check_device_options(self)
         X, y = self._validate_data(X, y, reset=True)
         sample_weight = check_weights(sample_weight, X.shape[0])
         y = self._prepare_target(y, sample_weight)
         # the weights take X's floating type, so that the (n, K) arrays they
-        # multiply stay in it
-        sample_weight = get_namespace(X).asarray(
-            self._weigh_target(y, sample_weight), dtype=X.dtype
-        )
+        # multiply stay in it; a classifier's labels, encoded on the host,
+        # join X on its device
+        xp = get_namespace(X)
+        sample_weight = xp.asarray(self._weigh_target(y, sample_weight), dtype=X.dtype)
+        y = xp.asarray(y)
         n_weighted = int(np.count_nonzero(to_numpy(sample_weight)))
         plan = make_plan(self, X.shape[0], n_weighted)
         init_resp = None
@@ -507,7 +508,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X, y = self._validate_data(X, y, reset=False)
         likelihood = self._likelihood
         outputs = likelihood.outputs(self._experts, X)
-        log_lik = likelihood.log_lik(outputs, self._encode_target(y), self._get_params_attributes())
+        y = get_namespace(X).asarray(self._encode_target(y))  # a classifier's, on the host
+        log_lik = likelihood.log_lik(outputs, y, self._get_params_attributes())
         return e_step(self.gate_.predict_log_proba(X), log_lik)[1]
 
     def _n_parameters(self):

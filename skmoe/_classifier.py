@@ -8,10 +8,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._backend import get_namespace, to_numpy
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._compat import HasMethods, StrOptions, _fit_context
 from ._likelihood import CategoricalLikelihood
+from ._validation import like_input
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
@@ -174,11 +176,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     verbose_interval : int, default=10
     device : {"cpu", "cuda"}, default="cpu"
         Where the fit runs. "cuda" (or CuPy input, which implies it) runs EM
-        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far for
-        :class:`MixtureOfExpertsRegressor` with the built-in experts and
-        ``solver="em"``. Fitted parameters stay on the device they were
-        fitted on; outputs follow the input (NumPy in, NumPy out; CuPy in,
-        CuPy out). A pickled model holds NumPy arrays and predicts on the CPU.
+        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far with
+        the built-in experts and ``solver="em"``. Fitted parameters stay on
+        the device they were fitted on; outputs follow the input (NumPy in,
+        NumPy out; CuPy in, CuPy out). A pickled model holds NumPy arrays
+        and predicts on the CPU.
 
     Attributes
     ----------
@@ -427,13 +429,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             (float32 stays float32).
         """
         check_is_fitted(self)
-        return in_row_chunks(
-            self._proba_rows, self._row_bytes(), self._validate_data(X, reset=False)
-        )
+        X_valid = self._validate_data(X, reset=False)
+        return like_input(in_row_chunks(self._proba_rows, self._row_bytes(), X_valid), X)
 
     def _proba_rows(self, X):
         """The mixture's class probabilities on validated rows."""
-        return np.einsum("nk,nkc->nc", self.gate_.predict_proba(X), self._experts.predict_proba(X))
+        gate, proba = self.gate_.predict_proba(X), self._experts.predict_proba(X)
+        return get_namespace(proba).einsum("nk,nkc->nc", gate, proba)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
@@ -462,5 +464,6 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         -------
         y : ndarray of shape (n_samples,)
         """
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
+        labels = self.classes_[to_numpy(self.predict_proba(X).argmax(axis=1))]
+        # CuPy holds numbers only: other labels come back as NumPy
+        return like_input(labels, X) if labels.dtype.kind in "biuf" else labels

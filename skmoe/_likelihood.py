@@ -236,11 +236,12 @@ class CategoricalLikelihood(_Likelihood):
         return experts.predict_proba(X)
 
     def log_lik(self, proba, y, params):
-        return np.log(np.maximum(proba[np.arange(len(y)), :, y], _PROBA_FLOOR))
+        xp = get_namespace(proba)
+        return xp.log(xp.maximum(proba[xp.arange(len(y)), :, y], _PROBA_FLOOR))
 
     def log_lik_grad(self, logits, y, params):
         log_proba = log_softmax_rows(logits)
-        rows = np.arange(len(y))
+        rows = get_namespace(logits).arange(len(y))
         grad = -exp_floored(log_proba)
         grad[rows, :, y] += 1.0
         return log_proba[rows, :, y], grad
@@ -256,7 +257,7 @@ class CategoricalLikelihood(_Likelihood):
         return 0.5 * self.penalty_alpha * experts.squared_norms().sum()
 
     def distance(self, proba, params, a, b):
-        return 0.5 * np.abs(proba[:, a] - proba[:, b]).sum(axis=1)
+        return 0.5 * abs(proba[:, a] - proba[:, b]).sum(axis=1)
 
     def params_arrays(self, params):
         return []

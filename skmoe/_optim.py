@@ -15,10 +15,9 @@ from functools import cache
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
-from ._backend import get_namespace, to_numpy
+from ._backend import expit, get_namespace, to_numpy
 from ._backend._products import transposed_product
 from ._math import exp_floored, log_softmax_rows, row_sum, vdot
 
@@ -40,7 +39,8 @@ def sigmoid_cross_entropy(logits, positive, weights):
     """
     # -log sigmoid(z) = log(1 + exp(-z)); -log(1 - sigmoid(z)) = log(1 + exp(z));
     # summed in float64 for float32 rows, whose sums L-BFGS's line search compares
-    loss = vdot(weights, np.logaddexp(0.0, logits) - positive * logits)
+    xp = get_namespace(logits)
+    loss = vdot(weights, xp.logaddexp(0.0, logits) - positive * logits)
     grad = weights * (expit(logits) - positive)
     return loss, grad
 

@@ -253,13 +253,13 @@ def check_parameter_count(model):
         )
 
 
-def check_device_options(model, classifier):
-    """What runs on the GPU so far: EM over the built-in regression experts,
-    under one softmax gate or a tree of them."""
-    if classifier or model.estimator is not None or model.solver != "em":
+def check_device_options(model):
+    """What runs on the GPU so far: EM over the built-in experts, under one
+    softmax gate or a tree of them."""
+    if model.estimator is not None or model.solver != "em":
         raise ValueError(
-            "device='cuda' supports MixtureOfExpertsRegressor with the built-in "
-            "experts (estimator=None) and solver='em' so far; use device='cpu'."
+            "device='cuda' supports the built-in experts (estimator=None) and "
+            "solver='em' so far; use device='cpu'."
         )
     if model.early_stopping:
         raise ValueError(

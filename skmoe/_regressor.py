@@ -171,11 +171,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     verbose_interval : int, default=10
     device : {"cpu", "cuda"}, default="cpu"
         Where the fit runs. "cuda" (or CuPy input, which implies it) runs EM
-        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far for
-        :class:`MixtureOfExpertsRegressor` with the built-in experts and
-        ``solver="em"``. Fitted parameters stay on the device they were
-        fitted on; outputs follow the input (NumPy in, NumPy out; CuPy in,
-        CuPy out). A pickled model holds NumPy arrays and predicts on the CPU.
+        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far with
+        the built-in experts and ``solver="em"``. Fitted parameters stay on
+        the device they were fitted on; outputs follow the input (NumPy in,
+        NumPy out; CuPy in, CuPy out). A pickled model holds NumPy arrays
+        and predicts on the CPU.
 
     Attributes
     ----------

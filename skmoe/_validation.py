@@ -5,7 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
 from sklearn.utils import get_tags
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from ._backend import check_device_finite, get_namespace, is_cupy_array, require_cupy, to_numpy
 from ._compat import _check_feature_names, _check_n_features, _check_sample_weight
@@ -56,7 +56,7 @@ def check_data(model, X, y, *, reset, on_device, finite_check=True):
         X_valid, y_valid = result
         y_valid = check_array(y_valid, dtype=X_valid.dtype, ensure_2d=False, input_name="y")
         result = X_valid, y_valid
-    return _to_device(result) if on_device else result
+    return _to_device(result, classifier=is_classifier(model)) if on_device else result
 
 
 def like_input(result, X):
@@ -67,15 +67,19 @@ def like_input(result, X):
     return to_numpy(result)
 
 
-def _to_device(validated):
-    """Validated host data, ``X`` or ``(X, y)``, moved to the GPU; ``y`` takes
-    ``X``'s floating type (the GPU fits regression only)."""
+def _to_device(validated, *, classifier):
+    """Validated host data, ``X`` or ``(X, y)``, with ``X`` moved to the GPU.
+    A regression target moves with it, in ``X``'s floating type; a
+    classifier's labels stay on the host, where they are encoded (the fit
+    moves the codes)."""
     cupy = require_cupy()
     X, y = validated if isinstance(validated, tuple) else (validated, None)
     if sp.issparse(X):
         raise TypeError("device='cuda' takes dense X; sparse input is fitted on the CPU.")
     X = cupy.asarray(X)
-    return X if y is None else (X, cupy.asarray(y, dtype=X.dtype))
+    if y is None:
+        return X
+    return X, (y if classifier else cupy.asarray(y, dtype=X.dtype))
 
 
 def _check_device_data(model, X, y, *, reset, finite_check):
@@ -91,9 +95,12 @@ def _check_device_data(model, X, y, *, reset, finite_check):
     _check_n_features(model, X, reset=reset)
     if isinstance(y, str) and y == "no_validation":
         return X
-    y = cupy.asarray(y, dtype=X.dtype)
+    if is_classifier(model):  # labels, encoded on the host (see _to_device)
+        y = column_or_1d(to_numpy(y), warn=True)
+    else:
+        y = cupy.asarray(y, dtype=X.dtype)
+        if not bool(cupy.isfinite(y).all()):
+            raise ValueError("Input y contains NaN or infinity.")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}.")
-    if not bool(cupy.isfinite(y).all()):
-        raise ValueError("Input y contains NaN or infinity.")
     return X, y

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -87,11 +88,87 @@ def test_pickled_gpu_model_holds_numpy_and_predicts_the_same(regime_data):
     np.testing.assert_allclose(loaded.predict(X_test), model.predict(X_test), rtol=1e-8)
 
 
+def _regime_classes(X, y, n_classes):
+    """Classes of a regression target: its quantiles, which the regimes set."""
+    return np.searchsorted(np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]), y)
+
+
+def _assert_gpu_classifier_follows_cpu(params, X, y, X_test, dtype, rtol):
+    """The GPU classifier's fit in ``dtype`` against the CPU's float64 fit."""
+    cpu = MixtureOfExpertsClassifier(**params).fit(X, y)
+    gpu = MixtureOfExpertsClassifier(device="cuda", **params).fit(X.astype(dtype), y)
+    np.testing.assert_allclose(
+        gpu.predict_proba(X_test.astype(dtype)), cpu.predict_proba(X_test), rtol=rtol, atol=rtol
+    )
+    np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=rtol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("top_k", [None, 2])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gpu_float64_classifier_matches_cpu_fit(regime_data, n_classes, top_k, fixed_em):
+    # as the regressor's: the same float64 arithmetic in another order; a
+    # sigmoid for two classes, a softmax for three
+    X, y, X_test, _ = regime_data
+    y = _regime_classes(X, y, n_classes)
+    params = dict(n_experts=4, top_k=top_k, random_state=0, max_iter=30, **fixed_em)
+    _assert_gpu_classifier_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
+
+
+@pytest.mark.gpu
+def test_gpu_float32_classifier_follows_cpu_float64_fit(separated_regimes, fixed_em):
+    # each regime's linear function above its middle (3 on the right, 7 on
+    # the left): float32 rounding through the experts' and gate's Newton
+    # steps, amplified by at most the rows' condition number, as the
+    # regressor's
+    X, y, X_test, _ = separated_regimes
+    right = X[:, 0] > 0
+    labels = y - np.where(right, 3.0, -3.0) > np.where(right, 3.0, 7.0)
+    params = dict(n_experts=2, random_state=0, max_iter=30, **fixed_em)
+    bound = 10 * np.linalg.cond(np.column_stack([X, np.ones(len(X))])) * np.finfo(np.float32).eps
+    _assert_gpu_classifier_follows_cpu(params, X, labels, X_test, np.float32, rtol=bound)
+
+
+@pytest.mark.gpu
+def test_gpu_classifier_outputs_follow_the_input(regime_data):
+    import cupy
+
+    X, y, X_test, _ = regime_data
+    y = _regime_classes(X, y, 3)
+    model = MixtureOfExpertsClassifier(device="cuda", n_experts=3, random_state=0).fit(X, y)
+    on_device = cupy.asarray(X_test)
+    assert isinstance(model.predict_proba(X_test), np.ndarray)
+    for output in (model.predict(on_device), model.predict_proba(on_device)):
+        assert isinstance(output, cupy.ndarray)
+    np.testing.assert_array_equal(model.predict(on_device).get(), model.predict(X_test))
+    # labels CuPy cannot hold come back as NumPy; CuPy labels are encoded too
+    names = np.array(["high", "low", "middle"])  # sorted, as classes_ are
+    named = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(cupy.asarray(X), names[y])
+    named_labels = named.predict(on_device)
+    assert isinstance(named_labels, np.ndarray)
+    np.testing.assert_array_equal(named_labels, names[model.predict(X_test)])
+    coded = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(
+        cupy.asarray(X), cupy.asarray(y)
+    )
+    np.testing.assert_array_equal(coded.predict(X_test), model.predict(X_test))
+
+
+@pytest.mark.gpu
+def test_pickled_gpu_classifier_holds_numpy_and_predicts_the_same(regime_data):
+    X, y, X_test, _ = regime_data
+    y = _regime_classes(X, y, 3)
+    model = MixtureOfExpertsClassifier(device="cuda", n_experts=3, random_state=0).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(model))
+    assert isinstance(loaded._experts.coef_, np.ndarray)
+    assert all(isinstance(est.coef_, np.ndarray) for est in loaded.estimators_)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), rtol=1e-8)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "model",
     [
-        MixtureOfExpertsClassifier(device="cuda"),
+        MixtureOfExpertsClassifier(LogisticRegression(), device="cuda"),
         MixtureOfExpertsRegressor(device="cuda", solver="gradient"),
     ],
 )

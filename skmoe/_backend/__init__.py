@@ -109,6 +109,17 @@ def erf(x):
     return scipy_erf(x)
 
 
+def expit(x):
+    """The logistic sigmoid on the device of ``x``."""
+    if is_cupy_array(x):
+        from cupyx.scipy.special import expit as cupy_expit
+
+        return cupy_expit(x)
+    from scipy.special import expit as scipy_expit
+
+    return scipy_expit(x)
+
+
 def to_host(obj):
     """``obj`` with every CuPy array in it, or in skmoe objects and lists it
     holds, replaced by a NumPy copy; what holds none is returned as is."""

@@ -6,11 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._backend._products import transposed_product
+from .._backend import expit, get_namespace, is_cupy_array, to_numpy
+from .._backend._products import affine, transposed_product
 from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy
 from .._optim import (
     _damped_cholesky,
@@ -29,6 +29,7 @@ def _log_loss(X1, y, weights, n_outputs):
     on logits of shape (n_samples, n_experts, n_outputs), where
     ``curvature(change)`` applies the loss's Hessian in the logits to a
     change of them, row by row."""
+    xp = get_namespace(weights)
     if n_outputs == 1:
         positive = (y == 1)[:, None, None]
         row_weight = weights[:, :, None]
@@ -39,10 +40,15 @@ def _log_loss(X1, y, weights, n_outputs):
             return value, grad, lambda change: row_weight * p * (1 - p) * change
 
         return loss
-    targets = weights[:, :, None] * (y[:, None, None] == np.arange(n_outputs))
+    classes = xp.arange(n_outputs)
+    targets = weights[:, :, None] * (y[:, None, None] == classes)
 
     def loss(logits):
-        value, grad, proba = softmax_cross_entropy(logits, targets)
+        # as (n K, m): rows of classes, which the GPU's fused kernel takes
+        value, grad, proba = softmax_cross_entropy(
+            logits.reshape(-1, n_outputs), targets.reshape(-1, n_outputs)
+        )
+        grad, proba = grad.reshape(logits.shape), proba.reshape(logits.shape)
         weighted = weights[:, :, None] * proba
 
         def curvature(change):
@@ -93,9 +99,12 @@ def _centred_frame(X, weights):
 
 def _frame(X, weights, design):
     """:class:`_Frame` in the standardised coordinates of ``design`` where
-    it solves the experts (see :attr:`skmoe._design.Design.solves_experts`),
-    else in centred ones."""
-    if design is None or not design.solves_experts:
+    it solves the experts (see :attr:`skmoe._design.Design.solves_experts`)
+    or holds the rows on the GPU (whose ``[Z, 1]`` it keeps for the whole
+    fit, and whose Gram matrices one kernel forms in float64), else in
+    centred ones."""
+    on_device = design is not None and design.scaler is not None and is_cupy_array(design.Z)
+    if not (on_device or (design is not None and design.solves_experts)):
         return _centred_frame(X, weights)
     return _Frame(
         design.Z1,
@@ -172,13 +181,16 @@ class LogisticExperts:
         """
         K, m = self.n_experts, self._n_outputs
         n, d = X.shape
+        xp = get_namespace(X)
         if not hasattr(self, "coef_"):
-            self.coef_ = np.zeros((K, m, d), dtype=X.dtype)
-            self.intercept_ = np.zeros((K, m), dtype=X.dtype)
-        # the parameters as (d + 1, K * m), so that all logits are one product
+            self.coef_ = xp.zeros((K, m, d), dtype=X.dtype)
+            self.intercept_ = xp.zeros((K, m), dtype=X.dtype)
+        # the parameters as (d + 1, K * m), so that all logits are one
+        # product; the small arrays formed on the host, as the gate's
         frame = _frame(X, weights, design)
         X1 = frame.rows
-        theta = frame.from_original(self.coef_, self.intercept_).reshape(K * m, d + 1).T.copy()
+        start = frame.from_original(to_numpy(self.coef_), to_numpy(self.intercept_))
+        theta = start.reshape(K * m, d + 1).T.copy()
         self.alpha_ = self._alphas(frame, theta, weights)
         # each expert's penalty per coordinate, in theta's columns
         penalty = np.repeat(np.stack([frame.penalty(a) for a in self.alpha_], axis=1), m, axis=1)
@@ -193,12 +205,13 @@ class LogisticExperts:
                 for k, g in enumerate(frame.gram)
             ]
         )
+        theta, penalty, inverse = (xp.asarray(a) for a in (theta, penalty, inverse))
         loss = _log_loss(X1, y, weights, m)
 
         def value_grad(theta):
             value, grad, hessian = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
             grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
-            value = float(value) + 0.5 * float(np.vdot(penalty * theta, theta))
+            value = float(value) + 0.5 * float(xp.vdot(penalty * theta, theta))
             return value, grad + penalty * theta, hessian
 
         def hessian_times(hessian, V):
@@ -207,7 +220,7 @@ class LogisticExperts:
             return product.astype(np.float64) + penalty * V
 
         def precondition(R):
-            return np.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
+            return xp.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
 
         scale = max(float(weights.sum()), np.finfo(float).tiny)
         # float32 logits hold about 7 digits: below that the steps chase rounding
@@ -215,7 +228,7 @@ class LogisticExperts:
         value, grad, hessian = value_grad(theta)
         with _threadpool_controller().limit(limits=1, user_api="blas"):
             for _ in range(self.max_iter):
-                if np.max(np.abs(grad)) <= tol:
+                if float(xp.max(xp.abs(grad))) <= tol:
                     break
                 step = conjugate_gradient(
                     grad, partial(hessian_times, hessian), precondition, max_iter=_CG_ITER
@@ -224,10 +237,11 @@ class LogisticExperts:
                 if new is None:
                     break  # no decrease left at working precision
                 theta, (value, grad, hessian) = new
-        coef, intercept = frame.to_original(theta.T.reshape(K, m, d + 1))
+        coef, intercept = frame.to_original(to_numpy(theta).T.reshape(K, m, d + 1))
         if m > 1:  # the shift all classes share is free: keep it centred
             intercept -= intercept.mean(axis=1, keepdims=True)
-        self.coef_, self.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
+        # the coefficients go where X is, as the linear experts'
+        self.coef_, self.intercept_ = (xp.asarray(a, dtype=X.dtype) for a in (coef, intercept))
         return self
 
     def _alphas(self, frame, theta, weights):
@@ -316,23 +330,21 @@ class LogisticExperts:
         in X's floating type."""
         K, m = self.n_experts, self._n_outputs
         coef, intercept = (a.astype(X.dtype, copy=False) for a in (self.coef_, self.intercept_))
-        logits = safe_sparse_dot(X, coef.reshape(K * m, -1).T) + intercept.ravel()
-        logits = logits.reshape(-1, K, m)
+        logits = affine(X, coef.reshape(K * m, -1).T, intercept.ravel()).reshape(-1, K, m)
         if m == 1:
             p1 = expit(logits)
-            return np.concatenate([1.0 - p1, p1], axis=2)
+            return get_namespace(p1).concatenate([1.0 - p1, p1], axis=2)
         return exp_floored(log_softmax_rows(logits))
 
     def squared_norms(self):
         """``||coef_k||^2`` per expert: the penalised quantity."""
-        return np.einsum("kcj,kcj->k", self.coef_, self.coef_)
+        return get_namespace(self.coef_).einsum("kcj,kcj->k", self.coef_, self.coef_)
 
     def to_estimators(self):
         """One fitted :class:`~sklearn.linear_model.LogisticRegression` per expert."""
         estimators = []
-        for coef, intercept, alpha in zip(
-            self.coef_, self.intercept_, self.current_alphas(), strict=True
-        ):
+        arrays = (to_numpy(self.coef_), to_numpy(self.intercept_), self.current_alphas())
+        for coef, intercept, alpha in zip(*arrays, strict=True):
             logreg = LogisticRegression(C=1.0 / float(alpha) if alpha else np.inf)
             logreg.coef_, logreg.intercept_ = coef.copy(), intercept.copy()
             logreg.classes_ = np.arange(self.n_classes)

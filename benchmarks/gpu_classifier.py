@@ -1,0 +1,262 @@
+"""The classifier on the GPU: whole-fit time and held-out accuracy, against
+the CPU fit on a subsample and against the same mixture written in PyTorch
+and trained by Adam.
+
+Regime classes: n x 32 float32 rows in 8 regions of space (the nearest of
+random centres), each with its own multinomial logistic law over C classes
+(a row's class is the argmax of its law's logits plus Gumbel noise, as
+``skmoe.datasets.make_regime_classification`` draws it); scored on
+1,000,000 further rows, beside the accuracy of the true laws (the Bayes
+classifier's, the ceiling).
+
+- skmoe GPU: one fit of ``MixtureOfExpertsClassifier(n_experts=8,
+  device="cuda")``, timed whole (the k-means start included) and scored
+  after every EM iteration, as ``gpu_time_to_accuracy.py`` scores the
+  regressor (the scoring's time left out).
+- skmoe CPU: the same estimator on the first ``--cpu-rows`` rows, on the
+  host (0: left out).
+- PyTorch, the way its users write this model: a softmax gate and 8
+  softmax experts (``nn.Linear`` on standardised inputs), the mixture's
+  negative log-likelihood, Adam (learning rate 0.01) on shuffled
+  mini-batches of 8192 rows, scored every half second of training up to
+  ``--seconds``.
+
+    PYTHONPATH=. python3 benchmarks/gpu_classifier.py [--n 10000000] [--classes 3 10]
+
+Writes gpu_classifier.json and gpu_classifier.md under --out.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import cupy as cp
+from _report import write_report  # beside this script
+from gpu_em import TEST_ROWS
+
+from skmoe import MixtureOfExpertsClassifier
+from skmoe._solvers.em import EM
+
+N_EXPERTS = 8
+BATCH_ROWS = 8192
+LEARNING_RATE = 0.01
+CHUNK_ROWS = 2_000_000
+
+
+def regime_classes(n, d, n_classes, seed):
+    """``n`` rows of regime classes and their Bayes classifier's labels
+    (the argmax of the true law's logits), made on the device in chunks.
+    The laws' coefficients have standard deviation ``4 / sqrt(d)``, so each
+    row's logits have about 4: labels neither certain nor random."""
+    rng = cp.random.default_rng(seed)
+    centres = 2.0 * rng.standard_normal((N_EXPERTS, d), dtype=cp.float32)
+    laws = (4.0 / d**0.5) * rng.standard_normal((d, N_EXPERTS * n_classes), dtype=cp.float32)
+    X = rng.standard_normal((n, d), dtype=cp.float32)
+    y, bayes = cp.empty(n, dtype=cp.int32), cp.empty(n, dtype=cp.int32)
+    for start in range(0, n, CHUNK_ROWS):
+        part = X[start : start + CHUNK_ROWS]
+        regime = ((centres**2).sum(axis=1) - 2 * part @ centres.T).argmin(axis=1)
+        logits = (part @ laws).reshape(len(part), N_EXPERTS, n_classes)
+        logits = logits[cp.arange(len(part)), regime]
+        gumbel = -cp.log(-cp.log(rng.uniform(1e-12, 1.0, logits.shape, dtype=cp.float32)))
+        rows = slice(start, start + len(part))
+        y[rows], bayes[rows] = (logits + gumbel).argmax(axis=1), logits.argmax(axis=1)
+    return X, y, bayes
+
+
+def accuracy(labels, y):
+    return float((cp.asarray(labels) == y).mean())
+
+
+def skmoe_curve(X, y, X_test, y_test, seed):
+    """One GPU fit, scored after every EM iteration (the merge-and-split
+    trials' too, labelled by their EM run); the last row is the fitted
+    model. Also returns the fit's wall time."""
+    rows, runs, clock = [], [], {"start": 0.0, "paused": 0.0}
+    em_run, em_step = EM.run, EM._step
+
+    def counted_run(self, *args, **kwargs):
+        runs.append(0)
+        return em_run(self, *args, **kwargs)
+
+    def scored_step(self, gate, experts, *args):
+        out = em_step(self, gate, experts, *args)
+        cp.cuda.Device().synchronize()
+        paused = time.perf_counter()
+        gate_proba = cp.exp(gate.log_proba_standardized(gate.standardize(X_test)))
+        proba = cp.einsum("nk,nkc->nc", gate_proba, experts.predict_proba(X_test))
+        runs[-1] += 1
+        setting = f"run {len(runs)}, iteration {runs[-1]}"
+        seconds = paused - clock["start"] - clock["paused"]
+        rows.append(("skmoe EM", setting, seconds, accuracy(proba.argmax(axis=1), y_test)))
+        clock["paused"] += time.perf_counter() - paused
+        return out
+
+    model = MixtureOfExpertsClassifier(n_experts=N_EXPERTS, random_state=seed, device="cuda")
+    EM.run, EM._step = counted_run, scored_step
+    try:
+        cp.cuda.Device().synchronize()
+        clock["start"] = time.perf_counter()
+        model.fit(X, y)
+        cp.cuda.Device().synchronize()
+        seconds = time.perf_counter() - clock["start"] - clock["paused"]
+    finally:
+        EM.run, EM._step = em_run, em_step
+    setting = f"fitted ({model.n_iter_} iterations, {model.n_merges_} moves kept)"
+    rows.append(("skmoe EM", setting, seconds, accuracy(model.predict(X_test), y_test)))
+    return rows, seconds
+
+
+def timed_fit(X, y, seed, device):
+    """A fit of the benchmark's estimator and its wall time."""
+    model = MixtureOfExpertsClassifier(n_experts=N_EXPERTS, random_state=seed, device=device)
+    cp.cuda.Device().synchronize()
+    start = time.perf_counter()
+    model.fit(X, y)
+    cp.cuda.Device().synchronize()
+    return model, time.perf_counter() - start
+
+
+def torch_curve(X, y, X_test, y_test, n_classes, seed, seconds):
+    import torch
+
+    torch.manual_seed(seed)
+    X, y, X_test = (torch.as_tensor(a, device="cuda") for a in (X, y, X_test))
+    y = y.long()
+    mean, scale = X.mean(dim=0), X.std(dim=0)
+    d = X.shape[1]
+    gate = torch.nn.Linear(d, N_EXPERTS).cuda()
+    experts = torch.nn.Linear(d, N_EXPERTS * n_classes).cuda()
+    optimizer = torch.optim.Adam([*gate.parameters(), *experts.parameters()], lr=LEARNING_RATE)
+
+    def log_proba(z):
+        return torch.log_softmax(experts(z).view(len(z), N_EXPERTS, n_classes), dim=2)
+
+    def step(rows):
+        z, target = (X[rows] - mean) / scale, y[rows]
+        index = target[:, None, None].expand(-1, N_EXPERTS, 1)
+        log_lik = log_proba(z).gather(2, index)[..., 0]
+        loss = -torch.logsumexp(torch.log_softmax(gate(z), dim=1) + log_lik, dim=1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def score():
+        z = (X_test - mean) / scale
+        proba = torch.einsum("nk,nkc->nc", torch.softmax(gate(z), dim=1), log_proba(z).exp())
+        return accuracy(cp.asarray(proba.argmax(dim=1)), y_test)
+
+    step(torch.arange(BATCH_ROWS, device="cuda"))  # CUDA and cuBLAS set up outside the clock
+    rows, trained, epoch, checkpoint = [], 0.0, 0, 0.5
+    while trained < seconds:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        order = torch.randperm(len(X), device="cuda")
+        for first in range(0, len(X), BATCH_ROWS):
+            step(order[first : first + BATCH_ROWS])
+            if first % (64 * BATCH_ROWS) == 0:  # look at the clock now and then
+                torch.cuda.synchronize()
+                if trained + time.perf_counter() - start >= checkpoint:
+                    break
+        torch.cuda.synchronize()
+        trained += time.perf_counter() - start
+        epoch += min(first + BATCH_ROWS, len(X)) / len(X)
+        rows.append(("PyTorch Adam", f"{epoch:.2f} epochs", trained, score()))
+        checkpoint += 0.5
+    return rows
+
+
+def first_reaching(rows, method, level):
+    seconds = [s for m, _, s, score in rows if m == method and score >= level]
+    return f"{min(seconds):.1f} s" if seconds else "not reached"
+
+
+def classes_section(args, n_classes):
+    """The fits and the curves for ``n_classes`` classes: markdown lines and
+    a JSON record."""
+    X, y, bayes = regime_classes(args.n + TEST_ROWS, args.d, n_classes, args.seed)
+    X, y, X_test, y_test = X[: args.n], y[: args.n], X[args.n :], y[args.n :]
+    ceiling = accuracy(bayes[args.n :], y_test)
+    del bayes
+    # compile the kernels first, so that no fit's time includes it
+    timed_fit(X[:200_000], y[:200_000], args.seed + 1, "cuda")
+    gpu, gpu_seconds = timed_fit(X, y, args.seed, "cuda")
+    gpu_accuracy = accuracy(gpu.predict(X_test), y_test)
+    record = dict(
+        n_classes=n_classes,
+        bayes_accuracy=ceiling,
+        gpu=dict(seconds=gpu_seconds, accuracy=gpu_accuracy, n_iter=gpu.n_iter_),
+    )
+    del gpu
+    lines = [
+        f"## {n_classes} classes",
+        "",
+        f"Bayes accuracy {ceiling:.4f}. GPU fit of {args.n:,} rows: {gpu_seconds:.2f} s, "
+        f"held-out accuracy {gpu_accuracy:.4f} ({record['gpu']['n_iter']} iterations).",
+    ]
+    if args.cpu_rows:
+        host = [a[: args.cpu_rows].get() for a in (X, y)]
+        cpu, cpu_seconds = timed_fit(*host, args.seed, "cpu")
+        cpu_accuracy = accuracy(cpu.predict(X_test.get()), y_test)
+        record["cpu"] = dict(
+            rows=args.cpu_rows, seconds=cpu_seconds, accuracy=cpu_accuracy, n_iter=cpu.n_iter_
+        )
+        lines[-1] += (
+            f" CPU fit of the first {args.cpu_rows:,} rows: {cpu_seconds:.2f} s, accuracy "
+            f"{cpu_accuracy:.4f} (GPU - CPU: {gpu_accuracy - cpu_accuracy:+.4f})."
+        )
+    rows, _ = skmoe_curve(X, y, X_test, y_test, args.seed)
+    skipped = ""
+    try:
+        rows += torch_curve(X, y, X_test, y_test, n_classes, args.seed, args.seconds)
+    except ImportError:
+        skipped = " PyTorch is not installed: its rows are skipped."
+    lines += ["", "Time to accuracy (the skmoe fit scored as it runs, so slower than above)."]
+    lines[-1] += skipped
+    lines.append("")
+    for level in (ceiling - 0.01, ceiling - 0.002):
+        lines.append(
+            f"- accuracy >= {level:.4f}: skmoe {first_reaching(rows, 'skmoe EM', level)}, "
+            f"PyTorch {first_reaching(rows, 'PyTorch Adam', level)}."
+        )
+    lines += ["", "| method | setting | seconds | accuracy |", "|---|---|---|---|"]
+    lines += [f"| {m} | {setting} | {s:.2f} | {score:.4f} |" for m, setting, s, score in rows]
+    record["rows"] = [dict(method=m, setting=st, seconds=s, accuracy=sc) for m, st, s, sc in rows]
+    return lines + [""], record
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--d", type=int, default=32)
+    parser.add_argument("--classes", type=int, nargs="+", default=[3, 10])
+    parser.add_argument("--cpu-rows", type=int, default=1_000_000, help="0: no CPU fit")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    device = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    lines = [
+        "# The classifier on the GPU",
+        "",
+        f"{device}; regime classes, {args.n:,} x {args.d} float32 rows, {N_EXPERTS} regimes "
+        f"each with its own logistic law; accuracy on {TEST_ROWS:,} further rows. "
+        f"`MixtureOfExpertsClassifier(n_experts={N_EXPERTS})`, on the GPU and on the CPU "
+        f"(a subsample); PyTorch: the same mixture, Adam (lr {LEARNING_RATE}) on mini-batches "
+        f"of {BATCH_ROWS} rows, scored as it trains (seconds of training). Generated by "
+        "`PYTHONPATH=. python3 benchmarks/gpu_classifier.py`.",
+        "",
+    ]
+    sections = []
+    for n_classes in args.classes:
+        section, record = classes_section(args, n_classes)
+        print("\n".join(section), flush=True)
+        lines += section
+        sections.append(record)
+    result = dict(device=device, n=args.n, d=args.d, classes=sections)
+    write_report(args.out, "gpu_classifier", result, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
