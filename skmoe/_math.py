@@ -13,7 +13,7 @@ and the gate's gradient, a small difference of large sums, needs them.
 import numpy as np
 
 from ._backend import get_namespace
-from ._backend._cross_entropy import fused_softmax_cross_entropy
+from ._backend._cross_entropy import fused_softmax, fused_softmax_cross_entropy
 
 # exp() of arguments under about -708 gives subnormal numbers or underflows, and
 # the CPU computes with those 5-35x slower than with normal numbers; so do the
@@ -100,6 +100,14 @@ def log_softmax_rows(a):
     top = row_max(a)
     shifted = a - xp.where(xp.isfinite(top), top, 0.0)[..., None]  # no inf - inf
     return shifted - xp.log(row_sum(exp_floored(shifted)))[..., None]
+
+
+def softmax_rows(logits):
+    """``exp_floored(log_softmax_rows(logits))`` of finite logits, 2-D: on
+    the GPU one fused kernel (whose probabilities are not floored: the
+    floor keeps the CPU from subnormal numbers)."""
+    fused = fused_softmax(logits)
+    return exp_floored(log_softmax_rows(logits)) if fused is None else fused
 
 
 def softmax_cross_entropy(logits, targets):

@@ -160,6 +160,19 @@ def test_softmax_cross_entropy_kernel_matches_numpy(n, n_experts, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, n_columns", [(1000, 10), (1025, 3), (777, 1), (0, 4)])
+def test_softmax_kernel_matches_numpy(n, n_columns, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._kernels import softmax_kernel
+
+    logits = np.random.default_rng(0).normal(scale=3, size=(n, n_columns)).astype(dtype)
+    proba = softmax_kernel(cupy.asarray(logits)).get()
+    assert proba.dtype == dtype
+    expected = np.exp(log_softmax_rows(logits.astype(np.float64)))
+    np.testing.assert_allclose(proba, expected, rtol=RTOL[dtype], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "n, n_features, n_experts",
     # 100,003 rows: several tiles per block of the grid-stride loop

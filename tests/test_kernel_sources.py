@@ -40,6 +40,7 @@ def _kernels_names(dtype):
         names.add(_kernels._gate_top_k_name(dtype, n_experts, k))
         names.add(_kernels._e_step_name(dtype, n_experts, k))
         names.add(_kernels._softmax_xent_name(dtype, n_experts))
+        names.add(_kernels._softmax_name(dtype, n_experts))
         names.add(_kernels._mixture_mean_name(dtype, n_experts, k))
     # k = K at the most experts, whose unrolled loops are the longest: one
     # instance, as each takes NVRTC some 15 s

@@ -1,6 +1,7 @@
-"""The soft-target softmax cross-entropy by fused CUDA kernels, where they
-apply: from the logits, one row-wise kernel (see :mod:`._kernels`); from the
-rows and the coefficients, one tiled kernel (see :mod:`._tiled`).
+"""The softmax and the soft-target softmax cross-entropy by fused CUDA
+kernels, where they apply: from the logits, one row-wise kernel (see
+:mod:`._kernels`); from the rows and the coefficients, one tiled kernel (see
+:mod:`._tiled`).
 
 Each function answers None for NumPy input and for sizes beyond its kernel;
 the caller then composes the loss from array operations, on either device.
@@ -21,6 +22,18 @@ def fused_softmax_cross_entropy(logits, targets):
     if logits.ndim != 2 or logits.shape[1] > MAX_EXPERTS:
         return None
     return softmax_cross_entropy_kernel(logits, targets)
+
+
+def fused_softmax(logits):
+    """The softmax of each row of 2-D CuPy logits, of at most
+    ``MAX_EXPERTS`` columns, in one pass; None for other input."""
+    if not is_cupy_array(logits):
+        return None
+    from ._kernels import MAX_EXPERTS, softmax_kernel
+
+    if logits.ndim != 2 or logits.shape[1] > MAX_EXPERTS:
+        return None
+    return softmax_kernel(logits)
 
 
 def softmax_loss_terms(Z, targets):

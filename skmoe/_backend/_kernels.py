@@ -234,6 +234,25 @@ __global__ void skmoe_softmax_xent(const T* logits, const T* targets, long long 
     skmoe_store_row<T, K>(t, grad + i * K);
 }
 
+// Softmax of each row of K logits: the experts' class probabilities, one
+// row per (row, expert) pair.
+template <typename T, int K>
+__global__ void skmoe_softmax(const T* logits, long long n, T* proba) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T l[K];
+    skmoe_load_row<T, K>(logits + i * K, l);
+    T top = l[0];
+#pragma unroll
+    for (int j = 1; j < K; ++j) top = max(top, l[j]);
+    T total = 0;
+#pragma unroll
+    for (int j = 0; j < K; ++j) { l[j] = exp(l[j] - top); total += l[j]; }
+#pragma unroll
+    for (int j = 0; j < K; ++j) l[j] /= total;
+    skmoe_store_row<T, K>(l, proba + i * K);
+}
+
 // Prediction of a mixture of regression experts: from each row's gate logits
 // and expert means, side by side in one (n, 2K) array (the output of one GEMM)
 // and offset by ``bias`` (2K), the gate-weighted mean over the row's TOPK
@@ -294,6 +313,11 @@ def _softmax_xent_name(dtype, n_experts):
     """The instance of skmoe_softmax_xent that
     :func:`softmax_cross_entropy_kernel` runs."""
     return template_name("skmoe_softmax_xent", dtype, n_experts)
+
+
+def _softmax_name(dtype, n_columns):
+    """The instance of skmoe_softmax that :func:`softmax_kernel` runs."""
+    return template_name("skmoe_softmax", dtype, n_columns)
 
 
 def _mixture_mean_name(dtype, n_experts, k):
@@ -401,6 +425,20 @@ def softmax_cross_entropy_kernel(logits, targets):
             *_grid(n), (logits, targets, cupy.int64(n), grad, proba, row_loss)
         )
     return row_loss.sum(dtype=cupy.float64), grad, proba
+
+
+def softmax_kernel(logits):
+    """Softmax of each row of 2-D CuPy ``logits`` (of at most
+    ``MAX_EXPERTS`` columns), in one pass."""
+    cupy = require_cupy()
+    n, K = _check(logits, 1)
+    logits = cupy.ascontiguousarray(logits)
+    proba = cupy.empty_like(logits)
+    if n:
+        compiled_kernel(_SOURCE, _softmax_name(logits.dtype, K))(
+            *_grid(n), (logits, cupy.int64(n), proba)
+        )
+    return proba
 
 
 def mixture_mean(logits_means, bias, k):

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import expit, get_namespace, is_cupy_array, to_numpy
-from .._backend._products import affine, transposed_product
-from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy
+from .._backend._products import affine, column_sum, transposed_product
+from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy, softmax_rows
 from .._optim import (
     _damped_cholesky,
     _threadpool_controller,
@@ -24,11 +24,11 @@ from .._optim import (
 from ._linear import _normal_equations, _weighted_gram, design_matrix
 
 
-def _log_loss(X1, y, weights, n_outputs):
-    """``logits -> (loss, grad, curvature)`` of the experts' weighted log-loss
-    on logits of shape (n_samples, n_experts, n_outputs), where
-    ``curvature(change)`` applies the loss's Hessian in the logits to a
-    change of them, row by row."""
+def _log_loss(y, weights, n_outputs):
+    """``logits -> (loss, grad, proba)`` of the experts' weighted log-loss on
+    logits of shape (n_samples, n_experts, n_outputs): its value, its
+    derivative with respect to the logits and the experts' probabilities (of
+    class 1 for a sigmoid)."""
     xp = get_namespace(weights)
     if n_outputs == 1:
         positive = (y == 1)[:, None, None]
@@ -36,35 +36,56 @@ def _log_loss(X1, y, weights, n_outputs):
 
         def loss(logits):
             value, grad = sigmoid_cross_entropy(logits, positive, row_weight)
-            p = expit(logits)
-            return value, grad, lambda change: row_weight * p * (1 - p) * change
+            return value, grad, expit(logits)
 
         return loss
-    classes = xp.arange(n_outputs)
-    targets = weights[:, :, None] * (y[:, None, None] == classes)
+    targets = weights[:, :, None] * (y[:, None, None] == xp.arange(n_outputs))
 
     def loss(logits):
         # as (n K, m): rows of classes, which the GPU's fused kernel takes
         value, grad, proba = softmax_cross_entropy(
             logits.reshape(-1, n_outputs), targets.reshape(-1, n_outputs)
         )
-        grad, proba = grad.reshape(logits.shape), proba.reshape(logits.shape)
-        weighted = weights[:, :, None] * proba
-
-        def curvature(change):
-            # w (diag(p) - p p') applied to each row's change, per expert
-            return weighted * (change - row_sum(proba * change)[..., None])
-
-        return value, grad, curvature
+        return value, grad.reshape(logits.shape), proba.reshape(logits.shape)
 
     return loss
+
+
+def _curvature(proba, weights):
+    """``change -> H change``: the log-loss's Hessian in the logits, at the
+    experts' probabilities ``proba`` (n, K, m; of class 1 for a sigmoid,
+    m = 1) and row weights ``weights`` (n, K), applied to a change of the
+    logits, row by row."""
+    weighted = weights[:, :, None] * proba
+    if proba.shape[-1] == 1:
+        curvature = weighted * (1 - proba)
+        return lambda change: curvature * change
+    # w (diag(p) - p p') applied to each row's change, per expert
+    return lambda change: weighted * (change - row_sum(proba * change)[..., None])
+
+
+def _sample_shares(weights, rows, n_outputs):
+    """Each expert's share of its weight that the sampled ``rows`` carry,
+    per column of the parameters (K * m), as a float64 row: an expert's
+    Hessian over its sampled rows, divided by it, estimates the one over all
+    rows (see :attr:`skmoe._design.Design.curvature`). The sample's share of
+    the rows for an expert that no sampled row carries; None for all rows."""
+    if rows == slice(None):
+        return None
+    xp = get_namespace(weights)
+    sampled, total = column_sum(weights[rows]), column_sum(weights)
+    uniform = len(weights[rows]) / len(weights)
+    share = xp.where(sampled > 0, sampled / xp.where(total > 0, total, 1.0), uniform)
+    return xp.repeat(share.astype(np.float64), n_outputs)[None, :]
 
 
 class _Frame(NamedTuple):
     """The coordinates in which the experts solve: the rows ``x1``, the
     experts' weighted Gram matrices, ``penalty(alpha)`` per coordinate,
-    ``grams(W)`` for any weights, and maps of parameters ``theta`` (...,
-    d + 1) from and to X's coefficients and intercepts."""
+    ``grams(W)`` for any weights, maps of parameters ``theta`` (..., d + 1)
+    from and to X's coefficients and intercepts, and ``curvature``, the
+    rows on which Newton steps take the Hessian and their index into
+    ``rows`` (None and all rows: ``rows`` itself)."""
 
     rows: object
     gram: np.ndarray
@@ -72,6 +93,7 @@ class _Frame(NamedTuple):
     grams: Callable
     from_original: Callable
     to_original: Callable
+    curvature: tuple = (None, slice(None))
 
 
 def _centred_frame(X, weights):
@@ -106,6 +128,7 @@ def _frame(X, weights, design):
     on_device = design is not None and design.scaler is not None and is_cupy_array(design.Z)
     if not (on_device or (design is not None and design.solves_experts)):
         return _centred_frame(X, weights)
+    sample, rows = design.curvature
     return _Frame(
         design.Z1,
         design.grams(weights),
@@ -113,6 +136,7 @@ def _frame(X, weights, design):
         design.grams,
         design.from_original,
         design.to_original,
+        (sample.Z1, rows),
     )
 
 
@@ -206,18 +230,25 @@ class LogisticExperts:
             ]
         )
         theta, penalty, inverse = (xp.asarray(a) for a in (theta, penalty, inverse))
-        loss = _log_loss(X1, y, weights, m)
+        loss = _log_loss(y, weights, m)
+        # the Hessian's products from a sample of the rows on millions of
+        # them, as the gate's (see skmoe._design.Design.curvature); the
+        # gradient and the line search see every row
+        sample, rows = frame.curvature
+        sample = X1 if sample is None else sample
+        sample_weights, shares = weights[rows], _sample_shares(weights, rows, m)
 
         def value_grad(theta):
-            value, grad, hessian = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
+            value, grad, proba = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
             grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
             value = float(value) + 0.5 * float(xp.vdot(penalty * theta, theta))
-            return value, grad + penalty * theta, hessian
+            return value, grad + penalty * theta, proba
 
-        def hessian_times(hessian, V):
-            change = safe_sparse_dot(X1, V.astype(X.dtype)).reshape(n, K, m)
-            product = transposed_product(X1, hessian(change).reshape(n, K * m))
-            return product.astype(np.float64) + penalty * V
+        def hessian_times(curvature, V):
+            change = safe_sparse_dot(sample, V.astype(X.dtype)).reshape(-1, K, m)
+            product = transposed_product(sample, curvature(change).reshape(-1, K * m))
+            product = product.astype(np.float64)
+            return (product if shares is None else product / shares) + penalty * V
 
         def precondition(R):
             return xp.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
@@ -225,18 +256,19 @@ class LogisticExperts:
         scale = max(float(weights.sum()), np.finfo(float).tiny)
         # float32 logits hold about 7 digits: below that the steps chase rounding
         tol = max(self.tol, 10 * np.finfo(X.dtype).eps) * scale
-        value, grad, hessian = value_grad(theta)
+        value, grad, proba = value_grad(theta)
         with _threadpool_controller().limit(limits=1, user_api="blas"):
             for _ in range(self.max_iter):
                 if float(xp.max(xp.abs(grad))) <= tol:
                     break
+                curvature = _curvature(proba[rows], sample_weights)
                 step = conjugate_gradient(
-                    grad, partial(hessian_times, hessian), precondition, max_iter=_CG_ITER
+                    grad, partial(hessian_times, curvature), precondition, max_iter=_CG_ITER
                 )
                 new = backtrack(value_grad, theta, value, grad, step)
                 if new is None:
                     break  # no decrease left at working precision
-                theta, (value, grad, hessian) = new
+                theta, (value, grad, proba) = new
         coef, intercept = frame.to_original(to_numpy(theta).T.reshape(K, m, d + 1))
         if m > 1:  # the shift all classes share is free: keep it centred
             intercept -= intercept.mean(axis=1, keepdims=True)
@@ -334,7 +366,7 @@ class LogisticExperts:
         if m == 1:
             p1 = expit(logits)
             return get_namespace(p1).concatenate([1.0 - p1, p1], axis=2)
-        return exp_floored(log_softmax_rows(logits))
+        return softmax_rows(logits.reshape(-1, m)).reshape(logits.shape)
 
     def squared_norms(self):
         """``||coef_k||^2`` per expert: the penalised quantity."""
