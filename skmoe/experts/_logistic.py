@@ -131,7 +131,7 @@ def _frame(X, weights, design):
     sample, rows = design.curvature
     return _Frame(
         design.Z1,
-        design.grams(weights),
+        _block_grams(design, weights),
         design.ridge_penalty,
         design.grams,
         design.from_original,
@@ -153,6 +153,18 @@ _AUTO_START = 1.0
 # (benchmarks/results/cpu_notes.md). One iteration (the bound's step alone)
 # let EM settle in a worse optimum.
 _CG_ITER = 3
+
+
+def _block_grams(design, weights):
+    """The experts' weighted Gram matrices of ``design``'s rows, for the
+    bounds that precondition their steps: on millions of rows from the
+    sample that the gate's blocks come from (see
+    :attr:`skmoe._design.Design.block_rows`), each expert's over its share
+    of its weight, as :func:`_sample_shares` estimates its Hessian."""
+    blocks, rows = design.block_rows
+    grams = blocks.grams(weights[rows])
+    shares = _sample_shares(weights, rows, 1)
+    return grams if shares is None else grams / to_numpy(shares)[0][:, None, None]
 
 
 class LogisticExperts:
@@ -200,8 +212,12 @@ class LogisticExperts:
         more to find. At most
         ``max_iter`` steps, until the largest gradient entry of the
         objective per unit weight is under ``tol``. With a ``design`` of X's
-        standardised rows that has their outer products (see
-        :mod:`skmoe._design`), the steps are taken in its coordinates.
+        standardised rows that solves the experts (see
+        :attr:`skmoe._design.Design.solves_experts`), or that holds them on
+        the GPU, the steps are taken in its coordinates; there, on millions
+        of rows, the Hessian's products and the bounds come from samples of
+        the rows, as the gate's do (the gradient and the line search see
+        every row).
         """
         K, m = self.n_experts, self._n_outputs
         n, d = X.shape
