@@ -73,6 +73,11 @@ def keeps_state_on_failure(method):
     return wrapper
 
 
+def _take_rows(a, rows):
+    """``a[rows]`` for host indices ``rows``, ``a`` on either device."""
+    return a[get_namespace(a).asarray(rows)]
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Shared parameters, EM fit and gate access of the mixture estimators.
 
@@ -265,13 +270,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # growing wrapped experts, whose parameters cannot be counted for
         # BIC, is judged on held-out rows
         if self.early_stopping or (plan.grow and not plan.builtin):
-            arrays = (X, y, sample_weight) + (() if init_resp is None else (init_resp,))
             try:
+                # the indices are split on the host, the rows where they lie
                 split = train_test_split(
-                    *arrays,
+                    np.arange(X.shape[0]),
                     test_size=self.validation_fraction,
                     random_state=self.random_state,
-                    stratify=y if is_classifier(self) else None,
+                    stratify=to_numpy(y) if is_classifier(self) else None,
                 )
             except ValueError:
                 if self.early_stopping:
@@ -280,9 +285,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 # can judge a split, and the mixture stays one expert
                 split, plan = None, plan.sized(1)
             if split is not None:
-                X, y, sample_weight = split[0:6:2]
-                validation = split[1:6:2]
-                init_resp = None if init_resp is None else split[6]
+                train, held_out = split
+                validation = tuple(_take_rows(a, held_out) for a in (X, y, sample_weight))
+                X, y, sample_weight = (_take_rows(a, train) for a in (X, y, sample_weight))
+                init_resp = None if init_resp is None else _take_rows(init_resp, train)
         self._fit_mixture(plan, X, y, sample_weight, validation, init_resp, n_weighted)
         return self
 

@@ -143,8 +143,8 @@ class GaussianLikelihood(_Likelihood):
         # the objective, so it enters the variance that maximises it.
         xp = get_namespace(residual_ss)
         # in the residuals' floating type: wrapped experts' zero norms are float64
-        penalty = self._ridge_penalties(experts)
-        residual_ss = residual_ss + penalty.astype(residual_ss.dtype, copy=False)
+        penalty = xp.asarray(self._ridge_penalties(experts), dtype=residual_ss.dtype)
+        residual_ss = residual_ss + penalty
         variance = xp.where(mass > 0, residual_ss / xp.where(mass > 0, mass, 1.0), 0.0)
         return xp.maximum(variance, self.variance_floor)
 
@@ -152,7 +152,8 @@ class GaussianLikelihood(_Likelihood):
         """The experts' ridge penalty in EM's objective."""
         if self.penalty_alpha == "auto":
             return 0.5 * float((self._ridge_penalties(experts) / noise_variance).sum())
-        return 0.5 * self.penalty_alpha * float((experts.squared_norms() / noise_variance).sum())
+        norms = get_namespace(noise_variance).asarray(experts.squared_norms())
+        return 0.5 * self.penalty_alpha * float((norms / noise_variance).sum())
 
     def _ridge_penalties(self, experts):
         """``alpha ||coef_k||^2`` per expert: each its own penalty where

@@ -254,13 +254,10 @@ def check_parameter_count(model):
 
 
 def check_device_options(model):
-    """What runs on the GPU so far: EM over the built-in experts, under one
-    softmax gate or a tree of them."""
-    if model.estimator is not None or model.solver != "em":
-        raise ValueError(
-            "device='cuda' supports the built-in experts (estimator=None) and "
-            "solver='em' so far; use device='cpu'."
-        )
+    """What runs on the GPU so far: EM, under one softmax gate or a tree of
+    them, over the built-in experts or the estimators given."""
+    if model.solver != "em":
+        raise ValueError("device='cuda' supports solver='em' so far; use device='cpu'.")
     if model.early_stopping:
         raise ValueError(
             "early_stopping=True holds rows out on the CPU only so far; use "

@@ -171,11 +171,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     verbose_interval : int, default=10
     device : {"cpu", "cuda"}, default="cpu"
         Where the fit runs. "cuda" (or CuPy input, which implies it) runs EM
-        on the GPU through CuPy (``pip install "skmoe[gpu]"``); so far with
-        the built-in experts and ``solver="em"``. Fitted parameters stay on
-        the device they were fitted on; outputs follow the input (NumPy in,
-        NumPy out; CuPy in, CuPy out). A pickled model holds NumPy arrays
-        and predicts on the CPU.
+        on the GPU through CuPy (``pip install "skmoe[gpu]"``), with
+        ``solver="em"``. Estimators given as experts that take CuPy arrays
+        (cuML's, or with a ``device="cuda"`` parameter, as XGBoost's) are
+        fitted on the device's rows, the others on host copies of their
+        routed rows. Fitted parameters stay on the device they were fitted
+        on; outputs follow the input (NumPy in, NumPy out; CuPy in, CuPy
+        out). A pickled model holds NumPy arrays and predicts on the CPU.
 
     Attributes
     ----------

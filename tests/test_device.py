@@ -5,7 +5,9 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from _cupy_ridge import CupyRidge
+from sklearn.linear_model import Ridge
+from sklearn.tree import DecisionTreeClassifier
 
 import skmoe._em
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -164,17 +166,77 @@ def test_pickled_gpu_classifier_holds_numpy_and_predicts_the_same(regime_data):
     np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), rtol=1e-8)
 
 
+class _RowCounter(Ridge):
+    """Ridge that records how many rows each fit was given."""
+
+    fitted_rows = []
+
+    def fit(self, X, y, sample_weight=None):
+        assert isinstance(X, np.ndarray)
+        self.fitted_rows.append(len(X))
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("top_k", [None, 2])
+@pytest.mark.parametrize("device_native", [True, False], ids=["cupy-experts", "host-experts"])
+def test_gpu_fit_of_estimators_matches_cpu_fit(regime_data, device_native, top_k, fixed_em):
+    # weighted ridge regressions fitted on the device by an estimator that
+    # takes CuPy arrays, against its NumPy twin on the CPU; or by
+    # scikit-learn's Ridge on the host's copies of their rows, against Ridge
+    # on the CPU: float64 rounding, as the built-in experts' parity
+    X, y, X_test, _ = regime_data
+    params = dict(n_experts=4, top_k=top_k, random_state=0, max_iter=30, **fixed_em)
+    experts = (CupyRidge(device="cpu"), CupyRidge()) if device_native else (Ridge(), Ridge())
+    cpu = MixtureOfExpertsRegressor(experts[0], **params).fit(X, y)
+    gpu = MixtureOfExpertsRegressor(experts[1], device="cuda", **params).fit(X, y)
+    expected = cpu.predict(X_test)
+    np.testing.assert_allclose(
+        gpu.predict(X_test), expected, rtol=1e-8, atol=1e-8 * np.abs(expected).max()
+    )
+    np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=1e-8)
+
+
+@pytest.mark.gpu
+def test_host_experts_on_the_gpu_get_only_their_routed_rows(regime_data, fixed_em):
+    # under top-1 each row is routed to one expert: after the first E-step
+    # (the k-means start's responsibilities may be soft) the experts' fits
+    # of one M-step are given n rows in all
+    X, y, _, _ = regime_data
+    _RowCounter.fitted_rows = []
+    model = MixtureOfExpertsRegressor(
+        _RowCounter(), n_experts=4, top_k=1, random_state=0, max_iter=3, device="cuda", **fixed_em
+    ).fit(X, y)
+    per_step = np.reshape(_RowCounter.fitted_rows, (model.n_iter_, 4)).sum(axis=1)
+    np.testing.assert_array_equal(per_step[1:], len(X))
+
+
+@pytest.mark.gpu
+def test_gpu_classifier_of_estimators_gives_probabilities(regime_data):
+    import cupy
+
+    X, y, X_test, _ = regime_data
+    y = _regime_classes(X, y, 3)
+    model = MixtureOfExpertsClassifier(
+        DecisionTreeClassifier(max_depth=3), n_experts=3, random_state=0, device="cuda"
+    ).fit(X, y)
+    proba = model.predict_proba(cupy.asarray(X_test))
+    assert isinstance(proba, cupy.ndarray)
+    np.testing.assert_allclose(proba.sum(axis=1).get(), 1.0, rtol=1e-12)
+    assert model.score(X, y) > 1 / 3
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "model",
     [
-        MixtureOfExpertsClassifier(LogisticRegression(), device="cuda"),
+        MixtureOfExpertsClassifier(device="cuda", solver="gradient"),
         MixtureOfExpertsRegressor(device="cuda", solver="gradient"),
     ],
 )
 def test_what_the_gpu_does_not_run_yet_is_refused(regime_data, model):
     X, y, _, _ = regime_data
-    with pytest.raises(ValueError, match="device='cuda' supports"):
+    with pytest.raises(ValueError, match="device='cuda' supports solver='em'"):
         model.fit(X[:100], y[:100] > 0)
 
 

@@ -8,6 +8,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import has_fit_parameter
 
+from .._backend import get_namespace, is_cupy_array, to_numpy
+from .._backend._products import column_sum
 from .._compat import _routing_enabled, _safe_indexing
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -44,24 +46,51 @@ def weight_parameter(estimator):
     return None
 
 
+def takes_device_arrays(estimator):
+    """Whether ``estimator`` fits and predicts on CuPy arrays itself: a cuML
+    estimator, or one whose ``device`` parameter names the GPU (XGBoost's
+    ``device="cuda"``, skmoe's own). In a GPU fit the others are given host
+    copies of their rows."""
+    device = str(estimator.get_params(deep=False).get("device", ""))
+    return device.startswith(("cuda", "gpu")) or type(estimator).__module__.startswith("cuml")
+
+
+def _routed_rows(weight):
+    """The rows that carry weight, as an index on ``weight``'s device; None
+    where none does. Weights under the largest one's rounding error cannot
+    move a weighted fit."""
+    top = weight.max()
+    if not top > 0:
+        return None
+    return get_namespace(weight).flatnonzero(weight > top * np.finfo(weight.dtype).eps)
+
+
+def _take(X, rows):
+    """The ``rows`` of X: NumPy, sparse or pandas on the host, CuPy on the GPU."""
+    return X[rows] if is_cupy_array(X) else _safe_indexing(X, rows)
+
+
 def _fit_expert(template, X, y, weight, seed):
     """Fit a clone of ``template`` to the rows that carry weight.
 
     Module-level so that any joblib backend can ship it to a worker. Estimators
     that take no row weights (see :func:`weight_parameter`) get a weighted
     bootstrap instead: as many rows as carry weight, drawn with probability
-    proportional to it.
+    proportional to it. The arrays are on the host, or on the GPU for an
+    estimator that takes them there (see :func:`takes_device_arrays`).
     """
-    if not weight.max() > 0:
+    rows = _routed_rows(weight)
+    if rows is None:
         # routed no rows (a restart took them): a placeholder that predicts
-        # the data's mean or class shares, until EM hands it rows again
+        # the data's mean or class shares, until EM hands it rows again; it
+        # reads y alone, so the host gets one row of X, repeated
         placeholder = (
             DummyClassifier(strategy="prior") if is_classifier(template) else DummyRegressor()
         )
-        return placeholder.fit(X, y)
-    # weights under the largest one's rounding error cannot move a weighted fit
-    rows = np.flatnonzero(weight > weight.max() * np.finfo(weight.dtype).eps)
-    X, y, weight = _safe_indexing(X, rows), y[rows], weight[rows]
+        if is_cupy_array(X):
+            X = np.broadcast_to(to_numpy(X[:1]), X.shape)
+        return placeholder.fit(X, to_numpy(y))
+    X, y, weight = _take(X, rows), y[rows], weight[rows]
     estimator = clone(template)
     fit_params = {}
     name = weight_parameter(estimator)
@@ -69,13 +98,28 @@ def _fit_expert(template, X, y, weight, seed):
         fit_params[name] = weight
     else:
         rng = np.random.RandomState(seed)
-        drawn = rng.choice(len(rows), size=len(rows), p=weight / weight.sum())
-        X, y = _safe_indexing(X, drawn), y[drawn]
-    if is_classifier(estimator) and np.unique(y).size < 2:
+        drawn = rng.choice(len(rows), size=len(rows), p=to_numpy(weight / weight.sum()))
+        drawn = get_namespace(weight).asarray(drawn)
+        X, y = _take(X, drawn), y[drawn]
+    if is_classifier(estimator) and get_namespace(y).unique(y).size < 2:
         # An expert routed rows of one class only: it predicts that class,
         # where most classifiers would refuse to fit.
         estimator, fit_params = DummyClassifier(strategy="prior"), {}
+        X, y = (to_numpy(a) for a in (X, y))
     return estimator.fit(X, y, **fit_params)
+
+
+def _expert_data(template, X, y, weight):
+    """``(X, y, weight)`` as ``template``'s fit is given them: as they are
+    on the host, or on the GPU for an estimator that takes device arrays;
+    else host copies of only its routed rows (of y alone, where no row is
+    routed: the placeholder reads nothing else)."""
+    if not is_cupy_array(X) or takes_device_arrays(template):
+        return X, y, weight
+    rows = _routed_rows(weight)
+    if rows is None:
+        return np.broadcast_to(to_numpy(X[:1]), X.shape), to_numpy(y), to_numpy(weight)
+    return to_numpy(X[rows]), to_numpy(y[rows]), to_numpy(weight[rows])
 
 
 def _fit_or_error(template, X, y, weight, seed):
@@ -130,6 +174,11 @@ class EstimatorExperts:
     X reaches the estimators as it is (float32 stays float32); what type they
     compute in is theirs. Their outputs are cast to X's floating type, the
     type of the mixture's arithmetic.
+
+    In a GPU fit (CuPy X), estimators that take device arrays (see
+    :func:`takes_device_arrays`) are fitted and predict on them; the others
+    are fitted on host copies of their routed rows, and predict on one host
+    copy of X that they share. Their outputs join the mixture on the GPU.
     """
 
     def __init__(self, templates, *, n_classes=None, n_jobs=None):
@@ -145,12 +194,13 @@ class EstimatorExperts:
         """Refit every expert; ``weights`` has shape (n_samples, n_experts)."""
         seeds = check_random_state(random_state).randint(_MAX_SEED, size=self.n_experts)
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_or_error)(template, X, y, weights[:, k], seeds[k])
+            delayed(_fit_or_error)(template, *_expert_data(template, X, y, weights[:, k]), seeds[k])
             for k, template in enumerate(self.templates)
         )
         errors = {k: e for k, e in enumerate(self.estimators_) if isinstance(e, Exception)}
         if errors:
-            raise ExpertFitError(errors, weights.sum(axis=0)) from next(iter(errors.values()))
+            mass = to_numpy(column_sum(weights))
+            raise ExpertFitError(errors, mass) from next(iter(errors.values()))
         return self
 
     def drop(self, experts):
@@ -161,12 +211,17 @@ class EstimatorExperts:
         return self
 
     def _outputs(self, method, X):
-        """Each expert's ``method(X)``; raises :class:`ExpertFitError` naming
-        every expert whose method raised, as a failed fit does."""
-        outputs, errors = [], {}
+        """Each expert's ``method(X)``, on X's device; raises
+        :class:`ExpertFitError` naming every expert whose method raised, as
+        a failed fit does."""
+        xp = get_namespace(X)
+        outputs, errors, host = [], {}, None
         for k, est in enumerate(self.estimators_):
+            rows = X
+            if xp is not np and not takes_device_arrays(est):
+                host = rows = to_numpy(X) if host is None else host
             try:
-                outputs.append(getattr(est, method)(X))
+                outputs.append(xp.asarray(getattr(est, method)(rows)))
             except Exception as error:  # re-raised below, naming the expert
                 errors[k] = error
         if errors:
@@ -176,15 +231,17 @@ class EstimatorExperts:
     def predict(self, X):
         """Every expert's prediction, shape (n_samples, n_experts), in X's
         floating type."""
-        return np.column_stack(self._outputs("predict", X)).astype(X.dtype)
+        xp = get_namespace(X)
+        return xp.column_stack(self._outputs("predict", X)).astype(X.dtype)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_experts, n_classes), in X's
         floating type."""
-        proba = np.zeros((X.shape[0], self.n_experts, self.n_classes), dtype=X.dtype)
+        xp = get_namespace(X)
+        proba = xp.zeros((X.shape[0], self.n_experts, self.n_classes), dtype=X.dtype)
         outputs = self._outputs("predict_proba", X)
         for k, (est, p) in enumerate(zip(self.estimators_, outputs, strict=True)):
-            proba[:, k, est.classes_] = p
+            proba[:, k, xp.asarray(est.classes_)] = p
         return proba
 
     def squared_norms(self):
