@@ -33,13 +33,11 @@ from pathlib import Path
 import cupy as cp
 from _report import write_report  # beside this script
 from gpu_em import TEST_ROWS
+from gpu_time_to_accuracy import BATCH_ROWS, LEARNING_RATE, adam_curve, em_curve, first_reaching
 
 from skmoe import MixtureOfExpertsClassifier
-from skmoe._solvers.em import EM
 
 N_EXPERTS = 8
-BATCH_ROWS = 8192
-LEARNING_RATE = 0.01
 CHUNK_ROWS = 2_000_000
 
 
@@ -69,42 +67,16 @@ def accuracy(labels, y):
 
 
 def skmoe_curve(X, y, X_test, y_test, seed):
-    """One GPU fit, scored after every EM iteration (the merge-and-split
-    trials' too, labelled by their EM run); the last row is the fitted
-    model. Also returns the fit's wall time."""
-    rows, runs, clock = [], [], {"start": 0.0, "paused": 0.0}
-    em_run, em_step = EM.run, EM._step
+    """One GPU fit, scored after every EM iteration (see
+    :func:`gpu_time_to_accuracy.em_curve`)."""
 
-    def counted_run(self, *args, **kwargs):
-        runs.append(0)
-        return em_run(self, *args, **kwargs)
-
-    def scored_step(self, gate, experts, *args):
-        out = em_step(self, gate, experts, *args)
-        cp.cuda.Device().synchronize()
-        paused = time.perf_counter()
+    def score(gate, experts):
         gate_proba = cp.exp(gate.log_proba_standardized(gate.standardize(X_test)))
         proba = cp.einsum("nk,nkc->nc", gate_proba, experts.predict_proba(X_test))
-        runs[-1] += 1
-        setting = f"run {len(runs)}, iteration {runs[-1]}"
-        seconds = paused - clock["start"] - clock["paused"]
-        rows.append(("skmoe EM", setting, seconds, accuracy(proba.argmax(axis=1), y_test)))
-        clock["paused"] += time.perf_counter() - paused
-        return out
+        return accuracy(proba.argmax(axis=1), y_test)
 
     model = MixtureOfExpertsClassifier(n_experts=N_EXPERTS, random_state=seed, device="cuda")
-    EM.run, EM._step = counted_run, scored_step
-    try:
-        cp.cuda.Device().synchronize()
-        clock["start"] = time.perf_counter()
-        model.fit(X, y)
-        cp.cuda.Device().synchronize()
-        seconds = time.perf_counter() - clock["start"] - clock["paused"]
-    finally:
-        EM.run, EM._step = em_run, em_step
-    setting = f"fitted ({model.n_iter_} iterations, {model.n_merges_} moves kept)"
-    rows.append(("skmoe EM", setting, seconds, accuracy(model.predict(X_test), y_test)))
-    return rows, seconds
+    return em_curve(model, X, y, score)[0]
 
 
 def timed_fit(X, y, seed, device):
@@ -147,29 +119,7 @@ def torch_curve(X, y, X_test, y_test, n_classes, seed, seconds):
         proba = torch.einsum("nk,nkc->nc", torch.softmax(gate(z), dim=1), log_proba(z).exp())
         return accuracy(cp.asarray(proba.argmax(dim=1)), y_test)
 
-    step(torch.arange(BATCH_ROWS, device="cuda"))  # CUDA and cuBLAS set up outside the clock
-    rows, trained, epoch, checkpoint = [], 0.0, 0, 0.5
-    while trained < seconds:
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        order = torch.randperm(len(X), device="cuda")
-        for first in range(0, len(X), BATCH_ROWS):
-            step(order[first : first + BATCH_ROWS])
-            if first % (64 * BATCH_ROWS) == 0:  # look at the clock now and then
-                torch.cuda.synchronize()
-                if trained + time.perf_counter() - start >= checkpoint:
-                    break
-        torch.cuda.synchronize()
-        trained += time.perf_counter() - start
-        epoch += min(first + BATCH_ROWS, len(X)) / len(X)
-        rows.append(("PyTorch Adam", f"{epoch:.2f} epochs", trained, score()))
-        checkpoint += 0.5
-    return rows
-
-
-def first_reaching(rows, method, level):
-    seconds = [s for m, _, s, score in rows if m == method and score >= level]
-    return f"{min(seconds):.1f} s" if seconds else "not reached"
+    return adam_curve(step, score, len(X), seconds)
 
 
 def classes_section(args, n_classes):
@@ -207,7 +157,7 @@ def classes_section(args, n_classes):
             f" CPU fit of the first {args.cpu_rows:,} rows: {cpu_seconds:.2f} s, accuracy "
             f"{cpu_accuracy:.4f} (GPU - CPU: {gpu_accuracy - cpu_accuracy:+.4f})."
         )
-    rows, _ = skmoe_curve(X, y, X_test, y_test, args.seed)
+    rows = skmoe_curve(X, y, X_test, y_test, args.seed)
     skipped = ""
     try:
         rows += torch_curve(X, y, X_test, y_test, n_classes, args.seed, args.seconds)

@@ -36,10 +36,11 @@ BATCH_ROWS = 8192
 LEARNING_RATE = 0.01
 
 
-def skmoe_curve(X, y, X_test, y_test, seed):
-    """One fit with default settings, scored after every EM iteration (the
-    merge-and-split trials' too, labelled by their EM run); the scoring's
-    time is not counted. The last row is the fitted model."""
+def em_curve(model, X, y, score):
+    """One fit of ``model``, scored by ``score(gate, experts)`` after every
+    EM iteration (the merge-and-split trials' too, labelled by their EM
+    run); the scoring's time is not counted. Returns the rows, the last for
+    the fitted model's gate and experts, and the fitted model."""
     rows, runs, clock = [], [], {"start": 0.0, "paused": 0.0}
     em_run, em_step = EM.run, EM._step
 
@@ -51,15 +52,13 @@ def skmoe_curve(X, y, X_test, y_test, seed):
         out = em_step(self, gate, experts, *args)
         cp.cuda.Device().synchronize()
         paused = time.perf_counter()
-        log_gate = gate.log_proba_standardized(gate.standardize(X_test))
-        score = r2((cp.exp(log_gate) * experts.predict(X_test)).sum(axis=1), y_test)
         runs[-1] += 1
         setting = f"run {len(runs)}, iteration {runs[-1]}"
-        rows.append(("skmoe EM", setting, paused - clock["start"] - clock["paused"], score))
+        seconds = paused - clock["start"] - clock["paused"]
+        rows.append(("skmoe EM", setting, seconds, score(gate, experts)))
         clock["paused"] += time.perf_counter() - paused
         return out
 
-    model = MixtureOfExpertsRegressor(n_experts=N_EXPERTS, random_state=seed, device="cuda")
     EM.run, EM._step = counted_run, scored_step
     try:
         cp.cuda.Device().synchronize()
@@ -70,7 +69,45 @@ def skmoe_curve(X, y, X_test, y_test, seed):
     finally:
         EM.run, EM._step = em_run, em_step
     setting = f"fitted ({model.n_iter_} iterations, {model.n_merges_} moves kept)"
-    rows.append(("skmoe EM", setting, seconds, r2(model.predict(X_test), y_test)))
+    rows.append(("skmoe EM", setting, seconds, score(model.gate_, model._experts)))
+    return rows, model
+
+
+def skmoe_curve(X, y, X_test, y_test, seed):
+    """One fit with default settings, scored after every EM iteration."""
+
+    def score(gate, experts):
+        log_gate = gate.log_proba_standardized(gate.standardize(X_test))
+        return r2((cp.exp(log_gate) * experts.predict(X_test)).sum(axis=1), y_test)
+
+    model = MixtureOfExpertsRegressor(n_experts=N_EXPERTS, random_state=seed, device="cuda")
+    return em_curve(model, X, y, score)[0]
+
+
+def adam_curve(step, score, n_rows, seconds):
+    """Adam's training, timed: ``step(rows)`` on shuffled mini-batches of
+    ``BATCH_ROWS`` rows, scored by ``score()`` every half second of training
+    (the scoring not counted), up to ``seconds``."""
+    import torch
+
+    step(torch.arange(BATCH_ROWS, device="cuda"))  # CUDA and cuBLAS set up outside the clock
+    rows, trained, epoch, checkpoint = [], 0.0, 0, 0.5
+    while trained < seconds:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        order = torch.randperm(n_rows, device="cuda")
+        for first in range(0, n_rows, BATCH_ROWS):
+            step(order[first : first + BATCH_ROWS])
+            if first % (64 * BATCH_ROWS) == 0:  # look at the clock now and then
+                torch.cuda.synchronize()
+                if trained + time.perf_counter() - start >= checkpoint:
+                    break
+        torch.cuda.synchronize()
+        trained += time.perf_counter() - start
+        epoch += min(first + BATCH_ROWS, n_rows) / n_rows
+        rows.append(("PyTorch Adam", f"{epoch:.2f} epochs", trained, score()))
+        print(rows[-1], flush=True)
+        checkpoint += 0.5
     return rows
 
 
@@ -101,25 +138,7 @@ def torch_curve(X, y, X_test, y_test, seed, seconds):
         prediction = (torch.softmax(gate(z), dim=1) * experts(z)).sum(dim=1)
         return r2(cp.asarray(prediction), y_test)
 
-    step(torch.arange(BATCH_ROWS, device="cuda"))  # CUDA and cuBLAS set up outside the clock
-    rows, trained, epoch, checkpoint = [], 0.0, 0, 0.5
-    while trained < seconds:
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        order = torch.randperm(len(X), device="cuda")
-        for first in range(0, len(X), BATCH_ROWS):
-            step(order[first : first + BATCH_ROWS])
-            if first % (64 * BATCH_ROWS) == 0:  # look at the clock now and then
-                torch.cuda.synchronize()
-                if trained + time.perf_counter() - start >= checkpoint:
-                    break
-        torch.cuda.synchronize()
-        trained += time.perf_counter() - start
-        epoch += min(first + BATCH_ROWS, len(X)) / len(X)
-        rows.append(("PyTorch Adam", f"{epoch:.2f} epochs", trained, score()))
-        print(rows[-1], flush=True)
-        checkpoint += 0.5
-    return rows
+    return adam_curve(step, score, len(X), seconds)
 
 
 def first_reaching(rows, method, level):

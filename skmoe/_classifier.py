@@ -466,6 +466,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         -------
         y : ndarray of shape (n_samples,)
         """
-        labels = self.classes_[to_numpy(self.predict_proba(X).argmax(axis=1))]
+        best = to_numpy(self.predict_proba(X).argmax(axis=1))
+        labels = self.classes_[best]
         # CuPy holds numbers only: other labels come back as NumPy
         return like_input(labels, X) if labels.dtype.kind in "biuf" else labels

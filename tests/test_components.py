@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from _bounds import gradient_floor, logistic_proba_bound, scaled_gradient
+from _cupy_ridge import CupyRidge
 from scipy.optimize import approx_fprime
 from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -24,6 +25,7 @@ from skmoe._optim import (
     sigmoid_cross_entropy,
 )
 from skmoe.experts import EstimatorExperts, LinearExperts, LogisticExperts
+from skmoe.experts._estimators import takes_device_arrays
 from skmoe.gates import SoftmaxGate
 from skmoe.gates._balance import importance_cv_loss, switch_loss
 
@@ -321,3 +323,18 @@ def test_kmeans_on_a_sample_still_finds_the_regimes(regime_data, monkeypatch):
     monkeypatch.setattr(skmoe._em, "KMEANS_ROWS", 300)  # the centres from 300 of the rows
     sampled = MixtureOfExpertsRegressor(**params).fit(X, y).score(X_test, y_test)
     assert sampled > full - 0.01
+
+
+@pytest.mark.parametrize(
+    "estimator, expected",
+    [
+        (Ridge(), False),
+        (CupyRidge(device="cpu"), False),
+        (CupyRidge(device="cuda"), True),
+        (MixtureOfExpertsRegressor(), False),
+        (MixtureOfExpertsRegressor(device="cuda"), True),
+    ],
+)
+def test_experts_that_take_device_arrays_are_told_apart(estimator, expected):
+    # in a GPU fit these are given the device's rows, the others host copies
+    assert takes_device_arrays(estimator) is expected
