@@ -264,14 +264,23 @@ def test_linear_experts_are_weighted_ridges(rng, formed):
         np.testing.assert_allclose(experts.predict(X)[:, k], ridge.predict(X), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("formed", [False, True], ids=["centred", "design"])
+@pytest.mark.parametrize("frame", ["centred", "design", "sampled", "unsampled expert"])
 @pytest.mark.parametrize("n_classes", [2, 4])
-def test_logistic_experts_are_weighted_logistic_regressions(rng, n_classes, formed):
+def test_logistic_experts_are_weighted_logistic_regressions(rng, n_classes, frame, monkeypatch):
+    # "sampled": the Hessian's products from every fourth row and the
+    # bounds from every sixteenth (as on millions of rows), which steer the
+    # steps but leave the gradient, hence the solution, exact; with an
+    # expert whose rows the samples miss, from all rows
+    if "sampled" in frame:
+        monkeypatch.setattr(skmoe._design, "CURVATURE_ROWS", 50)
+        monkeypatch.setattr(skmoe._design, "BLOCK_ROWS", 12)
     X = rng.normal(size=(200, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
     y = rng.randint(n_classes, size=200)
     weights = rng.uniform(size=(200, 2))
+    if frame == "unsampled expert":
+        weights[::4, 1] = 0.0
     experts = LogisticExperts(2, n_classes, alpha=0.5, tol=1e-10)
-    experts.fit(X, y, weights, design=_design(X, formed))
+    experts.fit(X, y, weights, design=_design(X, frame != "centred"))
     proba = experts.predict_proba(X)
     for k in range(2):
         ref = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(

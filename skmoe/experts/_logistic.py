@@ -64,19 +64,20 @@ def _curvature(proba, weights):
     return lambda change: weighted * (change - row_sum(proba * change)[..., None])
 
 
-def _sample_shares(weights, rows, n_outputs):
-    """Each expert's share of its weight that the sampled ``rows`` carry,
-    per column of the parameters (K * m), as a float64 row: an expert's
-    Hessian over its sampled rows, divided by it, estimates the one over all
-    rows (see :attr:`skmoe._design.Design.curvature`). The sample's share of
-    the rows for an expert that no sampled row carries; None for all rows."""
+def _sample_shares(weights, rows):
+    """Each expert's share of its weight that the sampled ``rows`` carry
+    (K,): an expert's Hessian over its sampled rows, divided by it,
+    estimates the one over all rows (see
+    :attr:`skmoe._design.Design.curvature`). None where the sample is all
+    rows, or where it misses every row of an expert that has weight, for
+    which it cannot stand: all rows serve then."""
     if rows == slice(None):
         return None
     xp = get_namespace(weights)
     sampled, total = column_sum(weights[rows]), column_sum(weights)
-    uniform = len(weights[rows]) / len(weights)
-    share = xp.where(sampled > 0, sampled / xp.where(total > 0, total, 1.0), uniform)
-    return xp.repeat(share.astype(np.float64), n_outputs)[None, :]
+    if bool(xp.any((sampled == 0) & (total > 0))):
+        return None
+    return xp.where(total > 0, sampled / xp.where(total > 0, total, 1.0), 1.0).astype(np.float64)
 
 
 class _Frame(NamedTuple):
@@ -162,9 +163,10 @@ def _block_grams(design, weights):
     :attr:`skmoe._design.Design.block_rows`), each expert's over its share
     of its weight, as :func:`_sample_shares` estimates its Hessian."""
     blocks, rows = design.block_rows
-    grams = blocks.grams(weights[rows])
-    shares = _sample_shares(weights, rows, 1)
-    return grams if shares is None else grams / to_numpy(shares)[0][:, None, None]
+    shares = _sample_shares(weights, rows)
+    if shares is None:
+        return design.grams(weights)
+    return blocks.grams(weights[rows]) / to_numpy(shares)[:, None, None]
 
 
 class LogisticExperts:
@@ -251,8 +253,12 @@ class LogisticExperts:
         # them, as the gate's (see skmoe._design.Design.curvature); the
         # gradient and the line search see every row
         sample, rows = frame.curvature
-        sample = X1 if sample is None else sample
-        sample_weights, shares = weights[rows], _sample_shares(weights, rows, m)
+        shares = _sample_shares(weights, rows)
+        if shares is None:
+            sample, rows = X1, slice(None)
+        else:  # per column of theta
+            shares = xp.repeat(shares, m)[None, :]
+        sample_weights = weights[rows]
 
         def value_grad(theta):
             value, grad, proba = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
