@@ -70,6 +70,13 @@ def _take(X, rows):
     return X[rows] if is_cupy_array(X) else _safe_indexing(X, rows)
 
 
+def _host_stand_in(X):
+    """X as a placeholder's fit reads it, which is y alone: host X as it
+    is; for CuPy X, its first row moved to the host and repeated (a view,
+    no copy of X)."""
+    return np.broadcast_to(to_numpy(X[:1]), X.shape) if is_cupy_array(X) else X
+
+
 def _fit_expert(template, X, y, weight, seed):
     """Fit a clone of ``template`` to the rows that carry weight.
 
@@ -82,14 +89,11 @@ def _fit_expert(template, X, y, weight, seed):
     rows = _routed_rows(weight)
     if rows is None:
         # routed no rows (a restart took them): a placeholder that predicts
-        # the data's mean or class shares, until EM hands it rows again; it
-        # reads y alone, so the host gets one row of X, repeated
+        # the data's mean or class shares, until EM hands it rows again
         placeholder = (
             DummyClassifier(strategy="prior") if is_classifier(template) else DummyRegressor()
         )
-        if is_cupy_array(X):
-            X = np.broadcast_to(to_numpy(X[:1]), X.shape)
-        return placeholder.fit(X, to_numpy(y))
+        return placeholder.fit(_host_stand_in(X), to_numpy(y))
     X, y, weight = _take(X, rows), y[rows], weight[rows]
     estimator = clone(template)
     fit_params = {}
@@ -118,7 +122,7 @@ def _expert_data(template, X, y, weight):
         return X, y, weight
     rows = _routed_rows(weight)
     if rows is None:
-        return np.broadcast_to(to_numpy(X[:1]), X.shape), to_numpy(y), to_numpy(weight)
+        return _host_stand_in(X), to_numpy(y), to_numpy(weight)
     return to_numpy(X[rows]), to_numpy(y[rows]), to_numpy(weight[rows])
 
 
