@@ -2,64 +2,42 @@
 the CPU fit on a subsample and against the same mixture written in PyTorch
 and trained by Adam.
 
-Regime classes: n x 32 float32 rows in 8 regions of space (the nearest of
-random centres), each with its own multinomial logistic law over C classes
-(a row's class is the argmax of its law's logits plus Gumbel noise, as
-``skmoe.datasets.make_regime_classification`` draws it); scored on
-1,000,000 further rows, beside the accuracy of the true laws (the Bayes
-classifier's, the ceiling).
+Regime classes (``_regime_classes.py``): 10,000,000 x 32 float32 rows in 8
+regions of space, each with its own multinomial logistic law over C classes,
+drawn on the host; scored on 1,000,000 further rows, beside the accuracy of
+the true laws (the Bayes classifier's, the ceiling).
 
 - skmoe GPU: one fit of ``MixtureOfExpertsClassifier(n_experts=8,
   device="cuda")``, timed whole (the k-means start included) and scored
   after every EM iteration, as ``gpu_time_to_accuracy.py`` scores the
   regressor (the scoring's time left out).
-- skmoe CPU: the same estimator on the first ``--cpu-rows`` rows, on the
-  host (0: left out).
+- skmoe CPU: the same estimator on the first 1,000,000 rows, fitted on the
+  host by ``classifier_subsample.py``, whose JSON (``--cpu-results``) this
+  script reads where it holds the same rows.
 - PyTorch, the way its users write this model: a softmax gate and 8
   softmax experts (``nn.Linear`` on standardised inputs), the mixture's
   negative log-likelihood, Adam (learning rate 0.01) on shuffled
   mini-batches of 8192 rows, scored every half second of training up to
   ``--seconds``.
 
-    PYTHONPATH=. python3 benchmarks/gpu_classifier.py [--n 10000000] [--classes 3 10]
+    PYTHONPATH=. python3 benchmarks/gpu_classifier.py [--classes 3 10]
 
 Writes gpu_classifier.json and gpu_classifier.md under --out.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import cupy as cp
+from _regime_classes import FIT_ROWS, N_REGIMES, TEST_ROWS, D, fingerprint, split
 from _report import write_report  # beside this script
-from gpu_em import TEST_ROWS
 from gpu_time_to_accuracy import BATCH_ROWS, LEARNING_RATE, adam_curve, em_curve, first_reaching
 
 from skmoe import MixtureOfExpertsClassifier
 
-N_EXPERTS = 8
-CHUNK_ROWS = 2_000_000
-
-
-def regime_classes(n, d, n_classes, seed):
-    """``n`` rows of regime classes and their Bayes classifier's labels
-    (the argmax of the true law's logits), made on the device in chunks.
-    The laws' coefficients have standard deviation ``4 / sqrt(d)``, so each
-    row's logits have about 4: labels neither certain nor random."""
-    rng = cp.random.default_rng(seed)
-    centres = 2.0 * rng.standard_normal((N_EXPERTS, d), dtype=cp.float32)
-    laws = (4.0 / d**0.5) * rng.standard_normal((d, N_EXPERTS * n_classes), dtype=cp.float32)
-    X = rng.standard_normal((n, d), dtype=cp.float32)
-    y, bayes = cp.empty(n, dtype=cp.int32), cp.empty(n, dtype=cp.int32)
-    for start in range(0, n, CHUNK_ROWS):
-        part = X[start : start + CHUNK_ROWS]
-        regime = ((centres**2).sum(axis=1) - 2 * part @ centres.T).argmin(axis=1)
-        logits = (part @ laws).reshape(len(part), N_EXPERTS, n_classes)
-        logits = logits[cp.arange(len(part)), regime]
-        gumbel = -cp.log(-cp.log(rng.uniform(1e-12, 1.0, logits.shape, dtype=cp.float32)))
-        rows = slice(start, start + len(part))
-        y[rows], bayes[rows] = (logits + gumbel).argmax(axis=1), logits.argmax(axis=1)
-    return X, y, bayes
+N_EXPERTS = N_REGIMES
 
 
 def accuracy(labels, y):
@@ -122,13 +100,22 @@ def torch_curve(X, y, X_test, y_test, n_classes, seed, seconds):
     return adam_curve(step, score, len(X), seconds)
 
 
+def cpu_fit(path, n_classes, seed, data):
+    """The CPU fit of ``classifier_subsample.py`` for these classes, seed
+    and rows (``data``, their fingerprint), or None."""
+    if not path.exists():
+        return None
+    fits = json.loads(path.read_text())["fits"]
+    same = (f for f in fits if (f["n_classes"], f["seed"], f["data"]) == (n_classes, seed, data))
+    return next(same, None)
+
+
 def classes_section(args, n_classes):
     """The fits and the curves for ``n_classes`` classes: markdown lines and
     a JSON record."""
-    X, y, bayes = regime_classes(args.n + TEST_ROWS, args.d, n_classes, args.seed)
-    X, y, X_test, y_test = X[: args.n], y[: args.n], X[args.n :], y[args.n :]
-    ceiling = accuracy(bayes[args.n :], y_test)
-    del bayes
+    X, y, X_test, y_test, ceiling = split(n_classes, args.seed)
+    data = fingerprint(X_test, y_test)
+    X, y, X_test, y_test = (cp.asarray(a) for a in (X, y, X_test, y_test))
     # compile the kernels first, so that no fit's time includes it: on more
     # than 2 ** 21 rows, where the Newton steps' samples of rows set in
     timed_fit(X[:3_000_000], y[:3_000_000], args.seed + 1, "cuda")
@@ -137,25 +124,25 @@ def classes_section(args, n_classes):
     record = dict(
         n_classes=n_classes,
         bayes_accuracy=ceiling,
+        data=data,
         gpu=dict(seconds=gpu_seconds, accuracy=gpu_accuracy, n_iter=gpu.n_iter_),
     )
     del gpu
     lines = [
         f"## {n_classes} classes",
         "",
-        f"Bayes accuracy {ceiling:.4f}. GPU fit of {args.n:,} rows: {gpu_seconds:.2f} s, "
+        f"Bayes accuracy {ceiling:.4f}. GPU fit of {len(X):,} rows: {gpu_seconds:.2f} s, "
         f"held-out accuracy {gpu_accuracy:.4f} ({record['gpu']['n_iter']} iterations).",
     ]
-    if args.cpu_rows:
-        host = [a[: args.cpu_rows].get() for a in (X, y)]
-        cpu, cpu_seconds = timed_fit(*host, args.seed, "cpu")
-        cpu_accuracy = accuracy(cpu.predict(X_test.get()), y_test)
-        record["cpu"] = dict(
-            rows=args.cpu_rows, seconds=cpu_seconds, accuracy=cpu_accuracy, n_iter=cpu.n_iter_
-        )
+    cpu = cpu_fit(args.cpu_results, n_classes, args.seed, data)
+    if cpu is None:
+        lines[-1] += f" No CPU fit of these rows in {args.cpu_results.name}."
+    else:
+        record["cpu"] = cpu
         lines[-1] += (
-            f" CPU fit of the first {args.cpu_rows:,} rows: {cpu_seconds:.2f} s, accuracy "
-            f"{cpu_accuracy:.4f} (GPU - CPU: {gpu_accuracy - cpu_accuracy:+.4f})."
+            f" CPU fit of the first {cpu['rows']:,} rows (`classifier_subsample.py`): "
+            f"{cpu['seconds']:.1f} s, accuracy {cpu['accuracy']:.4f} "
+            f"(GPU - CPU: {gpu_accuracy - cpu['accuracy']:+.4f})."
         )
     rows = skmoe_curve(X, y, X_test, y_test, args.seed)
     skipped = ""
@@ -179,19 +166,21 @@ def classes_section(args, n_classes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=10_000_000)
-    parser.add_argument("--d", type=int, default=32)
     parser.add_argument("--classes", type=int, nargs="+", default=[3, 10])
-    parser.add_argument("--cpu-rows", type=int, default=1_000_000, help="0: no CPU fit")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--cpu-results",
+        type=Path,
+        default=Path(__file__).parent / "results" / "classifier_subsample.json",
+    )
     args = parser.parse_args()
     device = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     lines = [
         "# The classifier on the GPU",
         "",
-        f"{device}; regime classes, {args.n:,} x {args.d} float32 rows, {N_EXPERTS} regimes "
+        f"{device}; regime classes, {FIT_ROWS:,} x {D} float32 rows, {N_EXPERTS} regimes "
         f"each with its own logistic law; accuracy on {TEST_ROWS:,} further rows. "
         f"`MixtureOfExpertsClassifier(n_experts={N_EXPERTS})`, on the GPU and on the CPU "
         f"(a subsample); PyTorch: the same mixture, Adam (lr {LEARNING_RATE}) on mini-batches "
@@ -205,7 +194,7 @@ def main():
         print("\n".join(section), flush=True)
         lines += section
         sections.append(record)
-    result = dict(device=device, n=args.n, d=args.d, classes=sections)
+    result = dict(device=device, n=FIT_ROWS, d=D, classes=sections)
     write_report(args.out, "gpu_classifier", result, "\n".join(lines))
 
 
