@@ -65,12 +65,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Needs ``top_k`` and ``solver="gradient"``.
     gate_alpha : float or "auto", default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
-        let the gate draw sharp boundaries between regimes. "auto" (EM on the
-        CPU): at each M-step the gate takes one step of MacKay's fixed point
-        for the penalty that maximises the Laplace approximation of the
-        evidence, so the penalty settles with the gate; ``gate_.alpha_``
-        holds the last one (for a hierarchy, each node gate in
-        ``gate_.gates_`` holds its own).
+        let the gate draw sharp boundaries between regimes. "auto" (EM): at
+        each M-step the gate takes one step of MacKay's fixed point for the
+        penalty that maximises the Laplace approximation of the evidence, so
+        the penalty settles with the gate; ``gate_.alpha_`` holds the last one
+        (for a hierarchy, each node gate in ``gate_.gates_`` holds its own).
     balance_loss : {"switch", "cv"}, default=None
         Load balancing: a term added to the gate's M-step (and to the EM
         objective) that penalises experts taking an unequal share of the rows.
@@ -88,12 +87,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     expert_alpha : float or "auto", default=1.0
         L2 penalty of the built-in logistic experts: each is
         ``LogisticRegression(C=1 / expert_alpha)`` (with ``solver="gradient"``,
-        an L2 penalty on the network experts' weights). "auto" (``solver="em"``
-        on the CPU): at each M-step each expert's own penalty takes one step of
-        MacKay's evidence fixed point, as ``gate_alpha="auto"`` does for the
-        gate; each :class:`~sklearn.linear_model.LogisticRegression` of
-        ``estimators_`` carries the ``C`` of its last penalty. Ignored when
-        ``estimator`` is given.
+        an L2 penalty on the network experts' weights). "auto" (``solver="em"``):
+        at each M-step each expert's own penalty takes one step of MacKay's
+        evidence fixed point, as ``gate_alpha="auto"`` does for the gate; each
+        :class:`~sklearn.linear_model.LogisticRegression` of ``estimators_``
+        carries the ``C`` of its last penalty. Ignored when ``estimator`` is
+        given.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, ``{class_label: weight}``, multiplying each
         row's ``sample_weight``; a class left out weighs 1. "balanced" weighs
@@ -137,8 +136,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         their mean log-likelihood has not risen by ``tol`` for
         ``n_iter_no_change`` iterations (EM) or epochs (gradient); the best
         iteration's model is kept, and EM keeps a merge-and-split move only
-        if it raises the held-out log-likelihood by more than ``tol``. On the
-        CPU only.
+        if it raises the held-out log-likelihood by more than ``tol``.
     validation_fraction : float, default=0.1
         Share of the rows held out for ``early_stopping``, and by
         ``n_experts="auto"`` with the estimators given (whose splits the

@@ -254,21 +254,10 @@ def check_parameter_count(model):
 
 
 def check_device_options(model):
-    """What runs on the GPU so far: EM, under one softmax gate or a tree of
-    them, over the built-in experts or the estimators given."""
+    """What runs on the GPU: EM (gradient training stays on the CPU, see
+    docs/design.md)."""
     if model.solver != "em":
-        raise ValueError("device='cuda' supports solver='em' so far; use device='cpu'.")
-    if model.early_stopping:
-        raise ValueError(
-            "early_stopping=True holds rows out on the CPU only so far; use "
-            "device='cpu', or early_stopping=False on the GPU."
-        )
-    for name in ("expert_alpha", "gate_alpha"):
-        if getattr(model, name) == "auto":
-            raise ValueError(
-                f"{name}='auto' chooses penalties on the CPU only so far; use "
-                "device='cpu', or a number on the GPU."
-            )
+        raise ValueError("device='cuda' supports solver='em'; use device='cpu'.")
 
 
 def _check_estimator_list(model):

@@ -65,12 +65,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Needs ``top_k`` and ``solver="gradient"``.
     gate_alpha : float or "auto", default=0.01
         L2 penalty of the softmax gate (on standardised features). Small values
-        let the gate draw sharp boundaries between regimes. "auto" (EM on the
-        CPU): at each M-step the gate takes one step of MacKay's fixed point
-        for the penalty that maximises the Laplace approximation of the
-        evidence, so the penalty settles with the gate; ``gate_.alpha_``
-        holds the last one (for a hierarchy, each node gate in
-        ``gate_.gates_`` holds its own).
+        let the gate draw sharp boundaries between regimes. "auto" (EM): at
+        each M-step the gate takes one step of MacKay's fixed point for the
+        penalty that maximises the Laplace approximation of the evidence, so
+        the penalty settles with the gate; ``gate_.alpha_`` holds the last one
+        (for a hierarchy, each node gate in ``gate_.gates_`` holds its own).
     balance_loss : {"switch", "cv"}, default=None
         Load balancing: a term added to the gate's M-step (and to the EM
         objective) that penalises experts taking an unequal share of the rows.
@@ -90,7 +89,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         (with ``solver="gradient"``, on the network experts' weights).
         "auto": at each M-step, each expert takes the penalty that minimises
         the generalized cross-validation error of its weighted ridge problem,
-        found from its weighted Gram matrix (``solver="em"`` on the CPU); each
+        found from its weighted Gram matrix (``solver="em"``); each
         :class:`~sklearn.linear_model.Ridge` of ``estimators_`` carries the
         ``alpha`` chosen for it. Ignored when ``estimator`` is given.
     noise_floor : float, default=1e-3
@@ -132,8 +131,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         their mean log-likelihood has not risen by ``tol`` for
         ``n_iter_no_change`` iterations (EM) or epochs (gradient); the best
         iteration's model is kept, and EM keeps a merge-and-split move only
-        if it raises the held-out log-likelihood by more than ``tol``. On the
-        CPU only.
+        if it raises the held-out log-likelihood by more than ``tol``.
     validation_fraction : float, default=0.1
         Share of the rows held out for ``early_stopping``, and by
         ``n_experts="auto"`` with the estimators given (whose splits the

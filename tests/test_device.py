@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 from _cupy_ridge import CupyRidge
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.tree import DecisionTreeClassifier
 
 import skmoe._em
@@ -31,6 +31,7 @@ def _assert_gpu_follows_cpu(params, X, y, X_test, dtype, rtol):
         gpu.predict(X_test.astype(dtype)), expected, rtol=rtol, atol=rtol * np.abs(expected).max()
     )
     np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=rtol)
+    return cpu, gpu
 
 
 @pytest.mark.gpu
@@ -103,6 +104,7 @@ def _assert_gpu_classifier_follows_cpu(params, X, y, X_test, dtype, rtol):
         gpu.predict_proba(X_test.astype(dtype)), cpu.predict_proba(X_test), rtol=rtol, atol=rtol
     )
     np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=rtol)
+    return cpu, gpu
 
 
 @pytest.mark.gpu
@@ -129,6 +131,62 @@ def test_gpu_float32_classifier_follows_cpu_float64_fit(separated_regimes, fixed
     params = dict(n_experts=2, random_state=0, max_iter=30, **fixed_em)
     bound = 10 * np.linalg.cond(np.column_stack([X, np.ones(len(X))])) * np.finfo(np.float32).eps
     _assert_gpu_classifier_follows_cpu(params, X, labels, X_test, np.float32, rtol=bound)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_classes", [None, 3])
+def test_gpu_penalties_chosen_from_the_evidence_match_cpu(regime_data, n_classes, fixed_em):
+    # gate_alpha="auto" and expert_alpha="auto" (GCV for the ridge experts,
+    # the evidence for the logistic ones): small systems solved on the host
+    # from Gram matrices the device forms, so the same float64 arithmetic in
+    # another order
+    X, y, X_test, _ = regime_data
+    params = dict(n_experts=4, top_k=2, random_state=0, max_iter=30, **fixed_em)
+    params.update(gate_alpha="auto", expert_alpha="auto")
+    if n_classes is None:
+        cpu, gpu = _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
+    else:
+        labels = _regime_classes(X, y, n_classes)
+        cpu, gpu = _assert_gpu_classifier_follows_cpu(
+            params, X, labels, X_test, np.float64, rtol=1e-8
+        )
+    np.testing.assert_allclose(gpu.gate_.alpha_, cpu.gate_.alpha_, rtol=1e-8)
+    np.testing.assert_allclose(gpu._experts.alpha_, cpu._experts.alpha_, rtol=1e-8)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_classes", [None, 3])
+def test_gpu_early_stopping_matches_cpu(regime_data, n_classes, fixed_em):
+    # the same rows held out (the split is drawn on the host), scored after
+    # every iteration on the device, and the same iteration kept
+    X, y, X_test, _ = regime_data
+    params = dict(n_experts=4, random_state=0, max_iter=30, **fixed_em)
+    params.update(early_stopping=True, n_iter_no_change=2)
+    if n_classes is None:
+        cpu, gpu = _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
+    else:
+        labels = _regime_classes(X, y, n_classes)
+        cpu, gpu = _assert_gpu_classifier_follows_cpu(
+            params, X, labels, X_test, np.float64, rtol=1e-8
+        )
+    assert len(gpu.validation_scores_) == len(cpu.validation_scores_)
+    np.testing.assert_allclose(gpu.validation_scores_, cpu.validation_scores_, rtol=1e-8)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_gpu_grown_classifier_matches_cpu(regime_data, wrapped, fixed_em):
+    # n_experts="auto": splits judged by BIC (the logistic experts) or by
+    # the held-out log-likelihood (estimators given), on the device as on
+    # the host, so the same sizes tried and kept
+    X, y, X_test, _ = regime_data
+    labels = _regime_classes(X, y, 3)
+    estimator = LogisticRegression() if wrapped else None
+    params = dict(estimator=estimator, random_state=0, max_iter=30, **fixed_em)
+    cpu, gpu = _assert_gpu_classifier_follows_cpu(params, X, labels, X_test, np.float64, rtol=1e-8)
+    for key, tried in cpu.growth_path_.items():
+        np.testing.assert_allclose(gpu.growth_path_[key], tried, rtol=1e-8)
+    assert gpu.n_experts_ == cpu.n_experts_
 
 
 @pytest.mark.gpu

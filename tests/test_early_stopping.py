@@ -50,10 +50,3 @@ def test_em_keeps_its_best_iteration_on_the_held_out_rows(kind, estimator):
 def test_without_early_stopping_there_are_no_validation_scores():
     X, y = make_regime_regression(n_samples=300, n_features=3, random_state=0)
     assert MixtureOfExpertsRegressor(random_state=0).fit(X, y).validation_scores_ is None
-
-
-def test_early_stopping_on_the_device_is_refused():
-    X, y = make_regime_regression(n_samples=300, n_features=3, random_state=0)
-    model = MixtureOfExpertsRegressor(device="cuda", early_stopping=True)
-    with pytest.raises(ValueError, match="early_stopping=True holds rows out on the CPU"):
-        model.fit(X, y)

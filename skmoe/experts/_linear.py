@@ -104,9 +104,10 @@ def _solve_spd(A, b):
 
 
 def _weighted_squares(y, weights):
-    """``sum_i w_ik y_i^2`` per expert, summed in float64 (host arrays: the
-    running statistics of online EM, and ``alpha="auto"``, a CPU option)."""
-    return (weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64)
+    """``sum_i w_ik y_i^2`` per expert, summed in float64 on the rows'
+    device, as a host array (the running statistics of online EM, and
+    ``alpha="auto"``, whose small systems the host solves)."""
+    return to_numpy((weights * (y**2)[:, None]).sum(axis=0, dtype=np.float64))
 
 
 class LinearExperts:

@@ -307,7 +307,8 @@ class LogisticExperts:
         alphas = self.current_alphas()
         if self.alpha != "auto" or not np.any(theta[:-1]):
             return alphas
-        logits = safe_sparse_dot(frame.rows, theta.astype(frame.rows.dtype))
+        xp = get_namespace(weights)
+        logits = safe_sparse_dot(frame.rows, xp.asarray(theta, dtype=frame.rows.dtype))
         logits = logits.reshape(len(weights), K, m)
         proba = expit(logits) if m == 1 else exp_floored(log_softmax_rows(logits))
         blocks = frame.grams((weights[:, :, None] * proba * (1 - proba)).reshape(-1, K * m))
