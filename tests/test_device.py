@@ -133,6 +133,15 @@ def test_gpu_float32_classifier_follows_cpu_float64_fit(separated_regimes, fixed
     _assert_gpu_classifier_follows_cpu(params, X, labels, X_test, np.float32, rtol=bound)
 
 
+def _float64_fits_agree(params, X, y, X_test, n_classes):
+    """The regressor's GPU and CPU float64 fits (``n_classes`` None), or the
+    classifier's on ``n_classes`` classes of ``y``, checked to agree."""
+    if n_classes is None:
+        return _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
+    labels = _regime_classes(X, y, n_classes)
+    return _assert_gpu_classifier_follows_cpu(params, X, labels, X_test, np.float64, rtol=1e-8)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_classes", [None, 3])
 def test_gpu_penalties_chosen_from_the_evidence_match_cpu(regime_data, n_classes, fixed_em):
@@ -143,13 +152,7 @@ def test_gpu_penalties_chosen_from_the_evidence_match_cpu(regime_data, n_classes
     X, y, X_test, _ = regime_data
     params = dict(n_experts=4, top_k=2, random_state=0, max_iter=30, **fixed_em)
     params.update(gate_alpha="auto", expert_alpha="auto")
-    if n_classes is None:
-        cpu, gpu = _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
-    else:
-        labels = _regime_classes(X, y, n_classes)
-        cpu, gpu = _assert_gpu_classifier_follows_cpu(
-            params, X, labels, X_test, np.float64, rtol=1e-8
-        )
+    cpu, gpu = _float64_fits_agree(params, X, y, X_test, n_classes)
     np.testing.assert_allclose(gpu.gate_.alpha_, cpu.gate_.alpha_, rtol=1e-8)
     np.testing.assert_allclose(gpu._experts.alpha_, cpu._experts.alpha_, rtol=1e-8)
 
@@ -162,13 +165,7 @@ def test_gpu_early_stopping_matches_cpu(regime_data, n_classes, fixed_em):
     X, y, X_test, _ = regime_data
     params = dict(n_experts=4, random_state=0, max_iter=30, **fixed_em)
     params.update(early_stopping=True, n_iter_no_change=2)
-    if n_classes is None:
-        cpu, gpu = _assert_gpu_follows_cpu(params, X, y, X_test, np.float64, rtol=1e-8)
-    else:
-        labels = _regime_classes(X, y, n_classes)
-        cpu, gpu = _assert_gpu_classifier_follows_cpu(
-            params, X, labels, X_test, np.float64, rtol=1e-8
-        )
+    cpu, gpu = _float64_fits_agree(params, X, y, X_test, n_classes)
     assert len(gpu.validation_scores_) == len(cpu.validation_scores_)
     np.testing.assert_allclose(gpu.validation_scores_, cpu.validation_scores_, rtol=1e-8)
 
