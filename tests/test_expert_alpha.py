@@ -106,13 +106,10 @@ def test_partial_fit_chooses_penalties():
 
 
 @pytest.mark.parametrize("Model", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
-def test_auto_penalty_needs_em_on_the_cpu(Model):
+def test_auto_penalty_needs_em(Model):
     X, y = make_regime_regression(n_samples=200, n_features=3, random_state=0)
     y = y if Model is MixtureOfExpertsRegressor else y > 0
     with pytest.raises(ValueError, match="expert_alpha='auto'.*solver='gradient'"):
         Model(expert_alpha="auto", solver="gradient").fit(X, y)
     with pytest.raises(InvalidParameterError, match="expert_alpha"):
         Model(expert_alpha="best").fit(X, y)
-    # (the classifier is refused on the GPU whatever its options)
-    with pytest.raises(ValueError, match="'auto'.*on the CPU only|MixtureOfExpertsRegressor"):
-        Model(expert_alpha="auto", device="cuda").fit(X, y)
