@@ -188,14 +188,12 @@ def main():
         "`PYTHONPATH=. python3 benchmarks/gpu_classifier.py`.",
         "",
     ]
-    sections = []
-    for n_classes in args.classes:
+    result = dict(device=device, n=FIT_ROWS, d=D, classes=[])
+    for n_classes in args.classes:  # each written as it ends
         section, record = classes_section(args, n_classes)
-        print("\n".join(section), flush=True)
         lines += section
-        sections.append(record)
-    result = dict(device=device, n=FIT_ROWS, d=D, classes=sections)
-    write_report(args.out, "gpu_classifier", result, "\n".join(lines))
+        result["classes"].append(record)
+        write_report(args.out, "gpu_classifier", result, "\n".join(lines))
 
 
 if __name__ == "__main__":
