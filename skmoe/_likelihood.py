@@ -14,7 +14,7 @@ they are a fitted attribute of the estimator.
 
 import numpy as np
 
-from ._backend import erf, get_namespace
+from ._backend import erf, get_namespace, to_numpy
 from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
 from ._backend._products import column_sum
 from ._math import exp_floored, log_softmax_rows
@@ -254,7 +254,8 @@ class CategoricalLikelihood(_Likelihood):
         if not self.penalty_alpha:
             return 0.0
         if self.penalty_alpha == "auto":  # each expert's own, chosen at its fit
-            return 0.5 * float(experts.current_alphas() @ experts.squared_norms())
+            # the alphas are on the host, the norms where the coefficients are
+            return 0.5 * float(experts.current_alphas() @ to_numpy(experts.squared_norms()))
         return 0.5 * self.penalty_alpha * experts.squared_norms().sum()
 
     def distance(self, proba, params, a, b):

@@ -247,6 +247,56 @@ def test_dense_from_top_k_matches_numpy(n, n_experts, k, dtype):
     np.testing.assert_array_equal(out, _scatter(resp, index, n_experts))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, n_features, n_experts, n_classes",
+    # the benchmark's sizes (10 classes: all 8 experts in one launch, at the
+    # most patches); a softmax of padding alone past the last expert; one of
+    # each; several launches (64 features); no rows
+    [
+        (100_003, 32, 8, 3),
+        (5000, 32, 8, 10),
+        (4097, 7, 3, 3),
+        (777, 1, 1, 5),
+        (2049, 64, 16, 10),
+        (0, 4, 2, 3),
+    ],
+)
+def test_fused_class_loss_matches_numpy(n, n_features, n_experts, n_classes, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import class_softmax_loss_terms
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(n, n_features)).astype(dtype)
+    targets = rng.uniform(size=(n, n_experts, n_classes)).astype(dtype)
+    columns = n_experts * n_classes
+    coef = rng.normal(scale=0.3, size=(n_features, columns))
+    intercept = rng.normal(size=columns)
+    terms = class_softmax_loss_terms(cupy.asarray(Z), cupy.asarray(targets))
+    packed = terms(cupy.asarray(coef), cupy.asarray(intercept)).get()
+    split = 1 + n_features * columns
+    assert packed.shape == (split + columns,)
+    logits = Z.astype(np.float64) @ coef.astype(dtype) + intercept.astype(dtype)
+    log_p = log_softmax_rows(logits.reshape(n, n_experts, n_classes))
+    targets64 = targets.astype(np.float64)
+    grad = (np.exp(log_p) * targets64.sum(axis=2, keepdims=True) - targets64).reshape(n, -1)
+    scale = 10 * np.sqrt(max(n, 1)) * RTOL[dtype]  # sums over n rows
+    np.testing.assert_allclose(packed[0], -np.vdot(targets64, log_p), rtol=RTOL[dtype], atol=scale)
+    grad_coef = packed[1:split].reshape(n_features, columns)
+    np.testing.assert_allclose(
+        grad_coef, Z.astype(np.float64).T @ grad, rtol=RTOL[dtype], atol=scale
+    )
+    np.testing.assert_allclose(packed[split:], grad.sum(axis=0), atol=scale)
+
+
+def test_fused_class_loss_declines_what_it_cannot_take():
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import class_softmax_loss_terms
+
+    assert class_softmax_loss_terms(cupy.zeros((10, 2000)), cupy.zeros((10, 2, 3))) is None
+    assert class_softmax_loss_terms(cupy.zeros((10, 8))[:, ::2], cupy.zeros((10, 2, 3))) is None
+
+
 def test_fused_gate_loss_declines_sizes_beyond_it():
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._tiled import softmax_loss_terms

@@ -46,3 +46,16 @@ def softmax_loss_terms(Z, targets):
     from ._tiled import softmax_loss_terms as tiled_loss_terms
 
     return tiled_loss_terms(Z, targets)
+
+
+def class_softmax_loss_terms(Z, targets):
+    """``(coef, intercept) -> terms`` for softmax cross-entropies side by
+    side, one per expert, of ``Z @ coef + intercept`` against ``targets``
+    (n, K, C), by the tiled kernel (see
+    :func:`._tiled.class_softmax_loss_terms`); None for NumPy input or sizes
+    beyond the kernel."""
+    if not is_cupy_array(Z):
+        return None
+    from ._tiled import class_softmax_loss_terms as tiled_loss_terms
+
+    return tiled_loss_terms(Z, targets)

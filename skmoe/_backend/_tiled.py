@@ -181,8 +181,8 @@ __device__ __forceinline__ void skmoe_tile_products(const T* xs, const T* ws, co
     }
 }
 
-// Sum (or, MAX, maximum) of v over the GROUP consecutive lanes that share a
-// row; GROUP is a power of 2.
+// Sum (or, MAX, maximum) of v over each aligned run of GROUP consecutive
+// lanes (those that share a row, or a softmax); GROUP is a power of 2.
 template <int GROUP, bool MAX, typename T>
 __device__ __forceinline__ T skmoe_group_reduce(T v) {
 #pragma unroll
@@ -255,17 +255,21 @@ struct skmoe_block_sums {
     }
 };
 
-// The gate's M-step objective on the block's tiles: the soft-target softmax
-// cross-entropy of Z @ W + b and its gradients, in float64 sums. Per tile:
-// the logits, R rows x 4 experts per thread, the KP / 4 threads of a row
-// forming its softmax, loss and gradient on the logits by shuffles (the
-// gradient written over the targets); then Z.T @ grad, 4 features x 4 experts
-// per thread over a share of the tile's rows. The block writes its totals for
-// the caller to add. KP, the padded number of experts, is a power of 2 of at
-// least 4. Shared memory: two tiles of Z and of the targets, and W.
-template <typename T, int K, int KP, int D, int TR>
+// The soft-target softmax cross-entropy of Z @ W + b and its gradients, in
+// float64 sums, on the block's tiles: the gate's M-step objective, or the
+// logistic experts' (K / G softmaxes side by side). Each softmax runs over G
+// consecutive of the K columns, of which the first C count (the rest are
+// padding, whose targets and weights are zero); the gate's one softmax has
+// G = KP and C = K. Per tile: the logits, R rows x 4 columns per thread, the
+// G / 4 threads of a softmax forming its loss and gradient on the logits by
+// shuffles (the gradient written over the targets); then Z.T @ grad, 4
+// features x 4 columns per thread over a share of the tile's rows. The block
+// writes its totals for the caller to add. KP, the padded number of columns,
+// and G are powers of 2 of at least 4. Shared memory: two tiles of Z and of
+// the targets, and W.
+template <typename T, int K, int KP, int D, int TR, int G, int C>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
-    skmoe_gate_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
+    skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
                          const T* __restrict__ W, const T* __restrict__ b, long long n,
                          double* sums) {
     constexpr int THREADS = SKMOE_THREADS, DP = (D + 3) / 4 * 4;
@@ -279,6 +283,9 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     constexpr int GRAD_PATCHES = BASE * SPLIT;
     constexpr int SLOTS = (GRAD_PATCHES + THREADS - 1) / THREADS;
     static_assert(TR % (8 * R) == 0 && (KP & (KP - 1)) == 0 && KP >= 4 && GROUP <= 32, "sizes");
+    static_assert((G & (G - 1)) == 0 && G >= 4 && G <= KP && C <= G, "softmax groups");
+    // whether column k is one of a softmax's C, not padding
+    auto counts = [](int k) { return k < K && k % G < C; };
     T* zs = reinterpret_cast<T*>(skmoe_shared);
     T* ts = zs + 2 * TR * XS;  // the targets, then the gradient on the logits
     T* ws = ts + 2 * TR * KS;
@@ -312,20 +319,22 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
                 skmoe_load_row<T, 4>(row, v);
 #pragma unroll
                 for (int c = 0; c < 4; ++c)
-                    if (k0 + c < K) top = max(top, l[i][c]);
-                top = skmoe_group_reduce<GROUP, true>(top);
+                    if (counts(k0 + c)) top = max(top, l[i][c]);
+                top = skmoe_group_reduce<G / 4, true>(top);
 #pragma unroll
                 for (int c = 0; c < 4; ++c) {
-                    total_exp += k0 + c < K ? exp(l[i][c] - top) : (T)0;
+                    total_exp += counts(k0 + c) ? exp(l[i][c] - top) : (T)0;
                     weight += v[c];
                 }
-                const T lse = top + log(skmoe_group_reduce<GROUP, false>(total_exp));
-                weight = skmoe_group_reduce<GROUP, false>(weight);
+                // -inf for a softmax of padding alone, whose columns count nowhere
+                const T lse = top + log(skmoe_group_reduce<G / 4, false>(total_exp));
+                weight = skmoe_group_reduce<G / 4, false>(weight);
 #pragma unroll
                 for (int c = 0; c < 4; ++c) {
-                    // v: the target, then the gradient on the logit (0 past K)
-                    tile_loss += v[c] * (lse - l[i][c]);
-                    v[c] = k0 + c < K ? exp(l[i][c] - lse) * weight - v[c] : (T)0;
+                    // v: the target, then the gradient on the logit (0 on padding)
+                    const bool counted = counts(k0 + c);
+                    tile_loss += counted ? v[c] * (lse - l[i][c]) : (T)0;
+                    v[c] = counted ? exp(l[i][c] - lse) * weight - v[c] : (T)0;
                     tile_bias[c] += v[c];
                 }
                 if (active) skmoe_store_row<T, 4>(v, row);
@@ -434,7 +443,7 @@ __device__ __forceinline__ void skmoe_fragment_a(const float* m, unsigned big[4]
     skmoe_split_tf32(m[(g + 8) * RS + (t + 4) * CS], big[3], small[3]);
 }
 
-// The same gradients as skmoe_gate_loss_grad for float32, its products on
+// The same gradients as skmoe_softmax_loss_grad for float32, its products on
 // tensor cores (sm_80 and later; D <= 64, K <= 32). Each warp takes 16 rows
 // of a tile of 64: their logits (a 16 x KP fragment), softmax, loss and
 // gradient (the 4 threads of a fragment's row by shuffles); then each warp
@@ -443,7 +452,7 @@ __device__ __forceinline__ void skmoe_fragment_a(const float* m, unsigned big[4]
 // order of its fragments.
 template <int K, int KP, int D>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
-    skmoe_gate_loss_grad_tf32(const float* __restrict__ Z, const float* __restrict__ targets,
+    skmoe_softmax_loss_grad_tf32(const float* __restrict__ Z, const float* __restrict__ targets,
                               const float* __restrict__ W, const float* __restrict__ b,
                               long long n, double* sums) {
     constexpr int TR = 64, NT = KP / 8, DP = (D + 15) / 16 * 16;
@@ -677,7 +686,7 @@ def _blocks(n, rows):
     return max(1, min(-(-n // rows), _BLOCKS_PER_SM * sm_count))
 
 
-class _GatePlan(NamedTuple):
+class _LossPlan(NamedTuple):
     """A gate-objective kernel's instance and the sizes its caller needs."""
 
     name: str
@@ -690,7 +699,7 @@ class _GatePlan(NamedTuple):
 def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows):
     # the block's sums are staged where its tiles were (skmoe_block_sums)
     sums_bytes = 8 * (_THREADS + split * dp * kp + bias_rows * kp)
-    return _GatePlan(name, rows, dp, kp, max(tile_bytes, sums_bytes))
+    return _LossPlan(name, rows, dp, kp, max(tile_bytes, sums_bytes))
 
 
 # The plans, these two and those of thin_product and mixture_predict, are
@@ -698,22 +707,24 @@ def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows):
 # (passed in), so that the kernels' source can be compiled at the names they
 # give without a GPU.
 def _tensor_core_plan(d, n_experts, dtype, compute_capability):
-    """skmoe_gate_loss_grad_tf32 where it applies: float32 on sm_80 or later
+    """skmoe_softmax_loss_grad_tf32 where it applies: float32 on sm_80 or later
     (``compute_capability`` as an int, e.g. 80), d <= 64 and K <= 32."""
     if np.dtype(dtype) != np.float32 or d > 64 or n_experts > 32 or compute_capability < 80:
         return None
     rows, dp, kp = 64, -(-d // 16) * 16, -(-n_experts // 8) * 8
     tile_bytes = 4 * (2 * rows * (dp + 4) + 2 * rows * (kp + 8) + 2 * dp * kp)
-    name = f"skmoe_gate_loss_grad_tf32<{n_experts}, {kp}, {d}>"
+    name = f"skmoe_softmax_loss_grad_tf32<{n_experts}, {kp}, {d}>"
     return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
 
 
-def _cuda_core_plan(d, n_experts, dtype, shared_optin):
-    """skmoe_gate_loss_grad, or None where its tile or patches do not fit;
+def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None):
+    """skmoe_softmax_loss_grad, or None where its tile or patches do not fit;
     ``shared_optin`` is the shared memory a block may opt into, in bytes (the
-    device's MaxSharedMemoryPerBlockOptin)."""
+    device's MaxSharedMemoryPerBlockOptin). The softmaxes run over ``group``
+    consecutive of the ``n_columns`` columns, of which the first ``classes``
+    count; by default one softmax over all."""
     itemsize = np.dtype(dtype).itemsize
-    dp, kp = _padded(d), max(4, 1 << (n_experts - 1).bit_length())
+    dp, kp = _padded(d), max(4, 1 << (n_columns - 1).bit_length())
     row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
     rows = _tile_rows(row_values, fixed_values, itemsize)
     if rows is None:  # the smallest tile, in the shared memory a block may opt into
@@ -721,10 +732,54 @@ def _cuda_core_plan(d, n_experts, dtype, shared_optin):
     patches = (dp // 4) * (kp // 4)
     if rows is None or patches > _MAX_PATCHES:
         return None
-    name = template_name("skmoe_gate_loss_grad", dtype, n_experts, kp, d, rows)
+    group, classes = (kp, n_columns) if group is None else (group, classes)
+    name = template_name("skmoe_softmax_loss_grad", dtype, n_columns, kp, d, rows, group, classes)
     split = 1 if patches >= _THREADS else _THREADS // patches
     tile_bytes = (rows * row_values + fixed_values) * itemsize
     return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
+
+
+def _usable(Z):
+    """Whether the loss kernels take ``Z``: a C-contiguous float CuPy array."""
+    if not is_cupy_array(Z):
+        return False
+    cupy = require_cupy()
+    return Z.dtype in (cupy.float32, cupy.float64) and Z.flags.c_contiguous
+
+
+def _shared_optin():
+    return _device_attributes(require_cupy().cuda.Device().id)["MaxSharedMemoryPerBlockOptin"]
+
+
+def _loss_kernel(Z, targets, plan):
+    """``(W, b) -> totals``: the kernel of ``plan`` on the rows ``Z`` and the
+    (n, K) ``targets``, for (d, K) weights ``W`` and K biases ``b``; the
+    totals are the grid's float64 sums, ``1 + dp * kp + kp`` of them in the
+    plan's padded layout: the loss, the (dp, kp) gradient, the bias's."""
+    cupy = require_cupy()
+    n = Z.shape[0]
+    targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
+    kernel = compiled_kernel(_SOURCE, plan.name)
+    if plan.shared_bytes > _STATIC_SHARED_BYTES:
+        kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
+    blocks = _blocks(n, plan.rows)
+    sums = cupy.empty((blocks, 1 + plan.dp * plan.kp + plan.kp))
+    ones = cupy.ones(blocks)
+
+    def totals(W, b):
+        if n == 0:
+            return cupy.zeros(sums.shape[1])
+        W = cupy.ascontiguousarray(cupy.asarray(W, dtype=Z.dtype))
+        b = cupy.ascontiguousarray(cupy.asarray(b, dtype=Z.dtype))
+        kernel(
+            (blocks,),
+            (_THREADS,),
+            (Z, targets, W, b, cupy.int64(n), sums),
+            shared_mem=plan.shared_bytes,
+        )
+        return ones @ sums  # the blocks' sums, in one product
+
+    return totals
 
 
 def softmax_loss_terms(Z, targets):
@@ -749,49 +804,95 @@ def softmax_loss_terms(Z, targets):
         respect to ``intercept``; the layout of
         :func:`skmoe._optim.linear_loss`.
     """
-    if not is_cupy_array(Z):
+    if not _usable(Z) or targets.shape[1] > MAX_EXPERTS:
         return None
     cupy = require_cupy()
-    (n, d), n_experts = Z.shape, targets.shape[1]
-    if (
-        Z.dtype not in (cupy.float32, cupy.float64)
-        or not Z.flags.c_contiguous
-        or n_experts > MAX_EXPERTS
-    ):
-        return None
-    device = cupy.cuda.Device()
-    shared_optin = _device_attributes(device.id)["MaxSharedMemoryPerBlockOptin"]
-    plan = _tensor_core_plan(d, n_experts, Z.dtype, int(device.compute_capability))
-    plan = plan or _cuda_core_plan(d, n_experts, Z.dtype, shared_optin)
+    d, n_experts = Z.shape[1], targets.shape[1]
+    capability = int(cupy.cuda.Device().compute_capability)
+    plan = _tensor_core_plan(d, n_experts, Z.dtype, capability)
+    plan = plan or _cuda_core_plan(d, n_experts, Z.dtype, _shared_optin())
     if plan is None:
         return None
-    targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
-    kernel = compiled_kernel(_SOURCE, plan.name)
-    if plan.shared_bytes > _STATIC_SHARED_BYTES:
-        kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
-    blocks = _blocks(n, plan.rows)
-    # each block's sums: the loss, the (dp, kp) gradient, the kp bias sums
-    sums = cupy.empty((blocks, 1 + plan.dp * plan.kp + plan.kp))
-    ones = cupy.ones(blocks)
-    index = None  # where the padded sums hold the terms, if not all in place
-    if (plan.dp, plan.kp) != (d, n_experts):
-        grad = np.arange(plan.dp * plan.kp).reshape(plan.dp, plan.kp)[:d, :n_experts]
-        bias = plan.dp * plan.kp + np.arange(n_experts)
-        index = cupy.asarray(np.concatenate([[0], 1 + grad.ravel(), 1 + bias]))
+    totals = _loss_kernel(Z, targets, plan)
+    if (plan.dp, plan.kp) == (d, n_experts):
+        return totals
+    # where the padded sums hold the terms
+    grad = np.arange(plan.dp * plan.kp).reshape(plan.dp, plan.kp)[:d, :n_experts]
+    bias = plan.dp * plan.kp + np.arange(n_experts)
+    index = cupy.asarray(np.concatenate([[0], 1 + grad.ravel(), 1 + bias]))
+    return lambda coef, intercept: totals(coef, intercept)[index]
+
+
+def _class_launches(d, n_groups, group, n_classes, dtype):
+    """The fewest launches of skmoe_softmax_loss_grad whose plans take
+    ``n_groups`` softmaxes of ``group`` columns between them: each launch's
+    first softmax, in order, or None where not even one fits."""
+    optin = _shared_optin()
+    for launches in range(1, n_groups + 1):
+        per = -(-n_groups // launches)
+        if _cuda_core_plan(d, per * group, dtype, optin, group, n_classes) is not None:
+            return list(range(0, n_groups, per))
+    return None
+
+
+def class_softmax_loss_terms(Z, targets):
+    """``(coef, intercept) -> terms`` for K softmax cross-entropies side by
+    side, the logistic experts' objective: the logits ``Z @ coef +
+    intercept`` in K blocks of C columns, each block's softmax against its
+    targets; None for NumPy input or where the sizes are beyond the kernel.
+
+    Each block's columns are padded to ``G``, a power of 2 of at least 4,
+    and as many blocks run in one launch as its kernel's registers take:
+    one read of ``Z`` per launch, and nothing of size n x K x C written.
+
+    Parameters
+    ----------
+    Z : ndarray or cupy.ndarray of shape (n, d); the kernel's: float32 or
+        float64, C-contiguous
+    targets : cupy.ndarray of shape (n, K, C)
+        Non-negative weighted soft targets; ``targets[i, k].sum()`` is row
+        ``i``'s weight in softmax ``k``.
+
+    Returns
+    -------
+    callable or None
+        Its terms are one float64 array of ``1 + d * K C + K C`` values, in
+        the layout of :func:`softmax_loss_terms` with the K C columns of the
+        logits as its experts.
+    """
+    if not _usable(Z):
+        return None
+    cupy = require_cupy()
+    (n, d), (_, n_groups, n_classes) = Z.shape, targets.shape
+    group = max(4, 1 << (n_classes - 1).bit_length())
+    starts = _class_launches(d, n_groups, group, n_classes, Z.dtype)
+    if starts is None:
+        return None
+    bounds = list(zip(starts, [*starts[1:], n_groups], strict=True))
+
+    def padded(a, rows, k0, k1):
+        # columns k0 * C to k1 * C of a (rows, K C) array, each block padded to G
+        out = cupy.zeros((rows, k1 - k0, group), dtype=Z.dtype)
+        out[:, :, :n_classes] = a[:, k0 * n_classes : k1 * n_classes].reshape(rows, -1, n_classes)
+        return out.reshape(rows, -1)
+
+    launches = []
+    for k0, k1 in bounds:
+        plan = _cuda_core_plan(d, (k1 - k0) * group, Z.dtype, _shared_optin(), group, n_classes)
+        block_targets = padded(targets.reshape(n, n_groups * n_classes), n, k0, k1)
+        launches.append((k0, k1, plan, _loss_kernel(Z, block_targets, plan)))
 
     def terms(coef, intercept):
-        if n == 0:
-            return cupy.zeros(1 + d * n_experts + n_experts)
-        coef = cupy.ascontiguousarray(cupy.asarray(coef, dtype=Z.dtype))
-        intercept = cupy.ascontiguousarray(cupy.asarray(intercept, dtype=Z.dtype))
-        kernel(
-            (blocks,),
-            (_THREADS,),
-            (Z, targets, coef, intercept, cupy.int64(n), sums),
-            shared_mem=plan.shared_bytes,
-        )
-        total = ones @ sums  # the blocks' sums, in one product
-        return total if index is None else total[index]
+        coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
+        loss, grads, biases = 0.0, [], []
+        for k0, k1, plan, totals in launches:
+            total = totals(padded(coef, d, k0, k1), padded(intercept[None], 1, k0, k1)[0])
+            width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
+            grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
+            grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))
+            biases.append(total[cut : cut + width].reshape(-1, group)[:, :n_classes].ravel())
+            loss += total[:1]
+        return cupy.concatenate([loss, cupy.hstack(grads).ravel(), *biases])
 
     return terms
 

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import expit, get_namespace, is_cupy_array, to_numpy
+from .._backend._cross_entropy import class_softmax_loss_terms
 from .._backend._products import affine, column_sum, transposed_product
 from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy, softmax_rows
 from .._optim import (
@@ -29,7 +30,6 @@ def _log_loss(y, weights, n_outputs):
     logits of shape (n_samples, n_experts, n_outputs): its value, its
     derivative with respect to the logits and the experts' probabilities (of
     class 1 for a sigmoid)."""
-    xp = get_namespace(weights)
     if n_outputs == 1:
         positive = (y == 1)[:, None, None]
         row_weight = weights[:, :, None]
@@ -39,7 +39,7 @@ def _log_loss(y, weights, n_outputs):
             return value, grad, expit(logits)
 
         return loss
-    targets = weights[:, :, None] * (y[:, None, None] == xp.arange(n_outputs))
+    targets = _class_targets(y, weights, n_outputs)
 
     def loss(logits):
         # as (n K, m): rows of classes, which the GPU's fused kernel takes
@@ -49,6 +49,40 @@ def _log_loss(y, weights, n_outputs):
         return value, grad.reshape(logits.shape), proba.reshape(logits.shape)
 
     return loss
+
+
+def _class_targets(y, weights, n_classes):
+    """The multinomial experts' weighted one-hot targets (n, K, C)."""
+    xp = get_namespace(weights)
+    return weights[:, :, None] * (y[:, None, None] == xp.arange(n_classes))
+
+
+def _fused_log_loss(Z, y, weights, n_outputs):
+    """``theta -> (loss, grad)`` of the multinomial experts' weighted
+    log-loss on the rows ``[Z, 1]`` at parameters ``theta`` (d + 1, K m), by
+    one tiled kernel that never writes the (n, K, m) logits (see
+    :func:`~skmoe._backend._cross_entropy.class_softmax_loss_terms`); None
+    where it does not apply: without ``Z`` (see :class:`_Frame`), for
+    sigmoid experts, or beyond the kernel's sizes."""
+    if Z is None or n_outputs == 1:
+        return None
+    terms = class_softmax_loss_terms(Z, _class_targets(y, weights, n_outputs))
+    if terms is None:
+        return None
+
+    def loss(theta):
+        packed = terms(theta[:-1], theta[-1])  # its gradient's layout is theta's
+        return float(packed[0]), packed[1:].reshape(theta.shape)
+
+    return loss
+
+
+def _probabilities(logits):
+    """The experts' probabilities from their logits (n, K, m): of class 1
+    for a sigmoid (m = 1), else each expert's softmax."""
+    if logits.shape[-1] == 1:
+        return expit(logits)
+    return softmax_rows(logits.reshape(-1, logits.shape[-1])).reshape(logits.shape)
 
 
 def _curvature(proba, weights):
@@ -84,9 +118,11 @@ class _Frame(NamedTuple):
     """The coordinates in which the experts solve: the rows ``x1``, the
     experts' weighted Gram matrices, ``penalty(alpha)`` per coordinate,
     ``grams(W)`` for any weights, maps of parameters ``theta`` (..., d + 1)
-    from and to X's coefficients and intercepts, and ``curvature``, the
+    from and to X's coefficients and intercepts, ``curvature``, the
     rows on which Newton steps take the Hessian and their index into
-    ``rows`` (None and all rows: ``rows`` itself)."""
+    ``rows`` (None and all rows: ``rows`` itself), and ``features``, the
+    rows without their column of ones where the fused loss kernel takes
+    them (on the GPU), else None."""
 
     rows: object
     gram: np.ndarray
@@ -95,6 +131,7 @@ class _Frame(NamedTuple):
     from_original: Callable
     to_original: Callable
     curvature: tuple = (None, slice(None))
+    features: object = None
 
 
 def _centred_frame(X, weights):
@@ -138,6 +175,7 @@ def _frame(X, weights, design):
         design.from_original,
         design.to_original,
         (sample.Z1, rows),
+        design.Z if on_device else None,
     )
 
 
@@ -248,7 +286,8 @@ class LogisticExperts:
             ]
         )
         theta, penalty, inverse = (xp.asarray(a) for a in (theta, penalty, inverse))
-        loss = _log_loss(y, weights, m)
+        fused = _fused_log_loss(frame.features, y, weights, m)
+        loss = _log_loss(y, weights, m) if fused is None else None
         # the Hessian's products from a sample of the rows on millions of
         # them, as the gate's (see skmoe._design.Design.curvature); the
         # gradient and the line search see every row
@@ -260,14 +299,21 @@ class LogisticExperts:
             shares = xp.repeat(shares, m)[None, :]
         sample_weights = weights[rows]
 
+        def logits(rows, theta):
+            return safe_sparse_dot(rows, theta.astype(X.dtype)).reshape(-1, K, m)
+
         def value_grad(theta):
-            value, grad, proba = loss(safe_sparse_dot(X1, theta.astype(X.dtype)).reshape(n, K, m))
-            grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
+            # the probabilities too where the loss forms them, for the curvature
+            if fused is not None:
+                (value, grad), proba = fused(theta), None
+            else:
+                value, grad, proba = loss(logits(X1, theta))
+                grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
             value = float(value) + 0.5 * float(xp.vdot(penalty * theta, theta))
             return value, grad + penalty * theta, proba
 
         def hessian_times(curvature, V):
-            change = safe_sparse_dot(sample, V.astype(X.dtype)).reshape(-1, K, m)
+            change = logits(sample, V)
             product = transposed_product(sample, curvature(change).reshape(-1, K * m))
             product = product.astype(np.float64)
             return (product if shares is None else product / shares) + penalty * V
@@ -283,7 +329,9 @@ class LogisticExperts:
             for _ in range(self.max_iter):
                 if float(xp.max(xp.abs(grad))) <= tol:
                     break
-                curvature = _curvature(proba[rows], sample_weights)
+                # on the sampled rows, formed there where the loss keeps none
+                at = proba[rows] if proba is not None else _probabilities(logits(sample, theta))
+                curvature = _curvature(at, sample_weights)
                 step = conjugate_gradient(
                     grad, partial(hessian_times, curvature), precondition, max_iter=_CG_ITER
                 )
@@ -309,8 +357,7 @@ class LogisticExperts:
             return alphas
         xp = get_namespace(weights)
         logits = safe_sparse_dot(frame.rows, xp.asarray(theta, dtype=frame.rows.dtype))
-        logits = logits.reshape(len(weights), K, m)
-        proba = expit(logits) if m == 1 else exp_floored(log_softmax_rows(logits))
+        proba = _probabilities(logits.reshape(len(weights), K, m))
         blocks = frame.grams((weights[:, :, None] * proba * (1 - proba)).reshape(-1, K * m))
         fixed = frame.penalty(0.0)
         pattern = frame.penalty(1.0) - fixed
