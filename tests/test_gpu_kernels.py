@@ -173,6 +173,25 @@ def test_softmax_kernel_matches_numpy(n, n_columns, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("top_k", [None, 6])
+def test_fused_posteriors_of_a_dense_gate_match_numpy(top_k, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._e_step import fused_posteriors
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3, size=(1025, 6)).astype(dtype)
+    log_lik = rng.normal(scale=5, size=(1025, 6)).astype(dtype)
+    log_lik[::7, 2] = -np.inf  # rows an expert cannot have given
+    resp, gate_resp, row_log_lik = fused_posteriors(
+        cupy.asarray(logits), cupy.asarray(log_lik), top_k, lambda Z: Z
+    )
+    log_resp, expected_row = e_step(log_softmax_rows(logits.astype(np.float64)), log_lik)
+    np.testing.assert_allclose(resp.get(), exp_floored(log_resp), rtol=RTOL[dtype], atol=1e-6)
+    assert gate_resp is resp
+    np.testing.assert_allclose(row_log_lik.get(), expected_row, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "n, n_features, n_experts",
     # 100,003 rows: several tiles per block of the grid-stride loop
@@ -250,15 +269,15 @@ def test_dense_from_top_k_matches_numpy(n, n_experts, k, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "n, n_features, n_experts, n_classes",
-    # the benchmark's sizes (10 classes: all 8 experts in one launch, at the
-    # most patches); a softmax of padding alone past the last expert; one of
-    # each; several launches (64 features); no rows
+    # the benchmark's sizes (10 classes: two launches); a softmax of padding
+    # alone past the last expert; one of each; four launches at 64 features,
+    # the last with padding alone; no rows
     [
         (100_003, 32, 8, 3),
         (5000, 32, 8, 10),
         (4097, 7, 3, 3),
         (777, 1, 1, 5),
-        (2049, 64, 16, 10),
+        (2049, 64, 15, 10),
         (0, 4, 2, 3),
     ],
 )
@@ -268,17 +287,19 @@ def test_fused_class_loss_matches_numpy(n, n_features, n_experts, n_classes, dty
 
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(n, n_features)).astype(dtype)
-    targets = rng.uniform(size=(n, n_experts, n_classes)).astype(dtype)
+    y = rng.integers(n_classes, size=n)
+    weights = rng.uniform(size=(n, n_experts)).astype(dtype)
     columns = n_experts * n_classes
     coef = rng.normal(scale=0.3, size=(n_features, columns))
     intercept = rng.normal(size=columns)
-    terms = class_softmax_loss_terms(cupy.asarray(Z), cupy.asarray(targets))
+    args = (cupy.asarray(a) for a in (Z, y, weights))
+    terms = class_softmax_loss_terms(*args, n_classes)
     packed = terms(cupy.asarray(coef), cupy.asarray(intercept)).get()
     split = 1 + n_features * columns
     assert packed.shape == (split + columns,)
     logits = Z.astype(np.float64) @ coef.astype(dtype) + intercept.astype(dtype)
     log_p = log_softmax_rows(logits.reshape(n, n_experts, n_classes))
-    targets64 = targets.astype(np.float64)
+    targets64 = weights.astype(np.float64)[:, :, None] * (y[:, None, None] == np.arange(n_classes))
     grad = (np.exp(log_p) * targets64.sum(axis=2, keepdims=True) - targets64).reshape(n, -1)
     scale = 10 * np.sqrt(max(n, 1)) * RTOL[dtype]  # sums over n rows
     np.testing.assert_allclose(packed[0], -np.vdot(targets64, log_p), rtol=RTOL[dtype], atol=scale)
@@ -293,8 +314,9 @@ def test_fused_class_loss_declines_what_it_cannot_take():
     cupy = pytest.importorskip("cupy")
     from skmoe._backend._tiled import class_softmax_loss_terms
 
-    assert class_softmax_loss_terms(cupy.zeros((10, 2000)), cupy.zeros((10, 2, 3))) is None
-    assert class_softmax_loss_terms(cupy.zeros((10, 8))[:, ::2], cupy.zeros((10, 2, 3))) is None
+    y, weights = cupy.zeros(10, dtype=int), cupy.ones((10, 2))
+    assert class_softmax_loss_terms(cupy.zeros((10, 2000)), y, weights, 3) is None
+    assert class_softmax_loss_terms(cupy.zeros((10, 8))[:, ::2], y, weights, 3) is None
 
 
 def test_fused_gate_loss_declines_sizes_beyond_it():

@@ -48,14 +48,14 @@ def softmax_loss_terms(Z, targets):
     return tiled_loss_terms(Z, targets)
 
 
-def class_softmax_loss_terms(Z, targets):
-    """``(coef, intercept) -> terms`` for softmax cross-entropies side by
-    side, one per expert, of ``Z @ coef + intercept`` against ``targets``
-    (n, K, C), by the tiled kernel (see
-    :func:`._tiled.class_softmax_loss_terms`); None for NumPy input or sizes
-    beyond the kernel."""
+def class_softmax_loss_terms(Z, y, weights, n_classes):
+    """``(coef, intercept) -> terms`` for the logistic experts' weighted
+    multinomial log-losses side by side, of ``Z @ coef + intercept`` against
+    the classes ``y`` with row weights ``weights`` (n, K), by the tiled
+    kernel (see :func:`._tiled.class_softmax_loss_terms`); None for NumPy
+    input or sizes beyond the kernel."""
     if not is_cupy_array(Z):
         return None
     from ._tiled import class_softmax_loss_terms as tiled_loss_terms
 
-    return tiled_loss_terms(Z, targets)
+    return tiled_loss_terms(Z, y, weights, n_classes)

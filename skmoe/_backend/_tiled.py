@@ -823,35 +823,53 @@ def softmax_loss_terms(Z, targets):
     return lambda coef, intercept: totals(coef, intercept)[index]
 
 
+# Columns per launch of the logistic experts' softmaxes. At 128 (8 experts of
+# 10 classes, in 16 columns each) each thread keeps two patches of Z.T @ grad
+# and its registers spill: at 10M x 32 in float32 one launch of 128 columns
+# took 13.3 ms, two of 64 columns 9.0 ms (H100).
+_CLASS_COLUMNS = 64
+
+
 def _class_launches(d, n_groups, group, n_classes, dtype):
-    """The fewest launches of skmoe_softmax_loss_grad whose plans take
-    ``n_groups`` softmaxes of ``group`` columns between them: each launch's
-    first softmax, in order, or None where not even one fits."""
+    """The fewest launches of skmoe_softmax_loss_grad, of at most
+    ``_CLASS_COLUMNS`` columns each where a softmax fits in that, whose
+    plans take ``n_groups`` softmaxes of ``group`` columns between them:
+    ``(first, last + 1, plan)`` of each, or None where not even one fits."""
     optin = _shared_optin()
-    for launches in range(1, n_groups + 1):
-        per = -(-n_groups // launches)
+    per = max(1, min(n_groups, _CLASS_COLUMNS // group))
+    per = -(-n_groups // -(-n_groups // per))  # as even a share as that many launches allow
+    while per >= 1:
         if _cuda_core_plan(d, per * group, dtype, optin, group, n_classes) is not None:
-            return list(range(0, n_groups, per))
+            bounds = [(k, min(k + per, n_groups)) for k in range(0, n_groups, per)]
+            return [
+                (k0, k1, _cuda_core_plan(d, (k1 - k0) * group, dtype, optin, group, n_classes))
+                for k0, k1 in bounds
+            ]
+        per -= 1
     return None
 
 
-def class_softmax_loss_terms(Z, targets):
-    """``(coef, intercept) -> terms`` for K softmax cross-entropies side by
-    side, the logistic experts' objective: the logits ``Z @ coef +
-    intercept`` in K blocks of C columns, each block's softmax against its
-    targets; None for NumPy input or where the sizes are beyond the kernel.
+def class_softmax_loss_terms(Z, y, weights, n_classes):
+    """``(coef, intercept) -> terms`` for K weighted multinomial log-losses
+    side by side, the logistic experts' objective: the logits ``Z @ coef +
+    intercept`` in K blocks of ``n_classes`` columns, block ``k``'s softmax
+    against class ``y[i]`` with weight ``weights[i, k]``; None for NumPy
+    input or where the sizes are beyond the kernel.
 
     Each block's columns are padded to ``G``, a power of 2 of at least 4,
-    and as many blocks run in one launch as its kernel's registers take:
-    one read of ``Z`` per launch, and nothing of size n x K x C written.
+    and a launch takes as many blocks as fit ``_CLASS_COLUMNS``: one read of
+    ``Z`` per launch, and nothing of size n x K x C written but the padded
+    targets, once.
 
     Parameters
     ----------
     Z : ndarray or cupy.ndarray of shape (n, d); the kernel's: float32 or
         float64, C-contiguous
-    targets : cupy.ndarray of shape (n, K, C)
-        Non-negative weighted soft targets; ``targets[i, k].sum()`` is row
-        ``i``'s weight in softmax ``k``.
+    y : cupy.ndarray of shape (n,)
+        Class indices.
+    weights : cupy.ndarray of shape (n, K)
+        Each row's non-negative weight in each block.
+    n_classes : int
 
     Returns
     -------
@@ -863,30 +881,34 @@ def class_softmax_loss_terms(Z, targets):
     if not _usable(Z):
         return None
     cupy = require_cupy()
-    (n, d), (_, n_groups, n_classes) = Z.shape, targets.shape
+    (n, d), n_groups = Z.shape, weights.shape[1]
     group = max(4, 1 << (n_classes - 1).bit_length())
-    starts = _class_launches(d, n_groups, group, n_classes, Z.dtype)
-    if starts is None:
+    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype)
+    if launches is None:
         return None
-    bounds = list(zip(starts, [*starts[1:], n_groups], strict=True))
 
-    def padded(a, rows, k0, k1):
+    def padded(a, k0, k1):
         # columns k0 * C to k1 * C of a (rows, K C) array, each block padded to G
+        rows = len(a)
         out = cupy.zeros((rows, k1 - k0, group), dtype=Z.dtype)
-        out[:, :, :n_classes] = a[:, k0 * n_classes : k1 * n_classes].reshape(rows, -1, n_classes)
-        return out.reshape(rows, -1)
+        out[:, :, :n_classes] = a[:, k0 * n_classes : k1 * n_classes].reshape(
+            rows, k1 - k0, n_classes
+        )
+        return out.reshape(rows, (k1 - k0) * group)
 
-    launches = []
-    for k0, k1 in bounds:
-        plan = _cuda_core_plan(d, (k1 - k0) * group, Z.dtype, _shared_optin(), group, n_classes)
-        block_targets = padded(targets.reshape(n, n_groups * n_classes), n, k0, k1)
-        launches.append((k0, k1, plan, _loss_kernel(Z, block_targets, plan)))
+    # the targets padded as they are formed: classes past C match no y
+    targets = weights[:, :, None] * (y[:, None, None] == cupy.arange(group))
+    kernels = [
+        (k0, k1, plan, _loss_kernel(Z, targets[:, k0:k1].reshape(n, (k1 - k0) * group), plan))
+        for k0, k1, plan in launches
+    ]
+    del targets
 
     def terms(coef, intercept):
         coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
         loss, grads, biases = 0.0, [], []
-        for k0, k1, plan, totals in launches:
-            total = totals(padded(coef, d, k0, k1), padded(intercept[None], 1, k0, k1)[0])
+        for k0, k1, plan, totals in kernels:
+            total = totals(padded(coef, k0, k1), padded(intercept[None], k0, k1)[0])
             width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
             grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
             grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))

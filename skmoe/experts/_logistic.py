@@ -39,7 +39,8 @@ def _log_loss(y, weights, n_outputs):
             return value, grad, expit(logits)
 
         return loss
-    targets = _class_targets(y, weights, n_outputs)
+    xp = get_namespace(weights)
+    targets = weights[:, :, None] * (y[:, None, None] == xp.arange(n_outputs))
 
     def loss(logits):
         # as (n K, m): rows of classes, which the GPU's fused kernel takes
@@ -51,12 +52,6 @@ def _log_loss(y, weights, n_outputs):
     return loss
 
 
-def _class_targets(y, weights, n_classes):
-    """The multinomial experts' weighted one-hot targets (n, K, C)."""
-    xp = get_namespace(weights)
-    return weights[:, :, None] * (y[:, None, None] == xp.arange(n_classes))
-
-
 def _fused_log_loss(Z, y, weights, n_outputs):
     """``theta -> (loss, grad)`` of the multinomial experts' weighted
     log-loss on the rows ``[Z, 1]`` at parameters ``theta`` (d + 1, K m), by
@@ -66,7 +61,7 @@ def _fused_log_loss(Z, y, weights, n_outputs):
     sigmoid experts, or beyond the kernel's sizes."""
     if Z is None or n_outputs == 1:
         return None
-    terms = class_softmax_loss_terms(Z, _class_targets(y, weights, n_outputs))
+    terms = class_softmax_loss_terms(Z, y, weights, n_outputs)
     if terms is None:
         return None
 
