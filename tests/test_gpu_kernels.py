@@ -300,7 +300,8 @@ def test_fused_class_loss_matches_numpy(n, n_features, n_experts, n_classes, dty
     logits = Z.astype(np.float64) @ coef.astype(dtype) + intercept.astype(dtype)
     log_p = log_softmax_rows(logits.reshape(n, n_experts, n_classes))
     targets64 = weights.astype(np.float64)[:, :, None] * (y[:, None, None] == np.arange(n_classes))
-    grad = (np.exp(log_p) * targets64.sum(axis=2, keepdims=True) - targets64).reshape(n, -1)
+    grad = np.exp(log_p) * targets64.sum(axis=2, keepdims=True) - targets64
+    grad = grad.reshape(n, columns)
     scale = 10 * np.sqrt(max(n, 1)) * RTOL[dtype]  # sums over n rows
     np.testing.assert_allclose(packed[0], -np.vdot(targets64, log_p), rtol=RTOL[dtype], atol=scale)
     grad_coef = packed[1:split].reshape(n_features, columns)

@@ -896,13 +896,12 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
         )
         return out.reshape(rows, (k1 - k0) * group)
 
-    # the targets padded as they are formed: classes past C match no y
-    targets = weights[:, :, None] * (y[:, None, None] == cupy.arange(group))
-    kernels = [
-        (k0, k1, plan, _loss_kernel(Z, targets[:, k0:k1].reshape(n, (k1 - k0) * group), plan))
-        for k0, k1, plan in launches
-    ]
-    del targets
+    def targets(k0, k1):
+        # padded as they are formed: classes past C match no y
+        one_hot = weights[:, k0:k1, None] * (y[:, None, None] == cupy.arange(group))
+        return one_hot.astype(Z.dtype, copy=False).reshape(n, (k1 - k0) * group)
+
+    kernels = [(k0, k1, plan, _loss_kernel(Z, targets(k0, k1), plan)) for k0, k1, plan in launches]
 
     def terms(coef, intercept):
         coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
