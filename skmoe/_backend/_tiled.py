@@ -17,6 +17,11 @@ stands; nothing of size n x K goes to global memory unless it is the result.
   (d <= 64, K <= 32) the products run on tensor cores with each factor split
   in two TF32 parts (three products, float32's accuracy): on CUDA cores the
   kernel issued twice the instructions that hide behind its loads.
+- The logistic experts' M-step objective: K softmaxes of C classes side by
+  side, by the same kernel (each softmax over its own G >= C padded
+  columns). Composed from library calls each evaluation wrote and re-read
+  the (n, K, C) logits, gradient and probabilities: 23 ms at 10M x 32,
+  K=8, C=10, against 9 ms.
 - Thin products ``X @ W + b`` (the gate's logits, the linear experts'
   outputs), which cuBLAS runs at about half the speed of reading X.
 - Prediction of the mixture of linear experts: the gate's logits and the
