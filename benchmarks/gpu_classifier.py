@@ -13,7 +13,8 @@ the true laws (the Bayes classifier's, the ceiling).
   regressor (the scoring's time left out).
 - skmoe CPU: the same estimator on the first 1,000,000 rows, fitted on the
   host by ``classifier_subsample.py``, whose JSON (``--cpu-results``) this
-  script reads where it holds the same rows.
+  script reads where it holds the same rows; beside it, the GPU's fit of
+  those rows.
 - PyTorch, the way its users write this model: a softmax gate and 8
   softmax experts (``nn.Linear`` on standardised inputs), the mixture's
   negative log-likelihood, Adam (learning rate 0.01) on shuffled
@@ -138,11 +139,21 @@ def classes_section(args, n_classes):
     if cpu is None:
         lines[-1] += f" No CPU fit of these rows in {args.cpu_results.name}."
     else:
+        # the same rows on the GPU: where the two part, it is the device
+        subsample = cpu["rows"]
+        same, same_seconds = timed_fit(X[:subsample], y[:subsample], args.seed, "cuda")
+        same_accuracy = accuracy(same.predict(X_test), y_test)
         record["cpu"] = cpu
+        record["gpu_same_rows"] = dict(
+            rows=subsample, seconds=same_seconds, accuracy=same_accuracy, n_iter=same.n_iter_
+        )
         lines[-1] += (
-            f" CPU fit of the first {cpu['rows']:,} rows (`classifier_subsample.py`): "
+            f" CPU fit of the first {subsample:,} rows (`classifier_subsample.py`): "
             f"{cpu['seconds']:.1f} s, accuracy {cpu['accuracy']:.4f} "
-            f"(GPU - CPU: {gpu_accuracy - cpu['accuracy']:+.4f})."
+            f"({cpu['n_iter']} iterations; GPU - CPU: {gpu_accuracy - cpu['accuracy']:+.4f}). "
+            f"GPU fit of the same {subsample:,} rows: {same_seconds:.2f} s, accuracy "
+            f"{same_accuracy:.4f} ({same.n_iter_} iterations; against the CPU's: "
+            f"{same_accuracy - cpu['accuracy']:+.4f})."
         )
     rows = skmoe_curve(X, y, X_test, y_test, args.seed)
     skipped = ""
