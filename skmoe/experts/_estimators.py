@@ -94,8 +94,9 @@ def _fit_expert(template, X, y, weight, seed):
             DummyClassifier(strategy="prior") if is_classifier(template) else DummyRegressor()
         )
         return placeholder.fit(_host_stand_in(X), to_numpy(y))
-    if len(rows) < len(weight):  # (host copies of routed rows are given whole)
-        X, y, weight = _take(X, rows), y[rows], weight[rows]
+    # taken even where every row is routed: the copy is C-contiguous, which
+    # some estimators' fits need (SVR's libsvm refuses other layouts)
+    X, y, weight = _take(X, rows), y[rows], weight[rows]
     estimator = clone(template)
     fit_params = {}
     name = weight_parameter(estimator)
