@@ -275,8 +275,8 @@ struct skmoe_block_sums {
 template <typename T, int K, int KP, int D, int TR, int G, int C>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
-                         const T* __restrict__ W, const T* __restrict__ b, long long n,
-                         double* sums) {
+                            const T* __restrict__ W, const T* __restrict__ b, long long n,
+                            double* sums) {
     constexpr int THREADS = SKMOE_THREADS, DP = (D + 3) / 4 * 4;
     constexpr int XS = SKMOE_STRIDE(DP), KS = SKMOE_STRIDE(KP);
     constexpr int GROUP = KP / 4;  // threads per row in the logits' patches
@@ -458,8 +458,8 @@ __device__ __forceinline__ void skmoe_fragment_a(const float* m, unsigned big[4]
 template <int K, int KP, int D>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     skmoe_softmax_loss_grad_tf32(const float* __restrict__ Z, const float* __restrict__ targets,
-                              const float* __restrict__ W, const float* __restrict__ b,
-                              long long n, double* sums) {
+                                 const float* __restrict__ W, const float* __restrict__ b,
+                                 long long n, double* sums) {
     constexpr int TR = 64, NT = KP / 8, DP = (D + 15) / 16 * 16;
     constexpr int XS = DP + 4, KS = KP + 8;  // (fragment reads in few bank conflicts)
     static_assert(KP % 8 == 0 && DP <= 64, "sizes");
@@ -692,7 +692,7 @@ def _blocks(n, rows):
 
 
 class _LossPlan(NamedTuple):
-    """A gate-objective kernel's instance and the sizes its caller needs."""
+    """A loss kernel's instance and the sizes its caller needs."""
 
     name: str
     rows: int  # per tile
