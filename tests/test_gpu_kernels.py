@@ -311,13 +311,51 @@ def test_fused_class_loss_matches_numpy(n, n_features, n_experts, n_classes, dty
     np.testing.assert_allclose(packed[split:], grad.sum(axis=0), atol=scale)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, n_features, n_experts, n_classes",
+    # as the loss's; an expert of no weight on any row
+    [(100_003, 32, 8, 3), (5000, 32, 8, 10), (4097, 7, 3, 3), (2049, 64, 15, 10), (0, 4, 2, 3)],
+)
+def test_fused_class_hessian_product_matches_numpy(n, n_features, n_experts, n_classes, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import class_softmax_hessian_product
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(n, n_features)).astype(dtype)
+    weights = rng.uniform(size=(n, n_experts)).astype(dtype)
+    weights[:, 1] = 0
+    proba = np.exp(log_softmax_rows(rng.normal(size=(n, n_experts, n_classes)))).astype(dtype)
+    columns = n_experts * n_classes
+    coef = rng.normal(scale=0.3, size=(n_features, columns))
+    intercept = rng.normal(size=columns)
+    args = (cupy.asarray(a) for a in (Z, weights, proba))
+    product = class_softmax_hessian_product(*args)
+    packed = product(cupy.asarray(coef), cupy.asarray(intercept)).get()
+    split = 1 + n_features * columns
+    assert packed.shape == (split + columns,) and packed[0] == 0
+    change = Z.astype(np.float64) @ coef.astype(dtype) + intercept.astype(dtype)
+    change = change.reshape(n, n_experts, n_classes)
+    weighted = weights.astype(np.float64)[:, :, None] * proba
+    mean = (proba * change).sum(axis=2, keepdims=True)
+    curved = (weighted * (change - mean)).reshape(n, columns)
+    scale = 10 * np.sqrt(max(n, 1)) * RTOL[dtype]  # sums over n rows
+    grad_coef = packed[1:split].reshape(n_features, columns)
+    np.testing.assert_allclose(
+        grad_coef, Z.astype(np.float64).T @ curved, rtol=RTOL[dtype], atol=scale
+    )
+    np.testing.assert_allclose(packed[split:], curved.sum(axis=0), atol=scale)
+
+
 def test_fused_class_loss_declines_what_it_cannot_take():
     cupy = pytest.importorskip("cupy")
-    from skmoe._backend._tiled import class_softmax_loss_terms
+    from skmoe._backend._tiled import class_softmax_hessian_product, class_softmax_loss_terms
 
     y, weights = cupy.zeros(10, dtype=int), cupy.ones((10, 2))
     assert class_softmax_loss_terms(cupy.zeros((10, 2000)), y, weights, 3) is None
     assert class_softmax_loss_terms(cupy.zeros((10, 8))[:, ::2], y, weights, 3) is None
+    proba = cupy.full((10, 2, 3), 1 / 3)
+    assert class_softmax_hessian_product(cupy.zeros((10, 2000)), weights, proba) is None
 
 
 def test_fused_gate_loss_declines_sizes_beyond_it():

@@ -61,11 +61,13 @@ def _tiled_plans(dtype):
         plans += [_tiled._tensor_core_plan(d, n_experts, dtype, c) for c in COMPUTE_CAPABILITIES]
         plans += [_tiled._cuda_core_plan(d, n_experts, dtype, s) for s in SHARED_OPTIN]
         # the logistic experts' softmaxes side by side: of 3 classes in 4
-        # columns, of 10 in 16 (4 experts: a launch's 64 columns)
+        # columns, of 10 in 16 (4 experts: a launch's 64 columns); their
+        # loss and their Hessian's products
         plans += [
-            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes)
+            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes, hessian)
             for group, classes, experts in [(4, 3, n_experts), (16, 10, 4)]
             for s in SHARED_OPTIN
+            for hessian in (False, True)
         ]
         plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
         # the gate's logits; a mixture's logits and means side by side

@@ -59,3 +59,16 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
     from ._tiled import class_softmax_loss_terms as tiled_loss_terms
 
     return tiled_loss_terms(Z, y, weights, n_classes)
+
+
+def class_softmax_hessian_product(Z, weights, proba):
+    """``(coef, intercept) -> terms``: the Hessian of the losses of
+    :func:`class_softmax_loss_terms` at the probabilities ``proba`` (n, K, C)
+    times a change of the coefficients, by the tiled kernel (see
+    :func:`._tiled.class_softmax_hessian_product`); None for NumPy input or
+    sizes beyond the kernel."""
+    if not is_cupy_array(Z):
+        return None
+    from ._tiled import class_softmax_hessian_product as tiled_product
+
+    return tiled_product(Z, weights, proba)

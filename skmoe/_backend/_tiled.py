@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import is_cupy_array, require_cupy
+from . import get_namespace, is_cupy_array, require_cupy
 from ._kernels import (
     MAX_EXPERTS,
     ROW_HELPERS_SOURCE,
@@ -272,7 +272,13 @@ struct skmoe_block_sums {
 // writes its totals for the caller to add. KP, the padded number of columns,
 // and G are powers of 2 of at least 4. Shared memory: two tiles of Z and of
 // the targets, and W.
-template <typename T, int K, int KP, int D, int TR, int G, int C>
+//
+// With HESSIAN = 1 the kernel forms the loss's Hessian product instead, for
+// Newton's conjugate gradients: the tiles hold q = w p (each row's weight
+// times its probabilities) in place of the targets, W and b are a change V
+// of the coefficients, and the gradient's place takes Z.T @ (q (l - sum(q l)
+// / w)) per softmax, l = Z @ V + b and w = sum(q); the loss is 0.
+template <typename T, int K, int KP, int D, int TR, int G, int C, int HESSIAN>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
                             const T* __restrict__ W, const T* __restrict__ b, long long n,
@@ -322,6 +328,24 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
                 T* row = t + (r0 + 8 * i) * KS + k0;
                 T v[4], top = skmoe_neg_inf<T>(), total_exp = 0, weight = 0;
                 skmoe_load_row<T, 4>(row, v);
+                if (HESSIAN) {  // v: q = w p, then the Hessian's product on the logits
+                    T dot = 0;
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) {
+                        dot += counts(k0 + c) ? v[c] * l[i][c] : (T)0;
+                        weight += v[c];
+                    }
+                    dot = skmoe_group_reduce<G / 4, false>(dot);
+                    weight = skmoe_group_reduce<G / 4, false>(weight);
+                    const T mean = weight > 0 ? dot / weight : (T)0;
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) {
+                        v[c] = counts(k0 + c) ? v[c] * (l[i][c] - mean) : (T)0;
+                        tile_bias[c] += v[c];
+                    }
+                    if (active) skmoe_store_row<T, 4>(v, row);
+                    continue;
+                }
 #pragma unroll
                 for (int c = 0; c < 4; ++c)
                     if (counts(k0 + c)) top = max(top, l[i][c]);
@@ -722,12 +746,13 @@ def _tensor_core_plan(d, n_experts, dtype, compute_capability):
     return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
 
 
-def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None):
+def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None, hessian=False):
     """skmoe_softmax_loss_grad, or None where its tile or patches do not fit;
     ``shared_optin`` is the shared memory a block may opt into, in bytes (the
     device's MaxSharedMemoryPerBlockOptin). The softmaxes run over ``group``
     consecutive of the ``n_columns`` columns, of which the first ``classes``
-    count; by default one softmax over all."""
+    count; by default one softmax over all. ``hessian``: the instance that
+    forms the Hessian's products."""
     itemsize = np.dtype(dtype).itemsize
     dp, kp = _padded(d), max(4, 1 << (n_columns - 1).bit_length())
     row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
@@ -738,7 +763,9 @@ def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None)
     if rows is None or patches > _MAX_PATCHES:
         return None
     group, classes = (kp, n_columns) if group is None else (group, classes)
-    name = template_name("skmoe_softmax_loss_grad", dtype, n_columns, kp, d, rows, group, classes)
+    name = template_name(
+        "skmoe_softmax_loss_grad", dtype, n_columns, kp, d, rows, group, classes, int(hessian)
+    )
     split = 1 if patches >= _THREADS else _THREADS // patches
     tile_bytes = (rows * row_values + fixed_values) * itemsize
     return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
@@ -835,36 +862,78 @@ def softmax_loss_terms(Z, targets):
 _CLASS_COLUMNS = 64
 
 
-def _class_launches(d, n_groups, group, n_classes, dtype):
+def _class_launches(d, n_groups, group, n_classes, dtype, hessian):
     """The fewest launches of skmoe_softmax_loss_grad, of at most
     ``_CLASS_COLUMNS`` columns each where a softmax fits in that, whose
     plans take ``n_groups`` softmaxes of ``group`` columns between them:
     ``(first, last + 1, plan)`` of each, or None where not even one fits."""
     optin = _shared_optin()
+
+    def plan(softmaxes):
+        return _cuda_core_plan(d, softmaxes * group, dtype, optin, group, n_classes, hessian)
+
     per = max(1, min(n_groups, _CLASS_COLUMNS // group))
     per = -(-n_groups // -(-n_groups // per))  # as even a share as that many launches allow
     while per >= 1:
-        if _cuda_core_plan(d, per * group, dtype, optin, group, n_classes) is not None:
+        if plan(per) is not None:
             bounds = [(k, min(k + per, n_groups)) for k in range(0, n_groups, per)]
-            return [
-                (k0, k1, _cuda_core_plan(d, (k1 - k0) * group, dtype, optin, group, n_classes))
-                for k0, k1 in bounds
-            ]
+            return [(k0, k1, plan(k1 - k0)) for k0, k1 in bounds]
         per -= 1
     return None
+
+
+def _class_kernel_terms(Z, n_groups, n_classes, tile_values, hessian=False):
+    """``(coef, intercept) -> terms`` of skmoe_softmax_loss_grad over
+    ``n_groups`` softmaxes of ``n_classes`` side by side, or None where the
+    sizes are beyond it. Each softmax's columns are padded to ``G``, a power
+    of 2 of at least 4, and a launch takes as many softmaxes as fit
+    ``_CLASS_COLUMNS``: one read of ``Z`` per launch. ``tile_values(k0, k1,
+    G)`` gives the (n, (k1 - k0) G) values a launch reads beside the rows,
+    padded (zeros past each softmax's C columns)."""
+    if not _usable(Z):
+        return None
+    cupy = require_cupy()
+    d, group = Z.shape[1], max(4, 1 << (n_classes - 1).bit_length())
+    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype, hessian)
+    if launches is None:
+        return None
+
+    def padded(a, k0, k1):
+        # columns k0 C to k1 C of a (rows, K C) array, each softmax padded to G
+        rows = len(a)
+        out = cupy.zeros((rows, k1 - k0, group), dtype=Z.dtype)
+        out[:, :, :n_classes] = a[:, k0 * n_classes : k1 * n_classes].reshape(
+            rows, k1 - k0, n_classes
+        )
+        return out.reshape(rows, (k1 - k0) * group)
+
+    kernels = [
+        (k0, k1, plan, _loss_kernel(Z, tile_values(k0, k1, group), plan))
+        for k0, k1, plan in launches
+    ]
+
+    def terms(coef, intercept):
+        coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
+        loss, grads, biases = 0.0, [], []
+        for k0, k1, plan, totals in kernels:
+            total = totals(padded(coef, k0, k1), padded(intercept[None], k0, k1)[0])
+            width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
+            grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
+            grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))
+            biases.append(total[cut : cut + width].reshape(-1, group)[:, :n_classes].ravel())
+            loss += total[:1]
+        return cupy.concatenate([loss, cupy.hstack(grads).ravel(), *biases])
+
+    return terms
 
 
 def class_softmax_loss_terms(Z, y, weights, n_classes):
     """``(coef, intercept) -> terms`` for K weighted multinomial log-losses
     side by side, the logistic experts' objective: the logits ``Z @ coef +
     intercept`` in K blocks of ``n_classes`` columns, block ``k``'s softmax
-    against class ``y[i]`` with weight ``weights[i, k]``; None for NumPy
-    input or where the sizes are beyond the kernel.
-
-    Each block's columns are padded to ``G``, a power of 2 of at least 4,
-    and a launch takes as many blocks as fit ``_CLASS_COLUMNS``: one read of
-    ``Z`` per launch, and nothing of size n x K x C written but the padded
-    targets, once.
+    against class ``y[i]`` with weight ``weights[i, k]``, by one kernel per
+    launch that writes nothing of size n x K x C; None for NumPy input or
+    where the sizes are beyond the kernel.
 
     Parameters
     ----------
@@ -883,44 +952,33 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
         the layout of :func:`softmax_loss_terms` with the K C columns of the
         logits as its experts.
     """
-    if not _usable(Z):
-        return None
-    cupy = require_cupy()
-    (n, d), n_groups = Z.shape, weights.shape[1]
-    group = max(4, 1 << (n_classes - 1).bit_length())
-    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype)
-    if launches is None:
-        return None
 
-    def padded(a, k0, k1):
-        # columns k0 * C to k1 * C of a (rows, K C) array, each block padded to G
-        rows = len(a)
-        out = cupy.zeros((rows, k1 - k0, group), dtype=Z.dtype)
-        out[:, :, :n_classes] = a[:, k0 * n_classes : k1 * n_classes].reshape(
-            rows, k1 - k0, n_classes
-        )
-        return out.reshape(rows, (k1 - k0) * group)
-
-    def targets(k0, k1):
+    def targets(k0, k1, group):
         # padded as they are formed: classes past C match no y
-        one_hot = weights[:, k0:k1, None] * (y[:, None, None] == cupy.arange(group))
-        return one_hot.astype(Z.dtype, copy=False).reshape(n, (k1 - k0) * group)
+        one_hot = weights[:, k0:k1, None] * (y[:, None, None] == xp.arange(group))
+        return one_hot.astype(Z.dtype, copy=False).reshape(len(Z), (k1 - k0) * group)
 
-    kernels = [(k0, k1, plan, _loss_kernel(Z, targets(k0, k1), plan)) for k0, k1, plan in launches]
+    xp = get_namespace(weights)
+    return _class_kernel_terms(Z, weights.shape[1], n_classes, targets)
 
-    def terms(coef, intercept):
-        coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
-        loss, grads, biases = 0.0, [], []
-        for k0, k1, plan, totals in kernels:
-            total = totals(padded(coef, k0, k1), padded(intercept[None], k0, k1)[0])
-            width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
-            grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
-            grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))
-            biases.append(total[cut : cut + width].reshape(-1, group)[:, :n_classes].ravel())
-            loss += total[:1]
-        return cupy.concatenate([loss, cupy.hstack(grads).ravel(), *biases])
 
-    return terms
+def class_softmax_hessian_product(Z, weights, proba):
+    """``(coef, intercept) -> terms`` for the Hessian of the losses of
+    :func:`class_softmax_loss_terms` at the blocks' probabilities ``proba``
+    (n, K, C) and row weights ``weights`` (n, K), times a change of the
+    coefficients and intercepts: the terms' gradient places hold ``Z1.T @ (w
+    (diag(p) - p p') (Z1 @ change))`` per block (their loss place is 0); None
+    where :func:`class_softmax_loss_terms` would be."""
+    n_classes = proba.shape[2]
+
+    def weighted(k0, k1, group):
+        # w p, padded to G columns
+        out = xp.zeros((len(Z), k1 - k0, group), dtype=Z.dtype)
+        out[:, :, :n_classes] = weights[:, k0:k1, None] * proba[:, k0:k1]
+        return out.reshape(len(Z), (k1 - k0) * group)
+
+    xp = get_namespace(weights)
+    return _class_kernel_terms(Z, weights.shape[1], n_classes, weighted, hessian=True)
 
 
 def _thin_product_plan(d, n_out, dtype):

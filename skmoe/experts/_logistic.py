@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._backend import expit, get_namespace, is_cupy_array, to_numpy
-from .._backend._cross_entropy import class_softmax_loss_terms
+from .._backend._cross_entropy import class_softmax_hessian_product, class_softmax_loss_terms
 from .._backend._products import affine, column_sum, transposed_product
 from .._math import exp_floored, log_softmax_rows, row_sum, softmax_cross_entropy, softmax_rows
 from .._optim import (
@@ -80,6 +80,28 @@ def _probabilities(logits):
     return softmax_rows(logits.reshape(-1, logits.shape[-1])).reshape(logits.shape)
 
 
+def _hessian_product(rows, features, proba, weights):
+    """``V -> rows' H (rows V)``, float64: the log-loss's Hessian in the
+    parameters at the experts' probabilities ``proba`` (n, K, m) and row
+    weights ``weights`` (n, K), times a change ``V`` (d + 1, K m) of them;
+    by one tiled kernel on ``features`` (the rows without their column of
+    ones) for multinomial experts where it applies, else from library calls
+    on ``rows``."""
+    K, m = proba.shape[1:]
+    fused = None
+    if features is not None and m > 1:
+        fused = class_softmax_hessian_product(features, weights, proba)
+    if fused is not None:
+        return lambda V: fused(V[:-1], V[-1])[1:].reshape(V.shape)
+    curvature = _curvature(proba, weights)
+
+    def product(V):
+        change = safe_sparse_dot(rows, V.astype(rows.dtype)).reshape(-1, K, m)
+        return transposed_product(rows, curvature(change).reshape(-1, K * m)).astype(np.float64)
+
+    return product
+
+
 def _curvature(proba, weights):
     """``change -> H change``: the log-loss's Hessian in the logits, at the
     experts' probabilities ``proba`` (n, K, m; of class 1 for a sigmoid,
@@ -115,9 +137,9 @@ class _Frame(NamedTuple):
     ``grams(W)`` for any weights, maps of parameters ``theta`` (..., d + 1)
     from and to X's coefficients and intercepts, ``curvature``, the
     rows on which Newton steps take the Hessian and their index into
-    ``rows`` (None and all rows: ``rows`` itself), and ``features``, the
-    rows without their column of ones where the fused loss kernel takes
-    them (on the GPU), else None."""
+    ``rows`` (None and all rows: ``rows`` itself), and ``features``: the
+    rows and the curvature's rows without their column of ones, where the
+    fused kernels take them (on the GPU), else None."""
 
     rows: object
     gram: np.ndarray
@@ -170,7 +192,7 @@ def _frame(X, weights, design):
         design.from_original,
         design.to_original,
         (sample.Z1, rows),
-        design.Z if on_device else None,
+        (design.Z, sample.Z) if on_device else None,
     )
 
 
@@ -281,7 +303,8 @@ class LogisticExperts:
             ]
         )
         theta, penalty, inverse = (xp.asarray(a) for a in (theta, penalty, inverse))
-        fused = _fused_log_loss(frame.features, y, weights, m)
+        features, sample_features = frame.features or (None, None)
+        fused = _fused_log_loss(features, y, weights, m)
         loss = _log_loss(y, weights, m) if fused is None else None
         # the Hessian's products from a sample of the rows on millions of
         # them, as the gate's (see skmoe._design.Design.curvature); the
@@ -289,7 +312,7 @@ class LogisticExperts:
         sample, rows = frame.curvature
         shares = _sample_shares(weights, rows)
         if shares is None:
-            sample, rows = X1, slice(None)
+            sample, rows, sample_features = X1, slice(None), features
         else:  # per column of theta
             shares = xp.repeat(shares, m)[None, :]
         sample_weights = weights[rows]
@@ -307,10 +330,8 @@ class LogisticExperts:
             value = float(value) + 0.5 * float(xp.vdot(penalty * theta, theta))
             return value, grad + penalty * theta, proba
 
-        def hessian_times(curvature, V):
-            change = logits(sample, V)
-            product = transposed_product(sample, curvature(change).reshape(-1, K * m))
-            product = product.astype(np.float64)
+        def hessian_times(product, V):
+            product = product(V)
             return (product if shares is None else product / shares) + penalty * V
 
         def precondition(R):
@@ -326,9 +347,9 @@ class LogisticExperts:
                     break
                 # on the sampled rows, formed there where the loss keeps none
                 at = proba[rows] if proba is not None else _probabilities(logits(sample, theta))
-                curvature = _curvature(at, sample_weights)
+                product = _hessian_product(sample, sample_features, at, sample_weights)
                 step = conjugate_gradient(
-                    grad, partial(hessian_times, curvature), precondition, max_iter=_CG_ITER
+                    grad, partial(hessian_times, product), precondition, max_iter=_CG_ITER
                 )
                 new = backtrack(value_grad, theta, value, grad, step)
                 if new is None:
