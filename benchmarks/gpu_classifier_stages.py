@@ -4,7 +4,9 @@
   32 float32 rows, K=8: composed from library calls (the logits, the
   cross-entropy kernel on them, ``X1.T @ grad``) against the tiled kernel
   (``skmoe._backend._tiled.class_softmax_loss_terms``), at 10 classes also
-  with all experts in one launch of 128 columns; CUDA events, median of 5.
+  with all experts in one launch of 128 columns; and one Hessian product
+  of the conjugate gradients on 2^20 sampled rows, composed and tiled;
+  CUDA events, median of 5.
 - One whole fit of ``MixtureOfExpertsClassifier(n_experts=8,
   device="cuda")`` on the rows of ``gpu_classifier.py``, its steps timed by
   wrappers that synchronise the device before and after each call (so the
@@ -56,7 +58,8 @@ STEPS = [
 
 
 def loss_rows(n_classes):
-    """``(operation, ms)`` of one loss evaluation, composed and tiled."""
+    """``(operation, ms)`` of one loss evaluation and one Hessian product,
+    composed and tiled."""
     Z = cp.random.standard_normal((N, D), dtype=cp.float32)
     X1 = cp.hstack([Z, cp.ones((N, 1), cp.float32)])
     theta = 0.1 * cp.random.standard_normal((D + 1, K * n_classes), dtype=cp.float32)
@@ -87,6 +90,13 @@ def loss_rows(n_classes):
         rows.append(
             ("tiled kernel, one launch", timed(lambda: one(theta[:-1], theta[-1]), repeat=5))
         )
+    sample, sample1, sample_w = Z[: 1 << 20], X1[: 1 << 20], w[: 1 << 20]
+    proba = _logistic._probabilities((sample1 @ theta).reshape(-1, K, n_classes))
+    V = cp.asarray(theta, dtype=cp.float64)
+    for label, features in (("composed", None), ("tiled", sample)):
+        product = _logistic._hessian_product(sample1, features, proba, sample_w)
+        ms = timed(lambda product=product: product(V), repeat=5)
+        rows.append((f"Hessian product on 2^20 rows, {label}", ms))
     return rows
 
 
