@@ -31,8 +31,10 @@ from gpu_classifier import N_EXPERTS as K
 from gpu_classifier import timed_fit
 from gpu_em import timed
 
+import skmoe._base as base
 import skmoe._solvers.em as em
 import skmoe._solvers.init as init
+from skmoe import MixtureOfExpertsClassifier
 from skmoe._backend import _tiled
 from skmoe._backend._products import transposed_product
 from skmoe._likelihood import CategoricalLikelihood
@@ -41,6 +43,12 @@ from skmoe.gates._softmax import SoftmaxGate
 
 # (owner, attribute, label) of the steps a fit is timed by
 STEPS = [
+    (base, "check_data", "setup: input checks"),
+    (MixtureOfExpertsClassifier, "_prepare_target", "setup: labels encoded"),
+    (base, "distinct_fit_rows", "setup: distinct rows"),
+    (init, "new_start", "setup: scaler, standardised rows, k-means start"),
+    (em, "Design", "setup: design of the standardised rows"),
+    (MixtureOfExpertsClassifier, "_publish", "after: fitted attributes"),
     (em.EM, "run", "EM run (each merge-and-split trial is one)"),
     (em.EM, "_step", "EM step"),
     (SoftmaxGate, "fit_standardized", "gate M-step"),
