@@ -8,12 +8,26 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_namespace, to_numpy
+from ._backend import get_namespace, is_cupy_array, to_numpy
 from ._base import BaseMixtureOfExperts, keeps_state_on_failure
 from ._chunks import in_row_chunks
 from ._compat import HasMethods, StrOptions, _fit_context
 from ._likelihood import CategoricalLikelihood
 from ._validation import like_input
+
+
+def _encoded_labels(y):
+    """The sorted classes of labels ``y`` (on the host) and each row's index
+    into them. CuPy labels are encoded on the device: only their distinct
+    values come to the host, where the target's checks see them (its type,
+    binary, multiclass or continuous, is that of its distinct values)."""
+    if is_cupy_array(y):
+        classes = get_namespace(y).unique(y)
+        check_classification_targets(to_numpy(classes))
+        return to_numpy(classes), get_namespace(y).searchsorted(classes, y)
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    return encoder.classes_, encoder.transform(y)
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
@@ -333,21 +347,20 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self.class_weight = class_weight
 
     def _prepare_target(self, y, sample_weight):
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
+        classes, codes = _encoded_labels(y)
         if self.warm_start and hasattr(self, "classes_"):
-            if not np.array_equal(encoder.classes_, self.classes_):
+            if not np.array_equal(classes, self.classes_):
                 raise ValueError(
                     f"warm_start needs the classes of the previous fit, {self.classes_}, "
-                    f"got {encoder.classes_}."
+                    f"got {classes}."
                 )
-        self.classes_ = encoder.classes_
+        self.classes_ = classes
         if self.classes_.size < 2:
             raise ValueError(
                 "This solver needs samples of at least 2 classes in the data, but the "
                 f"data contains only one class: {self.classes_[0]!r}"
             )
-        return encoder.transform(y)
+        return codes
 
     def _weigh_target(self, y, sample_weight, *, online=False):
         if self.class_weight is None:
@@ -363,6 +376,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 raise ValueError(
                     f"class_weight names classes not among the classes {self.classes_}: {unknown}."
                 )
+        y = to_numpy(y)  # the weights are looked up where sample_weight is
         weights = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y])
         sample_weight = sample_weight * weights[y]
         if not sample_weight.sum() > 0:

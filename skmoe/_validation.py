@@ -95,8 +95,11 @@ def _check_device_data(model, X, y, *, reset, finite_check):
     _check_n_features(model, X, reset=reset)
     if isinstance(y, str) and y == "no_validation":
         return X
-    if is_classifier(model):  # labels, encoded on the host (see _to_device)
-        y = column_or_1d(to_numpy(y), warn=True)
+    if is_classifier(model):
+        # 1-D CuPy labels stay where they are, to be encoded there; others
+        # are checked and encoded on the host (see _to_device)
+        if not (is_cupy_array(y) and y.ndim == 1):
+            y = column_or_1d(to_numpy(y), warn=True)
     else:
         y = cupy.asarray(y, dtype=X.dtype)
         if not bool(cupy.isfinite(y).all()):

@@ -211,6 +211,39 @@ def test_gpu_classifier_outputs_follow_the_input(regime_data):
 
 
 @pytest.mark.gpu
+def test_cupy_labels_are_encoded_as_host_labels(regime_data):
+    import cupy
+
+    X, y, X_test, _ = regime_data
+    labels = np.array([-1.5, 2.0, 7.0])[_regime_classes(X, y, 3)]  # floats that are classes
+    params = dict(device="cuda", n_experts=3, random_state=0, max_iter=5)
+    host = MixtureOfExpertsClassifier(**params).fit(X, labels)
+    device = MixtureOfExpertsClassifier(**params).fit(X, cupy.asarray(labels))
+    assert isinstance(device.classes_, np.ndarray)
+    np.testing.assert_array_equal(device.classes_, host.classes_)
+    np.testing.assert_array_equal(device.predict(X_test), host.predict(X_test))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "labels, error",
+    [
+        (lambda n: np.linspace(0.0, 1.0, n), "Unknown label type"),
+        (lambda n: np.ones(n), "only one class"),
+    ],
+    ids=["continuous", "one-class"],
+)
+def test_bad_cupy_labels_get_the_host_labels_error(regime_data, labels, error):
+    import cupy
+
+    X, _, _, _ = regime_data
+    y = labels(len(X))
+    for target in (y, cupy.asarray(y)):
+        with pytest.raises(ValueError, match=error):
+            MixtureOfExpertsClassifier(device="cuda", n_experts=2).fit(X, target)
+
+
+@pytest.mark.gpu
 def test_pickled_gpu_classifier_holds_numpy_and_predicts_the_same(regime_data):
     X, y, X_test, _ = regime_data
     y = _regime_classes(X, y, 3)
