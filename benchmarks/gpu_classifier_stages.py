@@ -61,6 +61,8 @@ STEPS = [
     (CategoricalLikelihood, "log_lik", "log-likelihood of the classes"),
     (em, "posteriors", "E-step"),
     (em.EM, "_extrapolated_step", "SQUAREM step"),
+    (em, "redundant_pair", "moves: the redundant pair sought"),
+    (em, "split_worst_expert", "moves: a split's start"),
     (init, "initial_resp", "k-means start"),
 ]
 
