@@ -139,6 +139,13 @@ def test_e_step_from_log_likelihoods_matches_numpy(n, n_experts, k, dtype):
     np.testing.assert_allclose(row_log_lik.get(), expected_row, rtol=rtol, atol=rtol)
     dense_expected = exp_floored(e_step(log_softmax_rows(f64[0]), f64[1])[0])
     np.testing.assert_allclose(dense.get(), dense_expected, rtol=rtol, atol=1e-6)
+    # without the selected experts' outputs: the same kernel, the same values
+    *unwritten, alone_row, alone_dense = e_step_kernel(
+        *map(cupy.asarray, (logits, log_lik)), k, dense=True, selected=False
+    )
+    assert unwritten == [None, None]
+    np.testing.assert_array_equal(alone_row.get(), row_log_lik.get())
+    np.testing.assert_array_equal(alone_dense.get(), dense.get())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -25,7 +25,7 @@ def fused_posteriors(Z, log_lik, top_k, logits):
     if top_k is None or top_k >= n_experts:
         # every expert selected: the kernel's dense posterior is the one
         # responsibility, for the experts and the gate alike
-        _, _, row_log_lik, dense = e_step(logits(Z), log_lik, n_experts, dense=True)
+        _, _, row_log_lik, dense = e_step(logits(Z), log_lik, n_experts, dense=True, selected=False)
         return dense, dense, row_log_lik
     return _top_k_posteriors(logits(Z), log_lik, top_k)
 

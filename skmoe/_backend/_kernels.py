@@ -166,9 +166,9 @@ __global__ void skmoe_gate_top_k(const T* logits, long long n, T* proba, int* in
 }
 
 // E-step. From the gate's logits and the experts' log-likelihoods of each
-// row: the responsibilities of the row's TOPK experts (with their indices),
-// the row's log-likelihood and, if dense_resp is not null, the posterior
-// under the dense gate (what the gate's M-step fits).
+// row: the row's log-likelihood, the responsibilities of the row's TOPK
+// experts with their indices if resp is not null, and the posterior under
+// the dense gate (what the gate's M-step fits) if dense_resp is not null.
 template <typename T, int K, int TOPK>
 __global__ void skmoe_e_step(const T* logits, const T* log_lik, long long n, T* resp,
                              int* index, T* row_log_lik, T* dense_resp) {
@@ -200,10 +200,12 @@ __global__ void skmoe_e_step(const T* logits, const T* log_lik, long long n, T* 
     for (int p = 0; p < TOPK; ++p) total += exp(joint[p] - top);
     T lse = top + log(total);
     row_log_lik[i] = lse;
+    if (resp != nullptr) {
 #pragma unroll
-    for (int p = 0; p < TOPK; ++p) {
-        resp[i * TOPK + p] = exp(joint[p] - lse);
-        index[i * TOPK + p] = idx[p];
+        for (int p = 0; p < TOPK; ++p) {
+            resp[i * TOPK + p] = exp(joint[p] - lse);
+            index[i * TOPK + p] = idx[p];
+        }
     }
     if (dense_resp == nullptr) return;
     // the dense posterior: softmax over all K of l_j + log_lik_j
@@ -365,7 +367,7 @@ def gate_top_k(logits, k):
     return proba, index
 
 
-def e_step(logits, log_lik, k, *, dense=False):
+def e_step(logits, log_lik, k, *, dense=False, selected=True):
     """Responsibilities under a top-``k`` gate, fused.
 
     Parameters
@@ -376,6 +378,10 @@ def e_step(logits, log_lik, k, *, dense=False):
     k : int
     dense : bool
         Also return the posterior under the dense gate, shape (n, K).
+    selected : bool
+        Return the selected experts' responsibilities and indices; False,
+        where the caller needs only the dense posterior (``k`` = K), leaves
+        them unwritten and returns None for both.
 
     Returns
     -------
@@ -388,21 +394,22 @@ def e_step(logits, log_lik, k, *, dense=False):
     n, K = _check(logits, k)
     dtype = logits.dtype
     logits, log_lik = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(log_lik, dtype=dtype)
-    resp = cupy.empty((n, k), dtype=dtype)
-    index = cupy.empty((n, k), dtype=cupy.int32)
+    resp = cupy.empty((n, k), dtype=dtype) if selected else None
+    index = cupy.empty((n, k), dtype=cupy.int32) if selected else None
     row_log_lik = cupy.empty(n, dtype=dtype)
     dense_resp = cupy.empty((n, K), dtype=dtype) if dense else None
     if n:
+        null = cupy.uint64(0)
         compiled_kernel(_SOURCE, _e_step_name(dtype, K, k))(
             *_grid(n),
             (
                 logits,
                 log_lik,
                 cupy.int64(n),
-                resp,
-                index,
+                null if resp is None else resp,
+                null if index is None else index,
                 row_log_lik,
-                dense_resp if dense else cupy.uint64(0),  # a null pointer
+                null if dense_resp is None else dense_resp,
             ),
         )
     return resp, index, row_log_lik, dense_resp
