@@ -261,6 +261,48 @@ def test_thin_product_matches_numpy(n, n_features, n_out, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, n_features, n_experts, n_classes",
+    # the benchmark's sizes (10 classes at 16 features: in float64 the tile
+    # of 32 does not fit); odd ones (rows past the last tile, features and
+    # columns not multiples of 4); no rows
+    [(100_003, 32, 8, 3), (100_003, 16, 8, 10), (4097, 7, 3, 3), (777, 1, 1, 5), (0, 4, 2, 3)],
+)
+def test_class_log_lik_matches_numpy(n, n_features, n_experts, n_classes, dtype):
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import class_log_lik
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, n_features)).astype(dtype)
+    y = rng.integers(n_classes, size=n)
+    coef = rng.normal(scale=0.3, size=(n_experts, n_classes, n_features)).astype(dtype)
+    intercept = rng.normal(size=(n_experts, n_classes)).astype(dtype)
+    intercept[0, 0] = 40.0  # the first expert's other classes below the floor
+    floor = 1e-10
+    out = class_log_lik(*(cupy.asarray(a) for a in (X, coef, intercept, y)), floor)
+    assert out.dtype == dtype and out.shape == (n, n_experts)
+    logits = np.einsum("nd,kcd->nkc", X.astype(np.float64), coef) + intercept
+    log_p = log_softmax_rows(logits)[np.arange(n), :, y]
+    expected = np.maximum(log_p, np.log(floor))
+    np.testing.assert_allclose(out.get(), expected, rtol=RTOL[dtype], atol=RTOL[dtype] * 10)
+    if n:  # a NaN coefficient gives its expert NaN, not the floor
+        coef[-1, 0, 0] = np.nan
+        out = class_log_lik(*(cupy.asarray(a) for a in (X, coef, intercept, y)), floor).get()
+        assert np.isnan(out[:, -1]).all() and np.isfinite(out[:, :-1]).all()
+
+
+def test_class_log_lik_declines_sizes_beyond_it():
+    cupy = pytest.importorskip("cupy")
+    from skmoe._backend._tiled import class_log_lik
+
+    y = cupy.zeros(10, dtype=cupy.int32)
+    # 320 columns; in float64, 80 columns of 32 features
+    for dtype, (d, K, C) in [(cupy.float32, (64, 16, 20)), (cupy.float64, (32, 8, 10))]:
+        X = cupy.ones((10, d), dtype=dtype)
+        assert class_log_lik(X, cupy.ones((K, C, d)), cupy.ones((K, C)), y, 1e-10) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, n_experts, k", SHAPES)
 def test_dense_from_top_k_matches_numpy(n, n_experts, k, dtype):
     cupy = pytest.importorskip("cupy")

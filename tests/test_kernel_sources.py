@@ -72,6 +72,7 @@ def _tiled_plans(dtype):
         plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
         # the gate's logits; a mixture's logits and means side by side
         plans += [_tiled._thin_product_plan(d, n, dtype) for n in (n_experts, 2 * n_experts)]
+        plans += [_tiled._class_log_lik_plan(d, n_experts, c, dtype) for c in (3, 10)]
     return plans
 
 
