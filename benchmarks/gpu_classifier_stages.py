@@ -100,6 +100,26 @@ def loss_rows(n_classes):
         rows.append(
             ("tiled kernel, one launch", timed(lambda: one(theta[:-1], theta[-1]), repeat=5))
         )
+    experts = _logistic.LogisticExperts(K, n_classes)
+    experts.coef_ = theta[:-1].T.reshape(K, n_classes, D).copy()
+    experts.intercept_ = theta[-1].reshape(K, n_classes).copy()
+    likelihood = CategoricalLikelihood(n_classes, 1.0)
+    rows.append(
+        (
+            "class log-likelihoods (n, K), composed: probabilities (n, K, C), then the classes'",
+            timed(lambda: likelihood.log_lik(likelihood.outputs(experts, Z), y, None), repeat=5),
+        )
+    )
+    floor = 1e-10
+    rows.append(
+        (
+            "class log-likelihoods (n, K), one kernel",
+            timed(
+                lambda: _tiled.class_log_lik(Z, experts.coef_, experts.intercept_, y, floor),
+                repeat=5,
+            ),
+        )
+    )
     sample, sample1, sample_w = Z[: 1 << 20], X1[: 1 << 20], w[: 1 << 20]
     proba = _logistic._probabilities((sample1 @ theta).reshape(-1, K, n_classes))
     V = cp.asarray(theta, dtype=cp.float64)
