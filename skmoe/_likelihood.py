@@ -15,6 +15,7 @@ they are a fitted attribute of the estimator.
 import numpy as np
 
 from ._backend import erf, get_namespace, to_numpy
+from ._backend._cross_entropy import class_log_lik
 from ._backend._gaussian import gaussian_log_lik, weighted_squared_residuals
 from ._backend._products import column_sum
 from ._math import exp_floored, log_softmax_rows
@@ -38,6 +39,11 @@ _EXPERT_STEPS_PER_M_STEP = 2
 
 class _Likelihood:
     """What every likelihood derives from its ``outputs`` and ``log_lik``."""
+
+    def fused_log_lik(self, experts, X, y):
+        """The (n, K) log-likelihoods straight from the experts, where a
+        kernel forms them without the outputs; None: from the outputs."""
+        return None
 
     def experts_log_lik(self, experts, X, y, params):
         """(n, K) log-likelihood of each row under each of the ``experts``."""
@@ -239,6 +245,19 @@ class CategoricalLikelihood(_Likelihood):
     def log_lik(self, proba, y, params):
         xp = get_namespace(proba)
         return xp.log(xp.maximum(proba[xp.arange(len(y)), :, y], _PROBA_FLOOR))
+
+    def fused_log_lik(self, experts, X, y):
+        """The (n, K) log-likelihoods of the built-in multinomial experts by
+        one kernel on the GPU, which forms no (n, K, C) probabilities (see
+        :func:`~skmoe._backend._tiled.class_log_lik`); None elsewhere. The
+        likelihood has no parameters for it to skip."""
+        if not isinstance(experts, LogisticExperts) or experts.n_classes < 3:
+            return None
+        return class_log_lik(X, experts.coef_, experts.intercept_, y, _PROBA_FLOOR)
+
+    def experts_log_lik(self, experts, X, y, params):
+        fused = self.fused_log_lik(experts, X, y)
+        return super().experts_log_lik(experts, X, y, params) if fused is None else fused
 
     def log_lik_grad(self, logits, y, params):
         log_proba = log_softmax_rows(logits)

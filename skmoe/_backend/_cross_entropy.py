@@ -72,3 +72,16 @@ def class_softmax_hessian_product(Z, weights, proba):
     from ._tiled import class_softmax_hessian_product as tiled_product
 
     return tiled_product(Z, weights, proba)
+
+
+def class_log_lik(X, coef, intercept, y, floor):
+    """``log max(P_k(y_i | x_i), floor)``, (n, K), for K multinomial logistic
+    models of coefficients ``coef`` (K, C, d) and intercepts (K, C), by the
+    tiled kernel, which forms no (n, K, C) probabilities (see
+    :func:`._tiled.class_log_lik`); None for NumPy input or sizes beyond the
+    kernel."""
+    if not is_cupy_array(X):
+        return None
+    from ._tiled import class_log_lik as tiled_log_lik
+
+    return tiled_log_lik(X, coef, intercept, y, floor)

@@ -1071,7 +1071,8 @@ def class_log_lik(X, coef, intercept, y, floor):
 
     Parameters
     ----------
-    X : cupy.ndarray of shape (n, d), float32 or float64
+    X : cupy.ndarray of shape (n, d); the kernel's: float32 or float64,
+        C-contiguous
     coef : cupy.ndarray of shape (K, C, d)
     intercept : cupy.ndarray of shape (K, C)
     y : cupy.ndarray of shape (n,)
@@ -1080,14 +1081,14 @@ def class_log_lik(X, coef, intercept, y, floor):
 
     Returns
     -------
-    cupy.ndarray of shape (n, K), or None where the sizes are beyond the
-    kernel or X is not C-contiguous.
+    cupy.ndarray of shape (n, K), or None where X is not C-contiguous or the
+    sizes are beyond the kernel.
     """
-    cupy = require_cupy()
     n_experts, n_classes, d = coef.shape
     plan = _class_log_lik_plan(d, n_experts, n_classes, X.dtype)
     if plan is None or not _usable(X):
         return None
+    cupy = require_cupy()
     name, rows = plan
     W = cupy.ascontiguousarray(coef.reshape(n_experts * n_classes, d).T, dtype=X.dtype)
     bias = cupy.ascontiguousarray(intercept.ravel(), dtype=X.dtype)

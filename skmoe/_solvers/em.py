@@ -241,7 +241,7 @@ class EM:
             resp=resp,
             log_lik=log_lik,
             row_log_lik=row_log_lik,
-            distance=lambda a, b: self.likelihood.distance(outputs, params, a, b),
+            distance=_distance(self.likelihood, outputs, params, experts, X),
         )
 
     def _e_step(self, gate, experts, params, X, design, y, sample_weight):
@@ -331,11 +331,17 @@ class EM:
         # products (see skmoe._design)
         builtin = {"design": design} if self.plan.builtin else {}
         experts.fit(X, y, weights, random_state=rng, **builtin)
-        outputs = likelihood.outputs(experts, X)
-        _check_finite_outputs(outputs, weights)
-        params = likelihood.update_params(experts, outputs, y, weights)
+        log_lik = likelihood.fused_log_lik(experts, X, y)
+        if log_lik is not None and all_finite(log_lik):
+            # straight from the experts (a likelihood of no parameters); the
+            # outputs are formed only if a move asks for them
+            outputs = params = None
+        else:  # from the outputs, which name an expert that fails
+            outputs = likelihood.outputs(experts, X)
+            _check_finite_outputs(outputs, weights)
+            params = likelihood.update_params(experts, outputs, y, weights)
+            log_lik = likelihood.log_lik(outputs, y, params)
         del weights  # let go before the E-step makes its (n, K) arrays
-        log_lik = likelihood.log_lik(outputs, y, params)
         return outputs, params, log_lik, *posteriors(gate, design.Z, log_lik)
 
 
@@ -380,6 +386,18 @@ class _Progress:
 
     def validation_scores(self):
         return None if self.validation is None else np.asarray(self.scores)
+
+
+def _distance(likelihood, outputs, params, experts, X):
+    """``(a, b) ->`` the per-row distances between experts a and b (see
+    the likelihoods' ``distance``), from the experts' ``outputs`` on ``X``;
+    where the E-step kept none, formed at the first call."""
+
+    @functools.cache
+    def kept():
+        return likelihood.outputs(experts, X) if outputs is None else outputs
+
+    return lambda a, b: likelihood.distance(kept(), params, a, b)
 
 
 def dead_experts(resp, sample_weight, total, restarts, min_load):
