@@ -347,3 +347,27 @@ def test_kmeans_on_a_sample_still_finds_the_regimes(regime_data, monkeypatch):
 def test_experts_that_take_device_arrays_are_told_apart(estimator, expected):
     # in a GPU fit these are given the device's rows, the others host copies
     assert takes_device_arrays(estimator) is expected
+
+
+def test_distances_without_kept_outputs_form_them_once(rng):
+    # where the E-step took the log-likelihoods straight from the experts, a
+    # move's distances form the outputs at its first call, and only then
+    from skmoe._likelihood import CategoricalLikelihood
+    from skmoe._solvers.em import _distance
+
+    X, y = rng.normal(size=(200, 3)), rng.integers(3, size=200)
+    experts = LogisticExperts(3, 3).fit(X, y, rng.uniform(size=(200, 3)))
+    calls = []
+
+    class Counting(CategoricalLikelihood):
+        def outputs(self, experts, X):
+            calls.append(1)
+            return super().outputs(experts, X)
+
+    likelihood = Counting(3, 1.0)
+    distance = _distance(likelihood, None, None, experts, X)
+    assert not calls
+    proba = experts.predict_proba(X)
+    for a, b in [(0, 1), (1, 2), (0, 2)]:
+        np.testing.assert_array_equal(distance(a, b), likelihood.distance(proba, None, a, b))
+    assert len(calls) == 1
