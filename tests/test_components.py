@@ -355,7 +355,7 @@ def test_distances_without_kept_outputs_form_them_once(rng):
     from skmoe._likelihood import CategoricalLikelihood
     from skmoe._solvers.em import _distance
 
-    X, y = rng.normal(size=(200, 3)), rng.integers(3, size=200)
+    X, y = rng.normal(size=(200, 3)), rng.randint(3, size=200)
     experts = LogisticExperts(3, 3).fit(X, y, rng.uniform(size=(200, 3)))
     calls = []
 
