@@ -64,10 +64,10 @@ def _tiled_plans(dtype):
         # columns, of 10 in 16 (4 experts: a launch's 64 columns); their
         # loss and their Hessian's products
         plans += [
-            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes, *mode)
+            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes, hessian)
             for group, classes, experts in [(4, 3, n_experts), (16, 10, 4)]
             for s in SHARED_OPTIN
-            for mode in [(False, True), (True, False)]  # the loss by labels; the Hessian
+            for hessian in (False, True)
         ]
         plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
         # the gate's logits; a mixture's logits and means side by side

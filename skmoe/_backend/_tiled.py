@@ -278,20 +278,13 @@ struct skmoe_block_sums {
 // times its probabilities) in place of the targets, W and b are a change V
 // of the coefficients, and the gradient's place takes Z.T @ (q (l - sum(q l)
 // / w)) per softmax, l = Z @ V + b and w = sum(q); the loss is 0.
-//
-// With LABELS = 1 the kernel reads each row's weight in each softmax and its
-// class, (n, K / G + 1), not its targets: each tile's targets (the weight at
-// the class's column, 0 elsewhere) are formed in shared memory. At 10
-// classes (G = 16) that reads a sixth of the values per row.
-template <typename T, int K, int KP, int D, int TR, int G, int C, int HESSIAN, int LABELS>
+template <typename T, int K, int KP, int D, int TR, int G, int C, int HESSIAN>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
                             const T* __restrict__ W, const T* __restrict__ b, long long n,
                             double* sums) {
     constexpr int THREADS = SKMOE_THREADS, DP = (D + 3) / 4 * 4;
     constexpr int XS = SKMOE_STRIDE(DP), KS = SKMOE_STRIDE(KP);
-    // the values read per row beside Z: the targets, or the weights and class
-    constexpr int DY = LABELS ? K / G + 1 : K, YS = LABELS ? SKMOE_STRIDE(DY) : KS;
     constexpr int GROUP = KP / 4;  // threads per row in the logits' patches
     constexpr int R = SKMOE_PATCH_ROWS(TR, GROUP), PATCHES = (TR / R) * GROUP;
     constexpr int BASE = (DP / 4) * (KP / 4);
@@ -302,35 +295,21 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     constexpr int SLOTS = (GRAD_PATCHES + THREADS - 1) / THREADS;
     static_assert(TR % (8 * R) == 0 && (KP & (KP - 1)) == 0 && KP >= 4 && GROUP <= 32, "sizes");
     static_assert((G & (G - 1)) == 0 && G >= 4 && G <= KP && C <= G, "softmax groups");
-    static_assert(!LABELS || (K % G == 0 && !HESSIAN), "labels: whole softmaxes, the loss");
     // whether column k is one of a softmax's C, not padding
     auto counts = [](int k) { return k < K && k % G < C; };
     T* zs = reinterpret_cast<T*>(skmoe_shared);
-    // the targets, then the gradient on the logits: two tiles as read, or
-    // (LABELS) one formed from the two tiles of weights and classes, us
-    T* ts = zs + 2 * TR * XS;
-    T* ws = ts + (LABELS ? 1 : 2) * TR * KS;
-    T* us = ws + DP * KP;
+    T* ts = zs + 2 * TR * XS;  // the targets, then the gradient on the logits
+    T* ws = ts + 2 * TR * KS;
     const int tid = threadIdx.x, k0 = 4 * (tid % GROUP);
     skmoe_load_weights<T, D, DP, K, KP>(W, ws);
     skmoe_zero_padding<T, D, DP, 2 * TR, XS>(zs);
-    if (!LABELS) skmoe_zero_padding<T, K, KP, 2 * TR, KS>(ts);
+    skmoe_zero_padding<T, K, KP, 2 * TR, KS>(ts);
     T bias[4];
 #pragma unroll
     for (int c = 0; c < 4; ++c) bias[c] = k0 + c < K ? b[k0 + c] : (T)0;
     double total[SLOTS][4][4] = {}, loss = 0, bias_sum[4] = {};
 
-    T* ys = LABELS ? us : ts;  // where the tiles read beside Z land
-    skmoe_tiles<T, D, XS, DY, YS, TR>(Z, targets, n, zs, ys, [&](const T* z, T* t, long long) {
-        if (LABELS) {  // row r's target in column k: its weight there if k is its class
-            for (int e = tid; e < TR * KP; e += THREADS) {
-                const int r = e / KP, k = e % KP;
-                const T* u = t + r * YS;  // the class last, exact in T
-                ts[r * KS + k] = counts(k) && k % G == (int)u[K / G] ? u[k / G] : (T)0;
-            }
-            __syncthreads();
-            t = ts;
-        }
+    skmoe_tiles<T, D, XS, K, KS, TR>(Z, targets, n, zs, ts, [&](const T* z, T* t, long long) {
         // Whole warps run the patch loop, for the shuffles; lanes past the
         // last patch redo earlier ones and keep nothing (a row's lanes are
         // all active or all not).
@@ -802,21 +781,16 @@ def _tensor_core_plan(d, n_experts, dtype, compute_capability):
     return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
 
 
-def _cuda_core_plan(
-    d, n_columns, dtype, shared_optin, group=None, classes=None, hessian=False, labels=False
-):
+def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None, hessian=False):
     """skmoe_softmax_loss_grad, or None where its tile or patches do not fit;
     ``shared_optin`` is the shared memory a block may opt into, in bytes (the
     device's MaxSharedMemoryPerBlockOptin). The softmaxes run over ``group``
     consecutive of the ``n_columns`` columns, of which the first ``classes``
     count; by default one softmax over all. ``hessian``: the instance that
-    forms the Hessian's products; ``labels``: the one that reads each row's
-    weights and class in place of its targets."""
+    forms the Hessian's products."""
     itemsize = np.dtype(dtype).itemsize
     dp, kp = _padded(d), max(4, 1 << (n_columns - 1).bit_length())
     row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
-    if labels:  # one tile of targets, formed from two of weights and classes
-        row_values += _stride(n_columns // group + 1) * 2 - _stride(kp)
     rows = _tile_rows(row_values, fixed_values, itemsize)
     if rows is None:  # the smallest tile, in the shared memory a block may opt into
         rows = 32 if (32 * row_values + fixed_values) * itemsize <= shared_optin else None
@@ -824,8 +798,9 @@ def _cuda_core_plan(
     if rows is None or patches > _MAX_PATCHES:
         return None
     group, classes = (kp, n_columns) if group is None else (group, classes)
-    sizes = (n_columns, kp, d, rows, group, classes, int(hessian), int(labels))
-    name = template_name("skmoe_softmax_loss_grad", dtype, *sizes)
+    name = template_name(
+        "skmoe_softmax_loss_grad", dtype, n_columns, kp, d, rows, group, classes, int(hessian)
+    )
     split = 1 if patches >= _THREADS else _THREADS // patches
     tile_bytes = (rows * row_values + fixed_values) * itemsize
     return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
@@ -922,7 +897,7 @@ def softmax_loss_terms(Z, targets):
 _CLASS_COLUMNS = 64
 
 
-def _class_launches(d, n_groups, group, n_classes, dtype, hessian, labels):
+def _class_launches(d, n_groups, group, n_classes, dtype, hessian):
     """The fewest launches of skmoe_softmax_loss_grad, of at most
     ``_CLASS_COLUMNS`` columns each where a softmax fits in that, whose
     plans take ``n_groups`` softmaxes of ``group`` columns between them:
@@ -930,8 +905,7 @@ def _class_launches(d, n_groups, group, n_classes, dtype, hessian, labels):
     optin = _shared_optin()
 
     def plan(softmaxes):
-        columns = softmaxes * group
-        return _cuda_core_plan(d, columns, dtype, optin, group, n_classes, hessian, labels)
+        return _cuda_core_plan(d, softmaxes * group, dtype, optin, group, n_classes, hessian)
 
     per = max(1, min(n_groups, _CLASS_COLUMNS // group))
     per = -(-n_groups // -(-n_groups // per))  # as even a share as that many launches allow
@@ -943,20 +917,19 @@ def _class_launches(d, n_groups, group, n_classes, dtype, hessian, labels):
     return None
 
 
-def _class_kernel_terms(Z, n_groups, n_classes, tile_values, hessian=False, labels=False):
+def _class_kernel_terms(Z, n_groups, n_classes, tile_values, hessian=False):
     """``(coef, intercept) -> terms`` of skmoe_softmax_loss_grad over
     ``n_groups`` softmaxes of ``n_classes`` side by side, or None where the
     sizes are beyond it. Each softmax's columns are padded to ``G``, a power
     of 2 of at least 4, and a launch takes as many softmaxes as fit
     ``_CLASS_COLUMNS``: one read of ``Z`` per launch. ``tile_values(k0, k1,
-    G)`` gives the values a launch reads beside the rows: (n, (k1 - k0) G),
-    padded (zeros past each softmax's C columns), or with ``labels`` each
-    row's k1 - k0 weights and its class, (n, k1 - k0 + 1)."""
+    G)`` gives the (n, (k1 - k0) G) values a launch reads beside the rows,
+    padded (zeros past each softmax's C columns)."""
     if not _usable(Z):
         return None
     cupy = require_cupy()
     d, group = Z.shape[1], max(4, 1 << (n_classes - 1).bit_length())
-    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype, hessian, labels)
+    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype, hessian)
     if launches is None:
         return None
 
@@ -1015,13 +988,13 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
         logits as its experts.
     """
 
-    def weights_and_classes(k0, k1, group):
-        # the kernel forms the targets from them (a class index is exact in
-        # either floating type)
-        return xp.concatenate([weights[:, k0:k1], y[:, None].astype(weights.dtype)], axis=1)
+    def targets(k0, k1, group):
+        # padded as they are formed: classes past C match no y
+        one_hot = weights[:, k0:k1, None] * (y[:, None, None] == xp.arange(group))
+        return one_hot.astype(Z.dtype, copy=False).reshape(len(Z), (k1 - k0) * group)
 
     xp = get_namespace(weights)
-    return _class_kernel_terms(Z, weights.shape[1], n_classes, weights_and_classes, labels=True)
+    return _class_kernel_terms(Z, weights.shape[1], n_classes, targets)
 
 
 def class_softmax_hessian_product(Z, weights, proba):
