@@ -215,10 +215,10 @@ def test_cupy_labels_are_encoded_as_host_labels(regime_data):
     import cupy
 
     X, y, X_test, _ = regime_data
-    labels = np.array([-1.5, 2.0, 7.0])[_regime_classes(X, y, 3)]  # floats that are classes
+    labels = np.array([-1.0, 2.0, 7.0])[_regime_classes(X, y, 3)]  # floats that are classes
     params = dict(device="cuda", n_experts=3, random_state=0, max_iter=5)
     host = MixtureOfExpertsClassifier(**params).fit(X, labels)
-    device = MixtureOfExpertsClassifier(**params).fit(X, cupy.asarray(labels))
+    device = MixtureOfExpertsClassifier(**params).fit(cupy.asarray(X), cupy.asarray(labels))
     assert isinstance(device.classes_, np.ndarray)
     np.testing.assert_array_equal(device.classes_, host.classes_)
     np.testing.assert_array_equal(device.predict(X_test), host.predict(X_test))
@@ -238,9 +238,9 @@ def test_bad_cupy_labels_get_the_host_labels_error(regime_data, labels, error):
 
     X, _, _, _ = regime_data
     y = labels(len(X))
-    for target in (y, cupy.asarray(y)):
+    for data in [(X, y), (cupy.asarray(X), cupy.asarray(y))]:
         with pytest.raises(ValueError, match=error):
-            MixtureOfExpertsClassifier(device="cuda", n_experts=2).fit(X, target)
+            MixtureOfExpertsClassifier(device="cuda", n_experts=2).fit(*data)
 
 
 @pytest.mark.gpu
