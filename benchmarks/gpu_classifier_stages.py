@@ -55,7 +55,7 @@ STEPS = [
     (SoftmaxGate, "fit_standardized", "gate M-step"),
     (_logistic.LogisticExperts, "fit", "experts' M-step"),
     (_logistic, "_frame", "experts: coordinates and bounds' Gram matrices"),
-    (_logistic, "_fused_log_loss", "experts: the loss kernel's inputs"),
+    (_logistic, "_fused_log_loss", "experts: padded targets"),
     (_logistic, "conjugate_gradient", "experts: conjugate gradients"),
     (_logistic, "backtrack", "experts: line search"),
     (CategoricalLikelihood, "outputs", "class probabilities (n, K, C)"),
@@ -83,14 +83,14 @@ def loss_rows(n_classes):
         grad = loss((X1 @ theta).reshape(N, K, n_classes))[1]
         return transposed_product(X1, grad.reshape(N, K * n_classes))
 
-    def tiled_terms():  # its inputs (weights and classes), formed once per M-step
+    def tiled_terms():  # the padded targets, formed once per M-step
         return _tiled.class_softmax_loss_terms(Z, y, w, n_classes)
 
     terms = tiled_terms()
     rows = [
         ("composed: logits, cross-entropy kernel, X1.T @ grad", timed(composed, repeat=5)),
         ("tiled kernel", timed(lambda: terms(theta[:-1], theta[-1]), repeat=5)),
-        ("tiled kernel's inputs (weights and classes)", timed(tiled_terms, repeat=3, warmup=1)),
+        ("tiled kernel's padded targets", timed(tiled_terms, repeat=3, warmup=1)),
     ]
     if n_classes > 8:  # 16 columns each: 8 experts are two launches, or one of 128 columns
         saved, _tiled._CLASS_COLUMNS = _tiled._CLASS_COLUMNS, 128
