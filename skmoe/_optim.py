@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from ._backend import expit, get_namespace, to_numpy
+from ._backend._cross_entropy import class_softmax_hessian_product
 from ._backend._products import transposed_product
 from ._math import exp_floored, log_softmax_rows, row_sum, vdot
 
@@ -158,7 +159,7 @@ def fit_softmax_newton(
                 blocks = _block_factors(grams, penalty, scale, xp)
                 grams = None
             step = _newton_cg_step(
-                curvature.Z1,
+                curvature,
                 proba,
                 sample_weight,
                 device_sample_penalty,
@@ -319,20 +320,32 @@ def evidence_alpha(grams, theta, alpha, pattern, fixed=0.0):
     return float(np.clip(gamma / norm, *(curvature * np.array(RELATIVE_ALPHA_RANGE))))
 
 
-def _newton_cg_step(Z1, proba, row_weight, penalty, scale, grad, blocks):
+def _newton_cg_step(design, proba, row_weight, penalty, scale, grad, blocks):
     """An approximate solution of ``H step = grad`` by conjugate gradients
-    preconditioned by ``blocks``, H the gate's Hessian applied as products."""
+    preconditioned by ``blocks``, H the gate's Hessian on the rows of
+    ``design`` applied as products: on the GPU by one tiled kernel each
+    (the logistic experts', for one softmax), else from array operations."""
     xp = get_namespace(grad)
-    weighted = proba * row_weight[:, None]
+    fused = class_softmax_hessian_product(design.Z, row_weight[:, None], proba[:, None, :])
+    if fused is not None:
+
+        def curvature_times(V):
+            return fused(V[:-1], V[-1])[1:].reshape(V.shape).astype(V.dtype)
+
+    else:
+        Z1, weighted = design.Z1, proba * row_weight[:, None]
+
+        def curvature_times(V):
+            # R (diag(p) - p p') applied to each row's change of logits, in place
+            change = Z1 @ V
+            change *= weighted
+            change -= proba * row_sum(change)[:, None]
+            # one product, not transposed_product's slices: the product steers
+            # the step, which the line search checks, and needs no more digits
+            return Z1.T @ change
 
     def hessian_times(V):
-        # R (diag(p) - p p') applied to each row's change of logits, in place
-        change = Z1 @ V
-        change *= weighted
-        change -= proba * row_sum(change)[:, None]
-        # one product, not transposed_product's slices: the product steers
-        # the step, which the line search checks, and needs no more digits
-        return (Z1.T @ change + penalty * V) / scale
+        return (curvature_times(V) + penalty * V) / scale
 
     def precondition(R):
         # one batched product where R lies: no round trip to the host

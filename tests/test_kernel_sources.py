@@ -69,6 +69,11 @@ def _tiled_plans(dtype):
             for s in SHARED_OPTIN
             for hessian in (False, True)
         ]
+        # the gate's Hessian products: one softmax of K in G columns
+        group = max(4, 1 << (n_experts - 1).bit_length())
+        plans += [
+            _tiled._cuda_core_plan(d, group, dtype, s, group, n_experts, True) for s in SHARED_OPTIN
+        ]
         plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
         # the gate's logits; a mixture's logits and means side by side
         plans += [_tiled._thin_product_plan(d, n, dtype) for n in (n_experts, 2 * n_experts)]
