@@ -381,6 +381,34 @@ def test_gpu_gate_fit_by_the_fused_loss_matches_cpu(dtype, rtol):
 
 
 @pytest.mark.gpu
+def test_gate_newton_step_by_the_tiled_product_matches_cpu():
+    # the same conjugate gradients, the Hessian's products by the tiled
+    # kernel on the GPU: float64 rounding apart, the same step
+    import cupy
+
+    from skmoe._design import Design
+    from skmoe._optim import _newton_cg_step
+
+    rng = np.random.default_rng(0)
+    n, d, K = 5000, 12, 6
+    Z, proba = rng.normal(size=(n, d)), rng.dirichlet(np.ones(K), size=n)
+    weight, grad = rng.uniform(size=n), rng.normal(size=(d + 1, K))
+    # a penalty of 0.1 per row: the shift all logits share has curvature too
+    penalty, blocks = np.full((d + 1, 1), 0.1 * n), np.stack([np.eye(d + 1)] * K)
+    steps = [
+        _newton_cg_step(
+            Design(xp.asarray(Z)),
+            *map(xp.asarray, (proba, weight, penalty)),
+            n,
+            xp.asarray(grad),
+            xp.asarray(blocks),
+        )
+        for xp in (np, cupy)
+    ]
+    np.testing.assert_allclose(steps[1].get(), steps[0], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_fused_predict_refuses_non_finite_rows(regime_data, bad):
     import cupy
