@@ -987,13 +987,13 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
         the layout of :func:`softmax_loss_terms` with the K C columns of the
         logits as its experts.
     """
+    xp = get_namespace(weights)
 
     def targets(k0, k1, group):
         # padded as they are formed: classes past C match no y
         one_hot = weights[:, k0:k1, None] * (y[:, None, None] == xp.arange(group))
         return one_hot.astype(Z.dtype, copy=False).reshape(len(Z), (k1 - k0) * group)
 
-    xp = get_namespace(weights)
     return _class_kernel_terms(Z, weights.shape[1], n_classes, targets)
 
 
@@ -1004,7 +1004,7 @@ def class_softmax_hessian_product(Z, weights, proba):
     coefficients and intercepts: the terms' gradient places hold ``Z1.T @ (w
     (diag(p) - p p') (Z1 @ change))`` per block (their loss place is 0); None
     where :func:`class_softmax_loss_terms` would be."""
-    n_classes = proba.shape[2]
+    n_classes, xp = proba.shape[2], get_namespace(weights)
 
     def weighted(k0, k1, group):
         # w p, padded to G columns
@@ -1012,7 +1012,6 @@ def class_softmax_hessian_product(Z, weights, proba):
         out[:, :, :n_classes] = weights[:, k0:k1, None] * proba[:, k0:k1]
         return out.reshape(len(Z), (k1 - k0) * group)
 
-    xp = get_namespace(weights)
     return _class_kernel_terms(Z, weights.shape[1], n_classes, weighted, hessian=True)
 
 
