@@ -250,7 +250,8 @@ class CategoricalLikelihood(_Likelihood):
         """The (n, K) log-likelihoods of the built-in multinomial experts by
         one kernel on the GPU, which forms no (n, K, C) probabilities (see
         :func:`~skmoe._backend._tiled.class_log_lik`); None elsewhere. The
-        likelihood has no parameters for it to skip."""
+        likelihood has no parameters of its own, which would need the
+        probabilities."""
         if not isinstance(experts, LogisticExperts) or experts.n_classes < 3:
             return None
         return class_log_lik(X, experts.coef_, experts.intercept_, y, _PROBA_FLOOR)

@@ -330,7 +330,7 @@ def _newton_cg_step(design, proba, row_weight, penalty, scale, grad, blocks):
     if fused is not None:
 
         def curvature_times(V):
-            return fused(V[:-1], V[-1])[1:].reshape(V.shape).astype(V.dtype)
+            return fused(V).astype(V.dtype)
 
     else:
         Z1, weighted = design.Z1, proba * row_weight[:, None]

@@ -62,16 +62,20 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
 
 
 def class_softmax_hessian_product(Z, weights, proba):
-    """``(coef, intercept) -> terms``: the Hessian of the losses of
+    """``V -> H V``, float64: the Hessian of the losses of
     :func:`class_softmax_loss_terms` at the probabilities ``proba`` (n, K, C)
-    times a change of the coefficients, by the tiled kernel (see
+    times a change ``V`` (d + 1, K C) of the coefficients, the intercepts'
+    row last, by the tiled kernel (see
     :func:`._tiled.class_softmax_hessian_product`); None for NumPy input or
     sizes beyond the kernel."""
     if not is_cupy_array(Z):
         return None
     from ._tiled import class_softmax_hessian_product as tiled_product
 
-    return tiled_product(Z, weights, proba)
+    terms = tiled_product(Z, weights, proba)
+    if terms is None:
+        return None
+    return lambda V: terms(V[:-1], V[-1])[1:].reshape(V.shape)  # past the loss's place
 
 
 def class_log_lik(X, coef, intercept, y, floor):

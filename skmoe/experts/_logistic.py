@@ -92,7 +92,7 @@ def _hessian_product(rows, features, proba, weights):
     if features is not None and m > 1:
         fused = class_softmax_hessian_product(features, weights, proba)
     if fused is not None:
-        return lambda V: fused(V[:-1], V[-1])[1:].reshape(V.shape)
+        return fused
     curvature = _curvature(proba, weights)
 
     def product(V):
