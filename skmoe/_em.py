@@ -12,6 +12,7 @@ from ._backend import get_namespace, to_numpy
 from ._backend._e_step import fused_posteriors
 from ._chunks import in_row_chunks
 from ._math import exp_floored, log_softmax_rows, logsumexp_rows
+from ._optim import _threadpool_controller
 from ._rows import distinct_rows
 
 # An expert whose load falls under min_expert_load is restarted on the rows the
@@ -185,7 +186,11 @@ def kmeans_labels(Z, sample_weight, n_clusters, rng):
     Z_sample = to_numpy(Z[sample])
     distinct = distinct_rows(Z_sample, None, to_numpy(sample_weight[sample]))
     kmeans = KMeans(min(n_clusters, distinct.rows.size), n_init=1, random_state=rng)
-    kmeans.fit(Z_sample[distinct.rows], sample_weight=distinct.weight)
+    # on one thread: scikit-learn's Lloyd iterations add their threads'
+    # partial sums in the order the threads finish, so that on many cores
+    # the centres, and the EM that starts from them, changed from run to run
+    with _threadpool_controller().limit(limits=1):
+        kmeans.fit(Z_sample[distinct.rows], sample_weight=distinct.weight)
     centres = xp.asarray(kmeans.cluster_centers_, dtype=Z.dtype)
     # nearest centre, the same sums on either device: |z - c|^2 less the
     # |z|^2 that all centres share

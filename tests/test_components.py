@@ -334,6 +334,26 @@ def test_kmeans_on_a_sample_still_finds_the_regimes(regime_data, monkeypatch):
     assert sampled > full - 0.01
 
 
+def test_kmeans_start_runs_on_one_thread(regime_data, monkeypatch):
+    # scikit-learn's Lloyd iterations add their threads' partial sums in the
+    # order the threads finish: on more threads the start, and so the fit,
+    # could change from one run to the next
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    X, y, _, _ = regime_data
+    threads, fit = [], KMeans.fit
+
+    def recording(self, *args, **kwargs):
+        threads.extend(info["num_threads"] for info in threadpool_info())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit", recording)
+    with threadpool_limits(limits=4):
+        MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+    assert threads and set(threads) == {1}
+
+
 @pytest.mark.parametrize(
     "estimator, expected",
     [
