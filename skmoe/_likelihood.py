@@ -47,7 +47,8 @@ class _Likelihood:
 
     def experts_log_lik(self, experts, X, y, params):
         """(n, K) log-likelihood of each row under each of the ``experts``."""
-        return self.log_lik(self.outputs(experts, X), y, params)
+        fused = self.fused_log_lik(experts, X, y)
+        return self.log_lik(self.outputs(experts, X), y, params) if fused is None else fused
 
 
 class GaussianLikelihood(_Likelihood):
@@ -255,10 +256,6 @@ class CategoricalLikelihood(_Likelihood):
         if not isinstance(experts, LogisticExperts) or experts.n_classes < 3:
             return None
         return class_log_lik(X, experts.coef_, experts.intercept_, y, _PROBA_FLOOR)
-
-    def experts_log_lik(self, experts, X, y, params):
-        fused = self.fused_log_lik(experts, X, y)
-        return super().experts_log_lik(experts, X, y, params) if fused is None else fused
 
     def log_lik_grad(self, logits, y, params):
         log_proba = log_softmax_rows(logits)

@@ -28,7 +28,11 @@ def _threadpool_controller():
     """The products of the solvers here are thin (n x d times d x m) and
     alternate with element-wise work; a multi-threaded BLAS gains nothing on
     them, and its spinning workers slow the element-wise work several-fold
-    (as KMeans, scikit-learn limits BLAS to one thread around such loops)."""
+    (as KMeans, scikit-learn limits BLAS to one thread around such loops).
+    The k-means start limits OpenMP by it too (see
+    :func:`skmoe._em.kmeans_labels`). One controller, of the libraries
+    loaded when it is first made: NumPy's and SciPy's BLAS, and
+    scikit-learn's OpenMP, which ``import skmoe`` loads."""
     return ThreadpoolController()
 
 
