@@ -39,6 +39,7 @@ from ._kernels import (
     ROW_HELPERS_SOURCE,
     compiled_kernel,
     mixture_mean,
+    padded_class_targets,
     template_name,
 )
 
@@ -626,12 +627,14 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     block.write(sums);
 }
 
-// out = X @ W + bias for the (n, D) matrix X and a thin (D, N) W: the tile's
-// products in shared memory, then written out whole rows at a time.
-template <typename T, int N, int D, int TR>
-__global__ void __launch_bounds__(SKMOE_THREADS)
-    skmoe_thin_product(const T* __restrict__ X, const T* __restrict__ W,
-                       const T* __restrict__ bias, long long n, T* out) {
+// X @ W + bias for the (n, D) matrix X and a thin (D, N) W, a tile of TR
+// rows at a time in shared memory: epilogue(os, rows, row0) then reads the
+// tile's products, row r's at os[r * OS], OS = SKMOE_STRIDE of N padded.
+template <typename T, int N, int D, int TR, typename Epilogue>
+__device__ __forceinline__ void skmoe_tiled_products(const T* __restrict__ X,
+                                                     const T* __restrict__ W,
+                                                     const T* __restrict__ bias, long long n,
+                                                     Epilogue epilogue) {
     constexpr int NP = (N + 3) / 4 * 4, DP = (D + 3) / 4 * 4;
     constexpr int XS = SKMOE_STRIDE(DP), OS = SKMOE_STRIDE(NP);
     __shared__ __align__(16) T xs[2][TR][XS];
@@ -642,36 +645,37 @@ __global__ void __launch_bounds__(SKMOE_THREADS)
     auto tile = [&](const T* x, T*, long long row0) {
         skmoe_tile_products<T, DP, NP, TR, XS, OS>(x, &ws[0][0], bias, N, &os[0][0]);
         __syncthreads();
-        const int rows = n - row0 < TR ? n - row0 : TR;
-        for (int e = threadIdx.x; e < rows * N; e += SKMOE_THREADS)
-            out[row0 * N + e] = os[e / N][e % N];
+        epilogue(&os[0][0], n - row0 < TR ? (int)(n - row0) : TR, row0);
     };
     skmoe_tiles<T, D, XS, 0, 4, TR>(X, X, n, &xs[0][0][0], &xs[0][0][0], tile);
 }
 
+// out = X @ W + bias, written out whole rows at a time.
+template <typename T, int N, int D, int TR>
+__global__ void __launch_bounds__(SKMOE_THREADS)
+    skmoe_thin_product(const T* __restrict__ X, const T* __restrict__ W,
+                       const T* __restrict__ bias, long long n, T* out) {
+    constexpr int OS = SKMOE_STRIDE((N + 3) / 4 * 4);
+    skmoe_tiled_products<T, N, D, TR>(X, W, bias, n, [&](const T* os, int rows, long long row0) {
+        for (int e = threadIdx.x; e < rows * N; e += SKMOE_THREADS)
+            out[row0 * N + e] = os[(e / N) * OS + e % N];
+    });
+}
+
 // Each row's log-probability of its class y under each of K softmaxes of C
 // consecutive columns of X @ W + bias (the logistic experts' log-likelihoods
-// of the rows), at least log_floor (NaN kept): the tile's products in shared
-// memory, then a thread per (row, softmax). Nothing of size n x K x C is
-// written.
+// of the rows), at least log_floor (NaN kept): a thread per (row, softmax)
+// of each tile's products. Nothing of size n x K x C is written.
 template <typename T, int K, int C, int D, int TR>
 __global__ void __launch_bounds__(SKMOE_THREADS)
     skmoe_class_log_lik(const T* __restrict__ X, const T* __restrict__ W,
                         const T* __restrict__ bias, const int* __restrict__ y, long long n,
                         T log_floor, T* out) {
-    constexpr int N = K * C, NP = (N + 3) / 4 * 4, DP = (D + 3) / 4 * 4;
-    constexpr int XS = SKMOE_STRIDE(DP), OS = SKMOE_STRIDE(NP);
-    __shared__ __align__(16) T xs[2][TR][XS];
-    __shared__ __align__(16) T os[TR][OS];
-    __shared__ __align__(16) T ws[DP][NP];
-    skmoe_load_weights<T, D, DP, N, NP>(W, &ws[0][0]);
-    skmoe_zero_padding<T, D, DP, 2 * TR, XS>(&xs[0][0][0]);
-    auto tile = [&](const T* x, T*, long long row0) {
-        skmoe_tile_products<T, DP, NP, TR, XS, OS>(x, &ws[0][0], bias, N, &os[0][0]);
-        __syncthreads();
-        const int rows = n - row0 < TR ? n - row0 : TR;
+    constexpr int OS = SKMOE_STRIDE((K * C + 3) / 4 * 4);
+    skmoe_tiled_products<T, K * C, D, TR>(X, W, bias, n, [&](const T* os, int rows,
+                                                             long long row0) {
         for (int e = threadIdx.x; e < rows * K; e += SKMOE_THREADS) {
-            const T* l = &os[e / K][(e % K) * C];
+            const T* l = os + (e / K) * OS + (e % K) * C;
             T top = l[0], total = 0;
 #pragma unroll
             for (int c = 1; c < C; ++c) top = max(top, l[c]);
@@ -680,8 +684,7 @@ __global__ void __launch_bounds__(SKMOE_THREADS)
             const T v = l[y[row0 + e / K]] - top - log(total);
             out[row0 * K + e] = v < log_floor ? log_floor : v;  // NaN is not below
         }
-    };
-    skmoe_tiles<T, D, XS, 0, 4, TR>(X, X, n, &xs[0][0][0], &xs[0][0][0], tile);
+    });
 }
 
 // Prediction of a mixture of linear experts: each row's gate logits and
@@ -990,6 +993,9 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
     xp = get_namespace(weights)
 
     def targets(k0, k1, group):
+        out = padded_class_targets(weights, y, k0, k1, group, Z.dtype)
+        if out is not None:
+            return out
         # padded as they are formed: classes past C match no y
         one_hot = weights[:, k0:k1, None] * (y[:, None, None] == xp.arange(group))
         return one_hot.astype(Z.dtype, copy=False).reshape(len(Z), (k1 - k0) * group)
