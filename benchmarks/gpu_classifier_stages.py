@@ -33,6 +33,7 @@ from gpu_classifier import timed_fit
 from gpu_em import timed
 
 import skmoe._base as base
+import skmoe._optim as _optim
 import skmoe._solvers.em as em
 import skmoe._solvers.init as init
 from skmoe import MixtureOfExpertsClassifier
@@ -53,6 +54,10 @@ STEPS = [
     (em.EM, "run", "EM run (each merge-and-split trial is one)"),
     (em.EM, "_step", "EM step"),
     (SoftmaxGate, "fit_standardized", "gate M-step"),
+    (SoftmaxGate, "_fused_loss_terms", "gate: loss kernel's setup"),
+    (_optim, "_block_factors", "gate: blocks' inverses"),
+    (_optim, "_newton_cg_step", "gate: conjugate gradients"),
+    (_optim, "backtrack", "gate: line search"),
     (_logistic.LogisticExperts, "fit", "experts' M-step"),
     (_logistic, "_frame", "experts: coordinates and bounds' Gram matrices"),
     (_logistic, "_fused_log_loss", "experts: padded targets"),

@@ -160,7 +160,7 @@ def fit_softmax_newton(
             proba = _curvature_proba(proba, curvature, theta)
             if n_iter % _PRECONDITIONER_EVERY == 0:
                 grams = block_grams(proba) if grams is None else grams
-                blocks = _block_factors(grams, penalty, scale, xp)
+                blocks = _block_factors(grams, penalty, scale)
                 grams = None
             step = _newton_cg_step(
                 curvature,
@@ -239,31 +239,44 @@ def conjugate_gradient(grad, hessian_times, precondition, max_iter=None):
     conjugate gradients, ``H`` given by its products: at most ``max_iter``
     iterations (``_CG_MAX_ITER`` by default), stopped at a relative residual
     of ``_CG_RTOL``. Falls back to the preconditioned gradient where no
-    direction of positive curvature is found."""
+    direction of positive curvature is found.
+
+    ``grad``, the products and the step are where the rows are; the
+    iterations' vectors, a few hundred parameters, stay on the host, in
+    ``grad``'s floating type, and ``precondition`` takes and gives host
+    arrays. On the GPU an iteration is then one product and two small
+    copies, where the same algebra on the device took a dozen launches of
+    tiny kernels and three synchronisations to read its scalars.
+    """
     xp = get_namespace(grad)
-    step = xp.zeros_like(grad)
+    grad = to_numpy(grad)
+
+    def product(V):
+        return to_numpy(hessian_times(xp.asarray(V))).astype(grad.dtype, copy=False)
+
+    step = np.zeros_like(grad)
     residual = grad
     direction = precondition(residual)
-    rz = float(xp.vdot(residual, direction))
-    stop = _CG_RTOL * float(xp.linalg.norm(grad))
+    rz = float(np.vdot(residual, direction))
+    stop = _CG_RTOL * float(np.linalg.norm(grad))
     for _ in range(_CG_MAX_ITER if max_iter is None else max_iter):
-        product = hessian_times(direction)
-        curvature = float(xp.vdot(direction, product))
+        change = product(direction)
+        curvature = float(np.vdot(direction, change))
         # flat (a shift shared by all classes) up to rounding: scikit-learn's
         # newton-cg test. Its float64 epsilon even for float32 products: the
         # dtype's stopped sharp gates' steps early (R^2 0.993, not 0.9987, on
         # 10M rows of GPU float32)
-        if curvature <= 16 * np.finfo(np.float64).eps * float(xp.vdot(direction, direction)):
+        if curvature <= 16 * np.finfo(np.float64).eps * float(np.vdot(direction, direction)):
             break
         size = rz / curvature
         step = step + size * direction
-        residual = residual - size * product
-        if float(xp.linalg.norm(residual)) <= stop:
+        residual = residual - size * change
+        if float(np.linalg.norm(residual)) <= stop:
             break
         preconditioned = precondition(residual)
-        rz, previous = float(xp.vdot(residual, preconditioned)), rz
+        rz, previous = float(np.vdot(residual, preconditioned)), rz
         direction = preconditioned + (rz / previous) * direction
-    return step if bool(xp.any(step != 0)) else precondition(grad)
+    return xp.asarray(step if np.any(step != 0) else precondition(grad))
 
 
 # Newton steps between refreshes of the blocks (they need only stay close to
@@ -277,16 +290,16 @@ _CG_MAX_ITER = 10
 _CG_RTOL = 0.1
 
 
-def _block_factors(grams, penalty, scale, xp):
+def _block_factors(grams, penalty, scale):
     """Inverses of the gate Hessian's diagonal blocks, one per expert,
-    ``(grams[k] + diag(penalty)) / scale``, as one float64 array of shape
-    (K, d + 1, d + 1) on the device of the namespace ``xp``."""
+    ``(grams[k] + diag(penalty)) / scale``, as one float64 host array of
+    shape (K, d + 1, d + 1), where the conjugate gradients apply them."""
     identity = np.eye(len(penalty))
     inverses = [
         scipy.linalg.cho_solve(_damped_cholesky((gram + np.diag(penalty)) / scale), identity)
         for gram in grams
     ]
-    return xp.asarray(np.stack(inverses))
+    return np.stack(inverses)
 
 
 def evidence_alpha(grams, theta, alpha, pattern, fixed=0.0):
@@ -329,7 +342,6 @@ def _newton_cg_step(design, proba, row_weight, penalty, scale, grad, blocks):
     preconditioned by ``blocks``, H the gate's Hessian on the rows of
     ``design`` applied as products: on the GPU by one tiled kernel each
     (the logistic experts', for one softmax), else from array operations."""
-    xp = get_namespace(grad)
     fused = class_softmax_hessian_product(design.Z, row_weight[:, None], proba[:, None, :])
     if fused is not None:
 
@@ -352,8 +364,8 @@ def _newton_cg_step(design, proba, row_weight, penalty, scale, grad, blocks):
         return (curvature_times(V) + penalty * V) / scale
 
     def precondition(R):
-        # one batched product where R lies: no round trip to the host
-        return xp.einsum("kij,jk->ik", blocks, R.astype(blocks.dtype)).astype(grad.dtype)
+        # all experts' blocks in one batched product, on the host as R
+        return np.einsum("kij,jk->ik", blocks, R.astype(blocks.dtype)).astype(R.dtype)
 
     return conjugate_gradient(grad, hessian_times, precondition)
 

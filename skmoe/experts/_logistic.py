@@ -302,7 +302,7 @@ class LogisticExperts:
                 for k, g in enumerate(frame.gram)
             ]
         )
-        theta, penalty, inverse = (xp.asarray(a) for a in (theta, penalty, inverse))
+        theta, penalty = xp.asarray(theta), xp.asarray(penalty)
         features, sample_features = frame.features or (None, None)
         fused = _fused_log_loss(features, y, weights, m)
         loss = _log_loss(y, weights, m) if fused is None else None
@@ -335,7 +335,8 @@ class LogisticExperts:
             return (product if shares is None else product / shares) + penalty * V
 
         def precondition(R):
-            return xp.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
+            # on the host, where the conjugate gradients keep their vectors
+            return np.einsum("kij,jkc->ikc", inverse, R.reshape(d + 1, K, m)).reshape(R.shape)
 
         scale = max(float(weights.sum()), np.finfo(float).tiny)
         # float32 logits hold about 7 digits: below that the steps chase rounding
