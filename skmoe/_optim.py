@@ -85,7 +85,8 @@ def fit_softmax_newton(
     preconditioned by the Hessian's diagonal blocks, one (d+1) x (d+1)
     inverse per expert, O(n K d^2) (one product with the design's outer
     products where it has them), refreshed every few steps and applied to
-    all experts in one batched product on Z's device. Within an
+    all experts in one batched product on the host, where the conjugate
+    gradients keep their small vectors (see :func:`conjugate_gradient`). Within an
     expert's block the curvature is exact and the experts couple only
     through their shared rows, so a few iterations suffice. (Böhning's
     bound, ``1/2 I kron Z1' R Z1``, one factor for all experts, is far
