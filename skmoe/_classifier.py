@@ -133,8 +133,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         over the training rows).
     tol : float, default=1e-3
         EM stops when the objective (mean log-likelihood less the penalties
-        per unit of sample weight) changes by less than ``tol`` (with wrapped
-        estimators, see ``n_iter_no_change``), and a merge-and-split move
+        per unit of sample weight) changes by less than ``tol`` and so does
+        Aitken's estimate of its rise still to come, from the last two
+        iterations' (with wrapped estimators, see ``n_iter_no_change``),
+        and a merge-and-split move
         is kept only if it raises the objective by more than ``tol``. Gradient
         training stops when the objective, or the validation score, has not
         improved by ``tol`` for ``n_iter_no_change`` epochs.
