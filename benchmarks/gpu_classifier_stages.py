@@ -4,7 +4,8 @@
   32 float32 rows, K=8: composed from library calls (the logits, the
   cross-entropy kernel on them, ``X1.T @ grad``) against the tiled kernel
   (``skmoe._backend._tiled.class_softmax_loss_terms``), at 10 classes also
-  with all experts in one launch of 128 columns; one Hessian product of
+  with all experts in one launch of 128 columns, and the loss alone (a
+  line search's last trial); one Hessian product of
   the conjugate gradients on 2^20 sampled rows, composed and tiled; and the
   E-step's (n, K) class log-likelihoods, composed and by one kernel
   (``class_log_lik``); CUDA events, median of 5.
@@ -60,7 +61,7 @@ STEPS = [
     (_optim, "backtrack", "gate: line search"),
     (_logistic.LogisticExperts, "fit", "experts' M-step"),
     (_logistic, "_frame", "experts: coordinates and bounds' Gram matrices"),
-    (_logistic, "_fused_log_loss", "experts: padded targets"),
+    (_logistic, "_fused_log_loss", "experts: loss kernels' setup (labels, launch plans)"),
     (_logistic, "conjugate_gradient", "experts: conjugate gradients"),
     (_logistic, "backtrack", "experts: line search"),
     (CategoricalLikelihood, "outputs", "class probabilities (n, K, C)"),
@@ -88,14 +89,18 @@ def loss_rows(n_classes):
         grad = loss((X1 @ theta).reshape(N, K, n_classes))[1]
         return transposed_product(X1, grad.reshape(N, K * n_classes))
 
-    def tiled_terms():  # the padded targets, formed once per M-step
+    def tiled_terms():  # the labels and the launches, set up once per M-step
         return _tiled.class_softmax_loss_terms(Z, y, w, n_classes)
 
     terms = tiled_terms()
     rows = [
         ("composed: logits, cross-entropy kernel, X1.T @ grad", timed(composed, repeat=5)),
         ("tiled kernel", timed(lambda: terms(theta[:-1], theta[-1]), repeat=5)),
-        ("tiled kernel's padded targets", timed(tiled_terms, repeat=3, warmup=1)),
+        (
+            "tiled kernel, the loss alone",
+            timed(lambda: terms(theta[:-1], theta[-1], False), repeat=5),
+        ),
+        ("tiled kernel's setup: labels, launch plans", timed(tiled_terms, repeat=3, warmup=1)),
     ]
     if n_classes > 8:  # 16 columns each: 8 experts are two launches, or one of 128 columns
         saved, _tiled._CLASS_COLUMNS = _tiled._CLASS_COLUMNS, 128

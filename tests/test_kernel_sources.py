@@ -64,15 +64,16 @@ def _tiled_plans(dtype):
         # columns, of 10 in 16 (4 experts: a launch's 64 columns); their
         # loss and their Hessian's products
         plans += [
-            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes, hessian)
+            _tiled._cuda_core_plan(d, group * experts, dtype, s, group, classes, values)
             for group, classes, experts in [(4, 3, n_experts), (16, 10, 4)]
             for s in SHARED_OPTIN
-            for hessian in (False, True)
+            for values in (_tiled.CLASS_LABELS, _tiled.HESSIAN)
         ]
         # the gate's Hessian products: one softmax of K in G columns
         group = max(4, 1 << (n_experts - 1).bit_length())
         plans += [
-            _tiled._cuda_core_plan(d, group, dtype, s, group, n_experts, True) for s in SHARED_OPTIN
+            _tiled._cuda_core_plan(d, group, dtype, s, group, n_experts, _tiled.HESSIAN)
+            for s in SHARED_OPTIN
         ]
         plans.append(_tiled._mixture_predict_plan(d, n_experts, k, dtype))
         # the gate's logits; a mixture's logits and means side by side
@@ -82,7 +83,10 @@ def _tiled_plans(dtype):
 
 
 def _tiled_names(dtype):
-    return {plan[0] for plan in _tiled_plans(dtype) if plan is not None}
+    names = set()
+    for plan in filter(None, _tiled_plans(dtype)):
+        names.update(filter(None, (plan[0], getattr(plan, "loss_name", None))))
+    return names
 
 
 NAMES = {"kernels": _kernels_names, "linear": _linear_names, "tiled": _tiled_names}

@@ -534,31 +534,3 @@ def dense_from_top_k(resp, index, n_experts):
     )
     out = cupy.empty((n, n_experts), dtype=resp.dtype)
     return kernel(resp, index, k, n_experts, out)
-
-
-def padded_class_targets(weights, y, k0, k1, group, dtype):
-    """The (n, (k1 - k0) G) soft targets of K softmaxes side by side, each
-    padded to ``G = group`` columns (a power of 2): ``weights[i, k]`` at
-    column ``(k - k0) G + y[i]``, zeros elsewhere, in ``dtype``; one pass
-    that writes each value once (broadcasting the comparison and the
-    product takes two passes and a boolean (n, K, G) array). None where the
-    kernel's 32-bit index of (row, softmax) would overflow."""
-    cupy = require_cupy()
-    n, span = len(weights), k1 - k0
-    if n * span >= 2**32:
-        return None
-    kernel = _elementwise(
-        "raw W w, raw Y y, uint32 span, uint32 stride, uint32 k0, uint32 shift",
-        "T out",
-        # the (row, softmax) of flat index i, in 32 bits: no 64-bit division
-        "const unsigned int rk = (unsigned int)(i >> shift);"
-        "const unsigned int row = rk / span;"
-        "const long long g = i & ((1LL << shift) - 1);"
-        "out = g == (long long)y[row] ? (T)w[(long long)row * stride + k0 + (rk - row * span)]"
-        " : (T)0;",
-        "skmoe_padded_class_targets",
-    )
-    out = cupy.empty((n, span * group), dtype=dtype)
-    shift = group.bit_length() - 1
-    weights = cupy.ascontiguousarray(weights)
-    return kernel(weights, y, span, weights.shape[1], k0, shift, out)

@@ -39,7 +39,6 @@ from ._kernels import (
     ROW_HELPERS_SOURCE,
     compiled_kernel,
     mixture_mean,
-    padded_class_targets,
     template_name,
 )
 
@@ -272,19 +271,35 @@ struct skmoe_block_sums {
 // features x 4 columns per thread over a share of the tile's rows. The block
 // writes its totals for the caller to add. KP, the padded number of columns,
 // and G are powers of 2 of at least 4. Shared memory: two tiles of Z and of
-// the targets, and W.
+// the values the rows come with (VALUES below), and W.
 //
-// With HESSIAN = 1 the kernel forms the loss's Hessian product instead, for
-// Newton's conjugate gradients: the tiles hold q = w p (each row's weight
-// times its probabilities) in place of the targets, W and b are a change V
-// of the coefficients, and the gradient's place takes Z.T @ (q (l - sum(q l)
-// / w)) per softmax, l = Z @ V + b and w = sum(q); the loss is 0.
-template <typename T, int K, int KP, int D, int TR, int G, int C, int HESSIAN>
+// VALUES says what those are:
+// - SKMOE_SOFT_TARGETS: the (n, K) soft targets, over which the gradient on
+//   the logits is written;
+// - SKMOE_CLASS_LABELS: (n, LW) rows of each softmax's weight (K / G of them)
+//   then the row's class, from which the targets are formed where they are
+//   used (an (n, K) array of them is G times the bytes, and the kernel's
+//   largest read); the gradient goes to a tile of its own;
+// - SKMOE_HESSIAN: the loss's Hessian product, for Newton's conjugate
+//   gradients: the values are q = w p (each row's weight times its
+//   probabilities), W and b are a change V of the coefficients, and the
+//   gradient's place takes Z.T @ (q (l - sum(q l) / w)) per softmax,
+//   l = Z @ V + b and w = sum(q); the loss is 0.
+// With GRAD = 0 (class labels only) the kernel forms the loss alone, for a
+// line search's last trial, whose gradient nothing reads; the gradient's
+// places are 0.
+#define SKMOE_SOFT_TARGETS 0
+#define SKMOE_CLASS_LABELS 1
+#define SKMOE_HESSIAN 2
+template <typename T, int K, int KP, int D, int TR, int G, int C, int VALUES, int LW, int GRAD>
 __global__ void __launch_bounds__(SKMOE_THREADS, 4)
-    skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ targets,
+    skmoe_softmax_loss_grad(const T* __restrict__ Z, const T* __restrict__ values,
                             const T* __restrict__ W, const T* __restrict__ b, long long n,
                             double* sums) {
+    constexpr bool HESSIAN = VALUES == SKMOE_HESSIAN, LABELS = VALUES == SKMOE_CLASS_LABELS;
     constexpr int THREADS = SKMOE_THREADS, DP = (D + 3) / 4 * 4;
+    // the values' columns and row stride; the labels' weights, then the class
+    constexpr int VW = LABELS ? LW : K, VS = SKMOE_STRIDE(LABELS ? LW : KP), LABEL = K / G;
     constexpr int XS = SKMOE_STRIDE(DP), KS = SKMOE_STRIDE(KP);
     constexpr int GROUP = KP / 4;  // threads per row in the logits' patches
     constexpr int R = SKMOE_PATCH_ROWS(TR, GROUP), PATCHES = (TR / R) * GROUP;
@@ -296,21 +311,27 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
     constexpr int SLOTS = (GRAD_PATCHES + THREADS - 1) / THREADS;
     static_assert(TR % (8 * R) == 0 && (KP & (KP - 1)) == 0 && KP >= 4 && GROUP <= 32, "sizes");
     static_assert((G & (G - 1)) == 0 && G >= 4 && G <= KP && C <= G, "softmax groups");
+    static_assert(!LABELS || (K % G == 0 && LW % 4 == 0 && LW > LABEL), "labels' columns");
+    static_assert(GRAD || LABELS, "the loss alone is formed from labels");
     // whether column k is one of a softmax's C, not padding
     auto counts = [](int k) { return k < K && k % G < C; };
     T* zs = reinterpret_cast<T*>(skmoe_shared);
-    T* ts = zs + 2 * TR * XS;  // the targets, then the gradient on the logits
-    T* ws = ts + 2 * TR * KS;
+    // the values, over which the gradient on the logits is written; with
+    // labels, it has a tile of its own
+    T* vs = zs + 2 * TR * XS;
+    T* gs = vs + 2 * TR * VS;
+    T* ws = gs + (LABELS ? TR * KS : 0);
     const int tid = threadIdx.x, k0 = 4 * (tid % GROUP);
     skmoe_load_weights<T, D, DP, K, KP>(W, ws);
     skmoe_zero_padding<T, D, DP, 2 * TR, XS>(zs);
-    skmoe_zero_padding<T, K, KP, 2 * TR, KS>(ts);
+    skmoe_zero_padding<T, VW, LABELS ? LW : KP, 2 * TR, VS>(vs);
     T bias[4];
 #pragma unroll
     for (int c = 0; c < 4; ++c) bias[c] = k0 + c < K ? b[k0 + c] : (T)0;
     double total[SLOTS][4][4] = {}, loss = 0, bias_sum[4] = {};
 
-    skmoe_tiles<T, D, XS, K, KS, TR>(Z, targets, n, zs, ts, [&](const T* z, T* t, long long) {
+    skmoe_tiles<T, D, XS, VW, VS, TR>(Z, values, n, zs, vs, [&](const T* z, T* t, long long) {
+        T* grad = LABELS ? gs : t;  // the tile's gradient on the logits, row stride KS
         // Whole warps run the patch loop, for the shuffles; lanes past the
         // last patch redo earlier ones and keep nothing (a row's lanes are
         // all active or all not).
@@ -326,9 +347,17 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
             T tile_loss = 0, tile_bias[4] = {};
 #pragma unroll
             for (int i = 0; i < R; ++i) {
-                T* row = t + (r0 + 8 * i) * KS + k0;
+                T* row = grad + (r0 + 8 * i) * KS + k0;
                 T v[4], top = skmoe_neg_inf<T>(), total_exp = 0, weight = 0;
-                skmoe_load_row<T, 4>(row, v);
+                if (LABELS) {  // the targets: the softmax's weight at the row's class
+                    const T* labels = t + (r0 + 8 * i) * VS;
+                    const int softmax = k0 / G, label = static_cast<int>(labels[LABEL]);
+                    const T w = softmax < LABEL ? labels[softmax] : (T)0;
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) v[c] = (k0 + c) % G == label ? w : (T)0;
+                } else {
+                    skmoe_load_row<T, 4>(row, v);
+                }
                 if (HESSIAN) {  // v: q = w p, then the Hessian's product on the logits
                     T dot = 0;
 #pragma unroll
@@ -367,14 +396,15 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
                     v[c] = counted ? exp(l[i][c] - lse) * weight - v[c] : (T)0;
                     tile_bias[c] += v[c];
                 }
-                if (active) skmoe_store_row<T, 4>(v, row);
+                if (active && GRAD) skmoe_store_row<T, 4>(v, row);
             }
             if (active) {
                 loss += tile_loss;
 #pragma unroll
-                for (int c = 0; c < 4; ++c) bias_sum[c] += tile_bias[c];
+                for (int c = 0; c < 4; ++c) bias_sum[c] += GRAD ? tile_bias[c] : (T)0;
             }
         }
+        if (!GRAD) return;
         __syncthreads();
 
 #pragma unroll
@@ -386,7 +416,7 @@ __global__ void __launch_bounds__(SKMOE_THREADS, 4)
             for (int r = part; r < TR; r += SPLIT) {
                 T zr[4], g[4];
                 skmoe_load_row<T, 4>(z + r * XS + j0, zr);
-                skmoe_load_row<T, 4>(t + r * KS + g0, g);
+                skmoe_load_row<T, 4>(grad + r * KS + g0, g);
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -761,12 +791,13 @@ class _LossPlan(NamedTuple):
     dp: int  # features and experts as padded in the kernel's gradient
     kp: int
     shared_bytes: int
+    loss_name: str | None = None  # the instance that forms the loss alone
 
 
-def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows):
+def _plan(name, rows, dp, kp, tile_bytes, split, bias_rows, loss_name=None):
     # the block's sums are staged where its tiles were (skmoe_block_sums)
     sums_bytes = 8 * (_THREADS + split * dp * kp + bias_rows * kp)
-    return _LossPlan(name, rows, dp, kp, max(tile_bytes, sums_bytes))
+    return _LossPlan(name, rows, dp, kp, max(tile_bytes, sums_bytes), loss_name)
 
 
 # The plans, these two and those of thin_product and mixture_predict, are
@@ -784,29 +815,47 @@ def _tensor_core_plan(d, n_experts, dtype, compute_capability):
     return _plan(name, rows, dp, kp, tile_bytes, 1, _THREADS // 4)
 
 
-def _cuda_core_plan(d, n_columns, dtype, shared_optin, group=None, classes=None, hessian=False):
+# What skmoe_softmax_loss_grad's rows come with (its VALUES)
+SOFT_TARGETS, CLASS_LABELS, HESSIAN = 0, 1, 2
+
+
+def _labels_width(n_columns, group):
+    """Columns of the class labels' rows (LW): a weight per softmax, then the
+    class, padded to a multiple of 4."""
+    return _padded(n_columns // group + 1)
+
+
+def _cuda_core_plan(
+    d, n_columns, dtype, shared_optin, group=None, classes=None, values=SOFT_TARGETS
+):
     """skmoe_softmax_loss_grad, or None where its tile or patches do not fit;
     ``shared_optin`` is the shared memory a block may opt into, in bytes (the
     device's MaxSharedMemoryPerBlockOptin). The softmaxes run over ``group``
     consecutive of the ``n_columns`` columns, of which the first ``classes``
-    count; by default one softmax over all. ``hessian``: the instance that
-    forms the Hessian's products."""
+    count; by default one softmax over all. ``values``: what the rows come
+    with, SOFT_TARGETS, CLASS_LABELS or HESSIAN (see the kernel); for
+    CLASS_LABELS the plan also names the instance that forms the loss alone."""
     itemsize = np.dtype(dtype).itemsize
     dp, kp = _padded(d), max(4, 1 << (n_columns - 1).bit_length())
-    row_values, fixed_values = 2 * (_stride(dp) + _stride(kp)), dp * kp
+    group, classes = (kp, n_columns) if group is None else (group, classes)
+    width = _labels_width(n_columns, group) if values == CLASS_LABELS else 0
+    # two tiles of Z and of the values; the labels' gradient in one more
+    tiles = 2 * _stride(width) + _stride(kp) if width else 2 * _stride(kp)
+    row_values, fixed_values = 2 * _stride(dp) + tiles, dp * kp
     rows = _tile_rows(row_values, fixed_values, itemsize)
     if rows is None:  # the smallest tile, in the shared memory a block may opt into
         rows = 32 if (32 * row_values + fixed_values) * itemsize <= shared_optin else None
     patches = (dp // 4) * (kp // 4)
     if rows is None or patches > _MAX_PATCHES:
         return None
-    group, classes = (kp, n_columns) if group is None else (group, classes)
-    name = template_name(
-        "skmoe_softmax_loss_grad", dtype, n_columns, kp, d, rows, group, classes, int(hessian)
+    sizes = (n_columns, kp, d, rows, group, classes, values, width)
+    name, loss_name = (
+        template_name("skmoe_softmax_loss_grad", dtype, *sizes, gradient) for gradient in (1, 0)
     )
     split = 1 if patches >= _THREADS else _THREADS // patches
     tile_bytes = (rows * row_values + fixed_values) * itemsize
-    return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4))
+    loss_name = loss_name if values == CLASS_LABELS else None
+    return _plan(name, rows, dp, kp, tile_bytes, split, _THREADS // (kp // 4), loss_name)
 
 
 def _usable(Z):
@@ -821,30 +870,37 @@ def _shared_optin():
     return _device_attributes(require_cupy().cuda.Device().id)["MaxSharedMemoryPerBlockOptin"]
 
 
-def _loss_kernel(Z, targets, plan):
-    """``(W, b) -> totals``: the kernel of ``plan`` on the rows ``Z`` and the
-    (n, K) ``targets``, for (d, K) weights ``W`` and K biases ``b``; the
-    totals are the grid's float64 sums, ``1 + dp * kp + kp`` of them in the
-    plan's padded layout: the loss, the (dp, kp) gradient, the bias's."""
+def _loss_kernel(Z, values, plan):
+    """``(W, b, gradient=True) -> totals``: the kernel of ``plan`` on the
+    rows ``Z`` and the (n, ...) ``values`` they come with (see the kernel's
+    VALUES), for (d, K) weights ``W`` and K biases ``b``; the totals are the
+    grid's float64 sums, ``1 + dp * kp + kp`` of them in the plan's padded
+    layout: the loss, the (dp, kp) gradient, the bias's. ``gradient=False``
+    (where the plan has a ``loss_name``) forms the loss alone, the rest 0."""
     cupy = require_cupy()
     n = Z.shape[0]
-    targets = cupy.ascontiguousarray(targets, dtype=Z.dtype)
-    kernel = compiled_kernel(_SOURCE, plan.name)
-    if plan.shared_bytes > _STATIC_SHARED_BYTES:
-        kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
+    values = cupy.ascontiguousarray(values, dtype=Z.dtype)
     blocks = _blocks(n, plan.rows)
     sums = cupy.empty((blocks, 1 + plan.dp * plan.kp + plan.kp))
     ones = cupy.ones(blocks)
 
-    def totals(W, b):
+    @cache
+    def instance(gradient):
+        kernel = compiled_kernel(_SOURCE, plan.name if gradient else plan.loss_name)
+        if plan.shared_bytes > _STATIC_SHARED_BYTES:
+            kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
+        return kernel
+
+    def totals(W, b, gradient=True):
         if n == 0:
             return cupy.zeros(sums.shape[1])
+        kernel = instance(gradient)
         W = cupy.ascontiguousarray(cupy.asarray(W, dtype=Z.dtype))
         b = cupy.ascontiguousarray(cupy.asarray(b, dtype=Z.dtype))
         kernel(
             (blocks,),
             (_THREADS,),
-            (Z, targets, W, b, cupy.int64(n), sums),
+            (Z, values, W, b, cupy.int64(n), sums),
             shared_mem=plan.shared_bytes,
         )
         return ones @ sums  # the blocks' sums, in one product
@@ -900,7 +956,7 @@ def softmax_loss_terms(Z, targets):
 _CLASS_COLUMNS = 64
 
 
-def _class_launches(d, n_groups, group, n_classes, dtype, hessian):
+def _class_launches(d, n_groups, group, n_classes, dtype, values):
     """The fewest launches of skmoe_softmax_loss_grad, of at most
     ``_CLASS_COLUMNS`` columns each where a softmax fits in that, whose
     plans take ``n_groups`` softmaxes of ``group`` columns between them:
@@ -908,7 +964,7 @@ def _class_launches(d, n_groups, group, n_classes, dtype, hessian):
     optin = _shared_optin()
 
     def plan(softmaxes):
-        return _cuda_core_plan(d, softmaxes * group, dtype, optin, group, n_classes, hessian)
+        return _cuda_core_plan(d, softmaxes * group, dtype, optin, group, n_classes, values)
 
     per = max(1, min(n_groups, _CLASS_COLUMNS // group))
     per = -(-n_groups // -(-n_groups // per))  # as even a share as that many launches allow
@@ -920,19 +976,19 @@ def _class_launches(d, n_groups, group, n_classes, dtype, hessian):
     return None
 
 
-def _class_kernel_terms(Z, n_groups, n_classes, tile_values, hessian=False):
+def _class_kernel_terms(Z, n_groups, n_classes, tile_values, values):
     """``(coef, intercept) -> terms`` of skmoe_softmax_loss_grad over
     ``n_groups`` softmaxes of ``n_classes`` side by side, or None where the
     sizes are beyond it. Each softmax's columns are padded to ``G``, a power
     of 2 of at least 4, and a launch takes as many softmaxes as fit
     ``_CLASS_COLUMNS``: one read of ``Z`` per launch. ``tile_values(k0, k1,
-    G)`` gives the (n, (k1 - k0) G) values a launch reads beside the rows,
-    padded (zeros past each softmax's C columns)."""
+    G)`` gives the values (CLASS_LABELS or HESSIAN: see the kernel) that the
+    launch of softmaxes k0 to k1 reads beside the rows."""
     if not _usable(Z):
         return None
     cupy = require_cupy()
     d, group = Z.shape[1], max(4, 1 << (n_classes - 1).bit_length())
-    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype, hessian)
+    launches = _class_launches(d, n_groups, group, n_classes, Z.dtype, values)
     if launches is None:
         return None
 
@@ -950,16 +1006,19 @@ def _class_kernel_terms(Z, n_groups, n_classes, tile_values, hessian=False):
         for k0, k1, plan in launches
     ]
 
-    def terms(coef, intercept):
+    def terms(coef, intercept, gradient=True):
         coef, intercept = cupy.asarray(coef), cupy.asarray(intercept)
         loss, grads, biases = 0.0, [], []
         for k0, k1, plan, totals in kernels:
-            total = totals(padded(coef, k0, k1), padded(intercept[None], k0, k1)[0])
-            width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
-            grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
-            grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))
-            biases.append(total[cut : cut + width].reshape(-1, group)[:, :n_classes].ravel())
+            total = totals(padded(coef, k0, k1), padded(intercept[None], k0, k1)[0], gradient)
             loss += total[:1]
+            if gradient:
+                width, cut = (k1 - k0) * group, 1 + plan.dp * plan.kp
+                grad = total[1:cut].reshape(plan.dp, plan.kp)[:d, :width]
+                grads.append(grad.reshape(d, -1, group)[:, :, :n_classes].reshape(d, -1))
+                biases.append(total[cut : cut + width].reshape(-1, group)[:, :n_classes].ravel())
+        if not gradient:
+            return loss
         return cupy.concatenate([loss, cupy.hstack(grads).ravel(), *biases])
 
     return terms
@@ -988,19 +1047,19 @@ def class_softmax_loss_terms(Z, y, weights, n_classes):
     callable or None
         Its terms are one float64 array of ``1 + d * K C + K C`` values, in
         the layout of :func:`softmax_loss_terms` with the K C columns of the
-        logits as its experts.
+        logits as its experts; with ``gradient=False``, of the loss alone
+        (one value, by a kernel that forms no gradient).
     """
     xp = get_namespace(weights)
 
-    def targets(k0, k1, group):
-        out = padded_class_targets(weights, y, k0, k1, group, Z.dtype)
-        if out is not None:
-            return out
-        # padded as they are formed: classes past C match no y
-        one_hot = weights[:, k0:k1, None] * (y[:, None, None] == xp.arange(group))
-        return one_hot.astype(Z.dtype, copy=False).reshape(len(Z), (k1 - k0) * group)
+    def labels(k0, k1, group):
+        # each softmax's weight, then the class (a float holds it exactly)
+        out = xp.zeros((len(Z), _labels_width((k1 - k0) * group, group)), dtype=Z.dtype)
+        out[:, : k1 - k0] = weights[:, k0:k1]
+        out[:, k1 - k0] = y
+        return out
 
-    return _class_kernel_terms(Z, weights.shape[1], n_classes, targets)
+    return _class_kernel_terms(Z, weights.shape[1], n_classes, labels, CLASS_LABELS)
 
 
 def class_softmax_hessian_product(Z, weights, proba):
@@ -1018,7 +1077,7 @@ def class_softmax_hessian_product(Z, weights, proba):
         out[:, :, :n_classes] = weights[:, k0:k1, None] * proba[:, k0:k1]
         return out.reshape(len(Z), (k1 - k0) * group)
 
-    return _class_kernel_terms(Z, weights.shape[1], n_classes, weighted, hessian=True)
+    return _class_kernel_terms(Z, weights.shape[1], n_classes, weighted, HESSIAN)
 
 
 def _thin_product_plan(d, n_out, dtype):

@@ -65,9 +65,9 @@ def _fused_log_loss(Z, y, weights, n_outputs):
     if terms is None:
         return None
 
-    def loss(theta):
-        packed = terms(theta[:-1], theta[-1])  # its gradient's layout is theta's
-        return float(packed[0]), packed[1:].reshape(theta.shape)
+    def loss(theta, gradient=True):
+        packed = terms(theta[:-1], theta[-1], gradient)  # its gradient's layout is theta's
+        return float(packed[0]), packed[1:].reshape(theta.shape) if gradient else None
 
     return loss
 
@@ -320,15 +320,16 @@ class LogisticExperts:
         def logits(rows, theta):
             return safe_sparse_dot(rows, theta.astype(X.dtype)).reshape(-1, K, m)
 
-        def value_grad(theta):
+        def value_grad(theta, gradient=True):
             # the probabilities too where the loss forms them, for the curvature
             if fused is not None:
-                (value, grad), proba = fused(theta), None
+                (value, grad), proba = fused(theta, gradient), None
             else:
                 value, grad, proba = loss(logits(X1, theta))
-                grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
+                if gradient:
+                    grad = transposed_product(X1, grad.reshape(n, K * m)).astype(np.float64)
             value = float(value) + 0.5 * float(xp.vdot(penalty * theta, theta))
-            return value, grad + penalty * theta, proba
+            return value, grad + penalty * theta if gradient else None, proba
 
         def hessian_times(product, V):
             product = product(V)
@@ -343,7 +344,7 @@ class LogisticExperts:
         tol = max(self.tol, 10 * np.finfo(X.dtype).eps) * scale
         value, grad, proba = value_grad(theta)
         with _threadpool_controller().limit(limits=1, user_api="blas"):
-            for _ in range(self.max_iter):
+            for step_index in range(self.max_iter):
                 if float(xp.max(xp.abs(grad))) <= tol:
                     break
                 # on the sampled rows, formed there where the loss keeps none
@@ -352,7 +353,9 @@ class LogisticExperts:
                 step = conjugate_gradient(
                     grad, partial(hessian_times, product), precondition, max_iter=_CG_ITER
                 )
-                new = backtrack(value_grad, theta, value, grad, step)
+                # no step follows the last: its line search forms the loss alone
+                last = step_index == self.max_iter - 1
+                new = backtrack(partial(value_grad, gradient=not last), theta, value, grad, step)
                 if new is None:
                     break  # no decrease left at working precision
                 theta, (value, grad, proba) = new
