@@ -51,7 +51,8 @@ def step_times(X, y, seed):
 
 
 def profile(X, y, seed, path):
-    """Write the 40 calls of most own time in one fit to ``path``."""
+    """Write the 40 calls of most own time in one fit, then the 60 of most
+    time with their callees', to ``path``."""
     profiler = cProfile.Profile()
     profiler.enable()
     model, seconds = timed_fit(X, y, seed, "cuda")
