@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cupy as cp
 from _report import write_report  # beside this script
-from _timing import MethodTimer
+from _timing import DeviceTimer
 from gpu_em import TEST_ROWS, held_out_regime_data, r2, regime_data
 
 import skmoe._solvers.init
@@ -28,28 +28,6 @@ from skmoe import MixtureOfExpertsRegressor
 from skmoe._solvers.em import EM
 from skmoe.experts import LinearExperts
 from skmoe.gates import SoftmaxGate
-
-
-class DeviceTimer(MethodTimer):
-    """A MethodTimer that waits for the device before reading the clock, and
-    keeps each call's seconds."""
-
-    def __enter__(self):
-        timer, self.each = self, []
-
-        def timed(*args, **kwargs):
-            cp.cuda.Device().synchronize()
-            start = time.perf_counter()
-            try:
-                return timer._original(*args, **kwargs)
-            finally:
-                cp.cuda.Device().synchronize()
-                timer.each.append(time.perf_counter() - start)
-                timer.seconds += timer.each[-1]
-                timer.calls += 1
-
-        setattr(self._owner, self._name, timed)
-        return self
 
 
 def fit_row(X, y, X_test, y_test, *, top_k, seed):

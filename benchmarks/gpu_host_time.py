@@ -11,15 +11,14 @@ Writes gpu_host_time.json, gpu_host_time.md and the profiles
 
 import argparse
 import cProfile
-import functools
 import io
 import pstats
-import time
 from pathlib import Path
 
 import cupy as cp
 from _regime_classes import FIT_ROWS, D, split
 from _report import write_report  # beside this script
+from _timing import DeviceTimer
 from gpu_classifier import N_EXPERTS, timed_fit
 
 import skmoe._solvers.em as em
@@ -30,24 +29,9 @@ ROWS = (FIT_ROWS, 1_000_000, 100_000)
 def step_times(X, y, seed):
     """``(seconds, iterations, steps, ms per step)`` of one fit, each EM step
     timed between synchronisations of the device."""
-    times = []
-    original = em.EM._step
-
-    @functools.wraps(original)
-    def timed_step(*args, **kwargs):
-        cp.cuda.Device().synchronize()
-        start = time.perf_counter()
-        out = original(*args, **kwargs)
-        cp.cuda.Device().synchronize()
-        times.append(time.perf_counter() - start)
-        return out
-
-    em.EM._step = timed_step
-    try:
+    with DeviceTimer(em.EM, "_step") as steps:
         model, seconds = timed_fit(X, y, seed, "cuda")
-    finally:
-        em.EM._step = original
-    return seconds, int(model.n_iter_), len(times), 1e3 * sum(times) / len(times)
+    return seconds, int(model.n_iter_), steps.calls, 1e3 * steps.seconds / steps.calls
 
 
 def profile(X, y, seed, path):
